@@ -1,0 +1,39 @@
+"""Loading trained models without executing pickled code (``torch.load(weights_only=True)``)."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .schema import HVLInputError
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise HVLInputError(f"{path}: checkpoint not found; train one with `hvl fit` or pass --ckpt <file>")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise HVLInputError(f"{path}: not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from None
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
+    """The LightningModule stored in ``path`` (its class must live in ``hvl``) and hvl's metadata."""
+    from .module import HierarchicalVLM
+
+    ckpt = read_checkpoint(path, map_location)
+    meta = dict(ckpt.get("hvl", {}))
+    mod, _, name = meta.get("class_path", "hvl.core.module.HierarchicalVLM").rpartition(".")
+    if not mod.startswith("hvl."):
+        raise HVLInputError(f"{path}: model class '{mod}.{name}' is outside hvl; refusing to import it")
+    cls = getattr(importlib.import_module(mod), name)
+    if not (isinstance(cls, type) and issubclass(cls, HierarchicalVLM)):
+        raise HVLInputError(f"{path}: '{mod}.{name}' is not an hvl model")
+    model = cls(**ckpt.get("hyper_parameters", {}))
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"])
+    meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))
+    return model.to(map_location).eval(), meta

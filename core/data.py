@@ -1,0 +1,236 @@
+"""Hierarchical samples (clip / phase / video) and the DataModule that feeds them.
+
+One DataLoader serves all levels: a batch sampler follows the level schedule
+(e.g. clip every step, phase every 3rd, video every 5th) and yields, per step, the
+keys of exactly the levels trained at that step, so nothing is decoded that the
+step does not use. It also shards across DDP ranks itself (same batch shape on
+every rank, as gathered negatives require), so recipes set
+``trainer.use_distributed_sampler: false``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .schema import HVLInputError, Manifest, VideoRecord, load_manifest
+from .transforms import FrameTransform
+from .video import ReaderCache
+
+LEVELS = ("clip", "phase", "video")
+
+
+class LevelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frames: int = Field(4, ge=1, description="frames sampled uniformly from the segment")
+    batch_size: int = Field(16, ge=2, description="per device; contrastive learning needs ≥ 2")
+    every: int = Field(1, ge=1, description="train this level every N steps (1 = every step)")
+
+
+DEFAULT_LEVELS = {"clip": {"frames": 4, "batch_size": 32, "every": 1},
+                  "phase": {"frames": 8, "batch_size": 16, "every": 3},
+                  "video": {"frames": 16, "batch_size": 8, "every": 5}}
+
+
+@dataclass(frozen=True)
+class Item:
+    level: str
+    video: int
+    segment: int
+
+
+def _spread(items: list[Any], k: int) -> list[Any]:
+    """At most ``k`` items, evenly spaced (children should cover the whole parent)."""
+    if len(items) <= k:
+        return items
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
+
+
+def build_items(manifest: Manifest, levels: dict[str, LevelConfig]) -> dict[str, list[Item]]:
+    """Every trainable sample per level; segments without text have nothing to pair with and are left out."""
+    out: dict[str, list[Item]] = {lv: [] for lv in levels}
+    for vi, rec in enumerate(manifest.videos):
+        if "clip" in out:
+            out["clip"] += [Item("clip", vi, si) for si in range(len(rec.clips))]
+        if "phase" in out:
+            out["phase"] += [Item("phase", vi, si) for si, p in enumerate(rec.phases) if p.text.strip()]
+        if "video" in out and rec.texts:
+            out["video"].append(Item("video", vi, 0))
+    for lv, items in out.items():
+        if len(items) < 2:
+            raise HVLInputError(f"{manifest.file}: level '{lv}' has {len(items)} samples with text; "
+                                f"contrastive training needs ≥ 2 — add texts or drop '{lv}' from data.levels")
+    return out
+
+
+class HierarchicalDataset(Dataset):
+    """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
+
+    def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
+                 train: bool = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 8):
+        self.manifest, self.levels = manifest, levels
+        self.max_texts, self.max_children = max_texts, max_children
+        self.transform = FrameTransform(image_size, train=train)
+        self.decode_size = (image_size, image_size)
+        self._readers: ReaderCache | None = None
+        self._cache_size = reader_cache
+
+    def _video(self, rec: VideoRecord):
+        if self._readers is None:  # opened lazily so each DataLoader worker gets its own decoders
+            self._readers = ReaderCache(self._cache_size, size=self.decode_size)
+        return self._readers(self.manifest.resolve(rec))
+
+    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> torch.Tensor:
+        raw = self._video(rec).read(start, end, num=num)
+        self.transform.set_random_state(seed)
+        return self.transform(raw)
+
+    def __getitem__(self, key: tuple[Item, int]) -> dict[str, Any]:
+        item, seed = key
+        rec = self.manifest.videos[item.video]
+        cfg = self.levels[item.level]
+        rng = random.Random(seed)
+        if item.level == "clip":
+            seg = rec.clips[item.segment]
+            texts = list(seg.texts[: self.max_texts])
+            return {"level": "clip", "frames": self._frames(rec, seg.start, seg.end, cfg.frames, seed), "texts": texts}
+        if item.level == "phase":
+            seg = rec.phases[item.segment]
+            kids = [c.texts[0] for c in rec.clips if seg.start <= (c.start + c.end) / 2 < seg.end]
+            return {"level": "phase", "frames": self._frames(rec, seg.start, seg.end, cfg.frames, seed),
+                    "parent": seg.text, "children": _spread(kids, self.max_children) or [seg.text]}
+        end = rec.duration or self._video(rec).duration
+        kids = [p.text for p in rec.phases if p.text.strip()]
+        return {"level": "video", "frames": self._frames(rec, 0.0, end, cfg.frames, seed),
+                "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
+
+
+def _pad(lists: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:
+    k = max(len(x) for x in lists)
+    mask = torch.tensor([[i < len(x) for i in range(k)] for x in lists])
+    return [x + [""] * (k - len(x)) for x in lists], mask
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Group by level: ``{level: {frames [B,T,C,H,W], texts/children (padded) + masks, parent}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for lv in LEVELS:
+        group = [s for s in samples if s["level"] == lv]
+        if not group:
+            continue
+        b: dict[str, Any] = {"frames": torch.stack([s["frames"] for s in group])}
+        if lv == "clip":
+            b["texts"], b["text_mask"] = _pad([s["texts"] for s in group])
+        else:
+            b["parent"] = [s["parent"] for s in group]
+            b["children"], b["child_mask"] = _pad([s["children"] for s in group])
+        out[lv] = b
+    return out
+
+
+class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
+    """Yields one step's keys: for each level due at this step, ``batch_size`` items of this rank's shard.
+
+    Each level walks its own seeded permutation (reshuffled when exhausted), shared by all
+    ranks; rank ``r`` takes slice ``r`` of each global batch. The epoch length is set by the
+    most frequent level's data (or ``steps_per_epoch``).
+    """
+
+    def __init__(self, items: dict[str, list[Item]], levels: dict[str, LevelConfig], shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, steps_per_epoch: int | None = None):
+        self.items, self.shuffle, self.seed = items, shuffle, seed
+        self.rank, self.world = rank, world_size
+        self.batch = {lv: min(cfg.batch_size, len(items[lv]) // world_size) for lv, cfg in levels.items()}
+        for lv, b in self.batch.items():
+            if b < 2:
+                raise HVLInputError(f"level '{lv}' has {len(items[lv])} samples for {world_size} device(s): "
+                                    "fewer than 2 per device; add data or train on fewer devices")
+        self.every = {lv: cfg.every for lv, cfg in levels.items()}
+        lead = min(self.every, key=lambda lv: (self.every[lv], -len(items[lv])))
+        self.steps = steps_per_epoch or max(1, len(items[lead]) // (self.batch[lead] * world_size))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[tuple[Item, int]]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = {lv: self._perm(rng, lv) for lv in self.items}
+        pos = {lv: 0 for lv in self.items}
+        global_step0 = self.epoch * self.steps
+        for s in range(self.steps):
+            keys: list[tuple[Item, int]] = []
+            for lv in self.items:
+                if (global_step0 + s) % self.every[lv]:
+                    continue
+                need = self.batch[lv] * self.world
+                if pos[lv] + need > len(order[lv]):
+                    order[lv], pos[lv] = self._perm(rng, lv), 0
+                chunk = order[lv][pos[lv]: pos[lv] + need]
+                pos[lv] += need
+                seeds = rng.integers(0, 2**31 - 1, size=need)  # drawn for all ranks: identical streams
+                mine = slice(self.rank * self.batch[lv], (self.rank + 1) * self.batch[lv])
+                keys += [(self.items[lv][i], int(sd)) for i, sd in zip(chunk[mine], seeds[mine])]
+            if keys:
+                yield keys
+
+    def _perm(self, rng: np.random.Generator, lv: str) -> np.ndarray:
+        n = len(self.items[lv])
+        return rng.permutation(n) if self.shuffle else np.arange(n)
+
+
+class HVLDataModule(pl.LightningDataModule):
+    """Manifests → one loader per stage, each step carrying the levels its schedule asks for."""
+
+    def __init__(self, train: str, val: str | None = None, levels: dict[str, dict[str, int]] | None = None,
+                 image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
+                 steps_per_epoch: int | None = None, seed: int = 0, augment: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        raw = DEFAULT_LEVELS if levels is None else levels
+        unknown = set(raw) - set(LEVELS)
+        if unknown:
+            raise HVLInputError(f"data.levels: unknown level(s) {sorted(unknown)}; use {list(LEVELS)}")
+        self.levels = {lv: LevelConfig(**raw[lv]) for lv in LEVELS if lv in raw}
+
+    def setup(self, stage: str | None = None) -> None:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        h = self.hparams
+        self._dist = (rank, world)
+        if stage in (None, "fit"):
+            self.train_set = self._dataset(h.train, train=h.augment)
+        if h.val and stage in (None, "fit", "validate"):
+            self.val_set = self._dataset(h.val, train=False)
+
+    def _dataset(self, path: str, train: bool) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
+        m = load_manifest(path)
+        return (HierarchicalDataset(m, self.levels, self.hparams.image_size, train=train,
+                                    max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
+                build_items(m, self.levels))
+
+    def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool) -> DataLoader:
+        ds, items = data
+        rank, world = self._dist
+        levels = self.levels if train else {lv: c.model_copy(update={"every": 1}) for lv, c in self.levels.items()}
+        sampler = LevelScheduleSampler(items, levels, shuffle=train, seed=self.hparams.seed, rank=rank,
+                                       world_size=world, steps_per_epoch=self.hparams.steps_per_epoch if train else None)
+        nw = self.hparams.num_workers
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw,
+                          persistent_workers=nw > 0, pin_memory=torch.cuda.is_available(),
+                          prefetch_factor=4 if nw > 0 else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.val_set, train=False) if self.hparams.val else []

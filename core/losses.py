@@ -1,0 +1,109 @@
+"""Contrastive losses for hierarchical video-text pretraining, with DDP-wide negatives.
+
+Every loss takes *local* embeddings (this rank's batch) and gathers the other
+ranks' embeddings *with gradient*, then scores local rows against the global
+batch with labels offset by ``B * rank`` (open_clip's "local loss"). Under DDP's
+gradient averaging this equals the loss of one process on the concatenated
+batch; a gather without gradient would scale the gradient by ``1 / world_size``.
+All ranks must pass the same batch size (use ``drop_last``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        return torch.cat(out, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        # Every rank's loss depends on every rank's rows: sum their gradients, keep our slice.
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        n = grad.shape[0] // dist.get_world_size()
+        return grad[dist.get_rank() * n:(dist.get_rank() + 1) * n]
+
+
+def gather(x: Tensor) -> tuple[Tensor, int]:
+    """All ranks' rows (differentiable) and the offset of this rank's rows in them."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    return _GatherWithGrad.apply(x), dist.get_rank() * x.shape[0]
+
+
+class LogitScale(nn.Module):
+    """Learnable inverse temperature, clamped so training cannot collapse it (CLIP caps it at 100)."""
+
+    def __init__(self, init_temperature: float = 0.07, min_temperature: float = 0.01,
+                 max_temperature: float = 1.0, learnable: bool = True):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)), requires_grad=learnable)
+        self.min_scale, self.max_scale = 1 / max_temperature, 1 / min_temperature
+
+    def forward(self) -> Tensor:
+        return self.log_scale.exp().clamp(self.min_scale, self.max_scale)
+
+
+def _targets(n: int, offset: int, device: torch.device) -> Tensor:
+    return torch.arange(n, device=device) + offset
+
+
+def infonce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
+    """Symmetric InfoNCE between row-paired, L2-normalised ``a[i] <-> b[i]``."""
+    a_all, off = gather(a)
+    b_all, _ = gather(b)
+    y = _targets(a.shape[0], off, a.device)
+    return 0.5 * (F.cross_entropy(scale * a @ b_all.T, y) + F.cross_entropy(scale * b @ a_all.T, y))
+
+
+def milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float) -> Tensor:
+    """MIL-NCE (Miech et al.): each video has several positive texts ``texts[i, :K]`` (``mask`` marks real ones).
+
+    video→text: log-sum-exp over the positives against all texts of all videos;
+    text→video: each real text picks its video among all videos.
+    """
+    b, k, d = texts.shape
+    v_all, off = gather(video)
+    t_all, _ = gather(texts.reshape(b * k, d))
+    m_all, _ = gather(mask.reshape(b * k).to(video.dtype))
+    logits = scale * video @ t_all.T                                           # [B, N*K]
+    logits = logits.masked_fill(m_all[None] == 0, float("-inf"))
+    pos = torch.full_like(logits, float("-inf"))
+    cols = (_targets(b, off, video.device)[:, None] * k + torch.arange(k, device=video.device)).reshape(-1)
+    rows = torch.arange(b, device=video.device).repeat_interleave(k)
+    pos[rows, cols] = logits[rows, cols]
+    v2t = (logits.logsumexp(1) - pos.logsumexp(1)).mean()
+
+    t_logits = scale * texts.reshape(b * k, d) @ v_all.T                        # [B*K, N]
+    t2v = F.cross_entropy(t_logits, _targets(b, off, video.device).repeat_interleave(k), reduction="none")
+    m = mask.reshape(-1).to(t2v.dtype)
+    # Mean over all ranks' real texts, not this rank's: ranks may hold different numbers of them.
+    per_rank = m_all.sum().detach() * m.numel() / m_all.numel()
+    return 0.5 * (v2t + (t2v * m).sum() / per_rank.clamp_min(1))
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over dim 1 of ``x [B, K, D]`` counting only ``mask [B, K]`` rows, re-normalised."""
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return F.normalize((x * m).sum(1) / m.sum(1).clamp_min(1), dim=-1)
+
+
+def hierarchical_infonce(segment: Tensor, parent: Tensor, children: Tensor, child_mask: Tensor,
+                         scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
+    """HecVL's phase/video-level loss: segment↔parent text, segment↔mean(children), parent↔mean(children).
+
+    ``children [B, K, D]`` are the texts one level down (narrations under a phase summary,
+    phase summaries under an abstract); the mean ties the levels' spaces together.
+    """
+    child = masked_mean(children, child_mask)
+    terms = (infonce(segment, parent, scale), infonce(segment, child, scale), infonce(parent, child, scale))
+    return sum(w * t for w, t in zip(weights, terms)) / sum(weights)

@@ -1,0 +1,149 @@
+"""The LightningModule: one shared video/text backbone, a separate embedding space per level."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from .data import LEVELS
+from .encoders import Head, TextEncoder, VideoEncoder
+from .losses import LogitScale, hierarchical_infonce, milnce
+
+
+class HierarchicalVLM(pl.LightningModule):
+    """HecVL-style hierarchical video-text pretraining.
+
+    clip: video window ↔ its narrations (MIL-NCE over several positives);
+    phase: segment ↔ summary, ↔ mean of its narrations, summary ↔ narrations;
+    video: whole video ↔ abstract, ↔ mean of phase summaries, abstract ↔ summaries.
+    Each level has its own video head, text head and temperature (the paper's
+    "separate embedding spaces"); which levels a step trains comes from the data schedule,
+    how they are weighed from ``loss_weights``.
+    """
+
+    def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
+                 embed_dim: int = 256, levels: list[str] | None = None, loss_weights: dict[str, float] | None = None,
+                 hier_weights: tuple[float, float, float] = (1.0, 1.0, 1.0), temperature: float = 0.07,
+                 learn_temperature: bool = True, head_hidden: int | None = None, lr: float = 1e-3,
+                 text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
+                 min_lr_ratio: float = 0.05):
+        super().__init__()
+        self.save_hyperparameters()
+        self.levels = list(levels or LEVELS)
+        bad = set(self.levels) - set(LEVELS)
+        if bad:
+            raise ValueError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
+        self.text = TextEncoder(**(text_encoder or {}))
+        self.video = VideoEncoder(**(video_encoder or {}))
+        self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
+        self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
+        self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
+        self.loss_weights = {lv: 1.0 for lv in self.levels} | (loss_weights or {})
+
+    # ------------------------------------------------------------ embeddings
+    def embed_video(self, frames: Tensor, level: str) -> Tensor:
+        """``[B, T, C, H, W]`` → ``[B, E]`` in ``level``'s space."""
+        return self.video_heads[level](self.video(frames))
+
+    def embed_frames(self, frames: Tensor, level: str) -> Tensor:
+        """``[N, C, H, W]`` single frames → ``[N, E]``: each frame as a one-frame video."""
+        return self.embed_video(frames.unsqueeze(1), level)
+
+    def embed_text(self, texts: list[str], level: str) -> Tensor:
+        uniq = list(dict.fromkeys(texts))
+        feats = self.text(uniq).to(self.device)
+        emb = self.text_heads[level](feats)
+        index = {t: i for i, t in enumerate(uniq)}
+        return emb[torch.tensor([index[t] for t in texts], device=emb.device)]
+
+    def _embed_padded(self, rows: list[list[str]], level: str) -> Tensor:
+        b, k = len(rows), len(rows[0])
+        return self.embed_text([t for r in rows for t in r], level).view(b, k, -1)
+
+    # ------------------------------------------------------------ losses
+    def level_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
+        v = self.embed_video(batch["frames"], level)
+        scale = self.scales[level]()
+        if level == "clip":
+            return milnce(v, self._embed_padded(batch["texts"], level), batch["text_mask"], scale)
+        parent = self.embed_text(batch["parent"], level)
+        children = self._embed_padded(batch["children"], level)
+        return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights))
+
+    def _step(self, batch: dict[str, dict[str, Any]], stage: str) -> Tensor:
+        total, weight = 0.0, 0.0
+        for lv in self.levels:
+            if lv not in batch:
+                continue
+            loss = self.level_loss(lv, batch[lv])
+            bs = batch[lv]["frames"].shape[0]
+            self.log(f"{stage}/loss_{lv}", loss, batch_size=bs, sync_dist=stage != "train",
+                     on_step=stage == "train", on_epoch=True)
+            total = total + self.loss_weights[lv] * loss
+            weight += self.loss_weights[lv]
+        if weight == 0:
+            raise RuntimeError(f"batch has none of the model's levels {self.levels}: got {list(batch)}")
+        loss = total / weight
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train", on_step=stage == "train",
+                 on_epoch=True, batch_size=1)
+        return loss
+
+    def training_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
+        loss = self._step(batch, "train")
+        for lv in self.levels:
+            self.log(f"temperature/{lv}", 1.0 / self.scales[lv]().detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    # ------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = {"class_path": f"{type(self).__module__}.{type(self).__qualname__}"}
+        for logger in self.trainer.loggers if self._trainer else []:
+            if hasattr(logger, "run_id") and type(logger).__name__.endswith("MLFlowLogger"):
+                meta["mlflow_run_id"] = logger.run_id
+        checkpoint["hvl"] = meta
+        if self.text.frozen:  # frozen weights come back from text_encoder.path: keep checkpoints small
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                        if not k.startswith("text.model.")}
+            meta["frozen_text_dropped"] = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("hvl", {}).get("frozen_text_dropped"):
+            sd = checkpoint["state_dict"]
+            for k, v in self.text.model.state_dict().items():
+                sd.setdefault(f"text.model.{k}", v)
+
+    # ------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        h = self.hparams
+        decay, no_decay, text = [], [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name.startswith("text.model."):
+                text.append(p)
+            elif p.ndim < 2 or name.startswith("scales."):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+        groups = [{"params": decay, "weight_decay": h.weight_decay, "lr": h.lr},
+                  {"params": no_decay, "weight_decay": 0.0, "lr": h.lr}]
+        if text:
+            groups.append({"params": text, "weight_decay": h.weight_decay, "lr": h.text_lr})
+        opt = torch.optim.AdamW(groups)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(h.warmup_steps, total // 2)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return h.min_lr_ratio + (1 - h.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

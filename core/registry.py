@@ -1,0 +1,44 @@
+"""Domains are plugins found through the ``hvl.domains`` entry-point group, so core never imports one."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from .schema import HVLInputError
+
+
+@dataclass
+class Domain:
+    """What a domain brings: a demo generator, eval readers (name → records), shipped prompt files."""
+
+    name: str
+    demo: Callable[..., dict[str, Any]]
+    readers: dict[str, Callable[..., list]] = field(default_factory=dict)
+    prompts_dir: Path | None = None
+    description: str = ""
+
+
+def available() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="hvl.domains")}
+
+
+def get_domain(name: str) -> Domain:
+    eps = available()
+    if name not in eps:
+        raise HVLInputError(f"unknown domain '{name}'; installed domains: {sorted(eps) or 'none'} "
+                            "(a domain registers itself under the 'hvl.domains' entry point)")
+    return eps[name].load()
+
+
+def resolve_prompt_file(spec: str) -> Path:
+    """A path, or ``<domain>:<name>`` for a prompt file shipped with a domain (e.g. ``surgical:cholec80``)."""
+    p = Path(spec)
+    if p.is_file() or ":" not in spec:
+        return p
+    domain, name = spec.split(":", 1)
+    d = get_domain(domain)
+    if d.prompts_dir is None:
+        raise HVLInputError(f"domain '{domain}' ships no prompt files")
+    return d.prompts_dir / (name if name.endswith(".yaml") else f"{name}.yaml")

@@ -1,0 +1,33 @@
+"""MONAI frame transforms. Clips are handled as ``[C, T, H, W]`` so that one random draw
+(flip, intensity) applies to every frame of a clip alike."""
+from __future__ import annotations
+
+import torch
+from monai.utils import convert_to_tensor
+from monai.transforms import (Compose, NormalizeIntensity, RandAdjustContrast, RandFlip, RandScaleIntensity,
+                              Resize, ScaleIntensityRange)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrameTransform:
+    """uint8 ``[T, H, W, 3]`` → float ``[T, 3, size, size]``, normalised; augmentations only if ``train``."""
+
+    def __init__(self, size: int = 64, train: bool = False, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 flip_prob: float = 0.5, intensity_prob: float = 0.3):
+        steps = [ScaleIntensityRange(0, 255, 0.0, 1.0), Resize((-1, size, size), mode="area")]
+        if train:
+            steps += [RandFlip(prob=flip_prob, spatial_axis=2), RandScaleIntensity(0.1, prob=intensity_prob),
+                      RandAdjustContrast(prob=intensity_prob, gamma=(0.8, 1.25))]
+        steps.append(NormalizeIntensity(subtrahend=list(mean), divisor=list(std), channel_wise=True))
+        self.compose = Compose(steps)
+        self.size = size
+
+    def set_random_state(self, seed: int) -> None:
+        self.compose.set_random_state(seed=seed)
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(3, 0, 1, 2).float()                  # [3, T, H, W]
+        x = self.compose(x)
+        return convert_to_tensor(x, track_meta=False).permute(1, 0, 2, 3).contiguous()  # [T, 3, size, size]

@@ -1,0 +1,127 @@
+"""Zero-shot recognition: prompt file → class embeddings → per-frame prediction → metrics.
+
+Protocol (SurgVLP/HecVL): frames sampled at ``fps`` (1 by default), each classified
+alone by cosine similarity with the class embeddings in one level's space; metrics
+per video, then averaged over videos. Prompt ensembles are averaged in embedding space.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .metrics import mean_over_videos, phase_metrics
+from .schema import HVLInputError, PromptFile, VideoRecord, load_manifest
+from .transforms import FrameTransform
+from .video import ReaderCache
+
+Resolved = tuple[VideoRecord, Path]  # a record and its frame source on disk
+
+
+def manifest_videos(path: str | Path) -> list[Resolved]:
+    m = load_manifest(path)
+    return [(r, m.resolve(r)) for r in m.videos]
+
+
+@torch.no_grad()
+def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
+    """``[C, E]``: each class's prompts embedded, normalised, averaged, normalised again."""
+    out = []
+    for c in prompts.classes:
+        e = model.embed_text(prompts.texts_for(c), level)
+        out.append(F.normalize(e.mean(0), dim=-1))
+    return torch.stack(out)
+
+
+class _FrameChunks(Dataset):
+    """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
+
+    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int, fps: float | None):
+        self.videos, self.index, self.fps = videos, index, fps
+        self.size = image_size
+        self.transform = FrameTransform(image_size, train=False)
+        self._readers: ReaderCache | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[int, Tensor]:
+        if self._readers is None:
+            self._readers = ReaderCache(4, size=(self.size, self.size))
+        vi, idx = self.index[i]
+        raw = self._readers(self.videos[vi][1]).source.get(idx)
+        return vi, self.transform(raw)
+
+
+def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int,
+                       size: int) -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
+    """Frame indices to classify and their labels; frames whose time has no known label are left out."""
+    readers = ReaderCache(1, size=(size, size))
+    lookup = {n: i for i, n in enumerate(names)}
+    index, labels, durations = [], [], []
+    for vi, (rec, path) in enumerate(videos):
+        v = readers(path)
+        dur = min(rec.duration or v.duration, v.duration)
+        times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
+        keep = [(v._index(t), lookup.get(rec.label_at(t))) for t in times]
+        unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
+        if unknown:
+            raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
+                                f"{names}; add them to the prompt file or fix the annotations")
+        keep = [(f, y) for f, y in keep if y is not None]
+        if not keep:
+            raise HVLInputError(f"{path}: no labelled frames at {fps} fps; video '{rec.video_id}' needs phases with labels")
+        frames = [f for f, _ in keep]
+        index += [(vi, frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+        labels.append(torch.tensor([y for _, y in keep]))
+        durations.append(dur)
+    return index, labels, durations
+
+
+@torch.no_grad()
+def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
+            image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
+            progress: bool = True) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Per video: predicted class, true class and class probabilities of each sampled frame."""
+    if level not in model.video_heads:
+        raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
+    model.eval()
+    text = class_embeddings(model, prompts, level)
+    index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size)
+    loader = DataLoader(_FrameChunks(videos, index, image_size, fps), batch_size=None, num_workers=num_workers)
+    probs: list[list[Tensor]] = [[] for _ in videos]
+    for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
+        img = model.embed_frames(frames.to(model.device), level)
+        probs[vi].append((100.0 * img @ text.T).softmax(-1).cpu())
+    p = [torch.cat(x) for x in probs]
+    return [x.argmax(-1) for x in p], labels, p
+
+
+def evaluate(model, videos: list[Resolved], prompts: PromptFile, level: str, **kw: Any) -> dict[str, Any]:
+    preds, labels, _ = predict(model, videos, prompts, level, **kw)
+    c = len(prompts.names)
+    rows = []
+    for (rec, _), p, y in zip(videos, preds, labels):
+        rows.append({"video_id": rec.video_id, "n_frames": int(y.numel()), **phase_metrics(p, y, c)})
+    pooled = phase_metrics(torch.cat(preds), torch.cat(labels), c)
+    return {**mean_over_videos(rows), "pooled": pooled, "per_video": rows, "n_videos": len(rows),
+            "n_frames": sum(r["n_frames"] for r in rows), "classes": prompts.names, "level": level,
+            "fps": kw.get("fps", 1.0)}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [f"{'video':<24}{'frames':>8}{'accuracy':>10}{'f1_macro':>10}{'jaccard':>10}"]
+    for r in result["per_video"]:
+        lines.append(f"{r['video_id']:<24}{r['n_frames']:>8}{r['accuracy']:>10.3f}{r['f1_macro']:>10.3f}{r['jaccard']:>10.3f}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'mean over videos':<24}{result['n_frames']:>8}{result['accuracy']:>10.3f}"
+                 f"{result['f1_macro']:>10.3f}{result['jaccard']:>10.3f}")
+    p = result["pooled"]
+    lines.append(f"{'pooled over frames':<24}{'':>8}{p['accuracy']:>10.3f}{p['f1_macro']:>10.3f}{p['jaccard']:>10.3f}")
+    return "\n".join(lines)

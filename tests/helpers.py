@@ -1,0 +1,38 @@
+"""Test data the project generates: videos whose frames carry their own index."""
+from pathlib import Path
+
+import numpy as np
+
+BITS = 8
+
+
+def index_frames(n: int, size: int = 64) -> np.ndarray:
+    """Frame i shows i in binary as 8 black/white vertical stripes (robust to H.264)."""
+    out = np.zeros((n, size, size, 3), np.uint8)
+    w = size // BITS
+    for i in range(n):
+        for b in range(BITS):
+            if (i >> b) & 1:
+                out[i, :, b * w:(b + 1) * w] = 255
+    return out
+
+
+def decode_index(frames) -> list[int]:
+    frames = np.asarray(frames)
+    w = frames.shape[2] // BITS
+    return [sum(1 << b for b in range(BITS) if f[:, b * w:(b + 1) * w].mean() > 127) for f in frames]
+
+
+def write_index_video(path: Path, n: int = 50, fps: float = 10.0) -> Path:
+    from hvl.core.video import write_video
+
+    return write_video(path, index_frames(n), fps)
+
+
+def write_index_folder(path: Path, n: int = 30) -> Path:
+    from PIL import Image
+
+    path.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(index_frames(n)):
+        Image.fromarray(f).save(path / f"images{i + 1:04d}.png")
+    return path

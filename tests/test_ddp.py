@@ -1,0 +1,74 @@
+"""With negatives gathered across 2 gloo processes, loss and gradients equal one process on the whole batch."""
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from hvl.core.losses import hierarchical_infonce, infonce, milnce
+
+B, D, K = 4, 6, 2
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return {"x": torch.randn(2 * B, 10, generator=g), "y": torch.randn(2 * B, 10, generator=g),
+            "z": torch.randn(2 * B, K, 10, generator=g), "mask": torch.rand(2 * B, K, generator=g) > 0.3}
+
+
+def _losses(wv, wt, d, rows):
+    v = F.normalize(d["x"][rows] @ wv, dim=-1)
+    t = F.normalize(d["y"][rows] @ wt, dim=-1)
+    kids = F.normalize(d["z"][rows] @ wt, dim=-1)
+    mask = d["mask"][rows].clone()
+    mask[:, 0] = True
+    return {"infonce": infonce(v, t, 5.0), "milnce": milnce(v, kids, mask, 5.0),
+            "hier": hierarchical_infonce(v, t, kids, mask, 5.0)}
+
+
+def _params():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(10, D, generator=g), torch.randn(10, D, generator=g)
+
+
+def _worker(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    d = _data()
+    res = {}
+    for name in ("infonce", "milnce", "hier"):
+        wv, wt = (p.clone().requires_grad_() for p in _params())
+        loss = _losses(wv, wt, d, slice(rank * B, (rank + 1) * B))[name]
+        loss.backward()
+        for g in (wv.grad, wt.grad):  # what DDP does to parameter gradients
+            dist.all_reduce(g)
+            g /= 2
+        lt = loss.detach().clone()
+        dist.all_reduce(lt)
+        res[name] = (lt / 2, wv.grad, wt.grad)
+    out[rank] = res
+    dist.destroy_process_group()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gathered_negatives_match_single_process():
+    d = _data()
+    single = {}
+    for name in ("infonce", "milnce", "hier"):
+        wv, wt = (p.clone().requires_grad_() for p in _params())
+        loss = _losses(wv, wt, d, slice(0, 2 * B))[name]
+        loss.backward()
+        single[name] = (loss.detach(), wv.grad, wt.grad)
+    out = mp.Manager().dict()
+    mp.spawn(_worker, args=(_free_port(), out), nprocs=2, join=True)
+    for rank in (0, 1):
+        for name, ref in single.items():
+            for got, want in zip(out[rank][name], ref):
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=f"{name} rank {rank}")

@@ -1,0 +1,111 @@
+"""Loss values and gradients against hand-computed examples; temperature clamp."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hvl.core.losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce
+
+
+def _by_hand_infonce(a, b, s):
+    """Symmetric InfoNCE written as sums of exponentials, one row at a time."""
+    n = a.shape[0]
+    sim = (a @ b.T).tolist()
+    total = 0.0
+    for i in range(n):
+        total += -math.log(math.exp(s * sim[i][i]) / sum(math.exp(s * sim[i][j]) for j in range(n)))
+        total += -math.log(math.exp(s * sim[i][i]) / sum(math.exp(s * sim[j][i]) for j in range(n)))
+    return total / (2 * n)
+
+
+def test_infonce_two_pairs_matches_closed_form():
+    # Orthogonal unit vectors: sim = identity, so each row is -log(e^s / (e^s + 1)).
+    a = torch.eye(2, dtype=torch.float64)
+    s = 10.0
+    expected = -math.log(math.exp(s) / (math.exp(s) + 1))
+    assert infonce(a, a.clone(), s).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_infonce_and_gradient_against_hand_computation():
+    torch.manual_seed(0)
+    a = F.normalize(torch.randn(5, 8), dim=-1).requires_grad_()
+    b = F.normalize(torch.randn(5, 8), dim=-1)
+    loss = infonce(a, b, 7.0)
+    assert loss.item() == pytest.approx(_by_hand_infonce(a.detach(), b, 7.0), rel=1e-5)
+    loss.backward()
+    # d/da_i of the a→b direction: s * (softmax_i · b - b_i) / (2n); b→a direction adds s * (p_ji b_j terms).
+    s, n = 7.0, 5
+    p_ab = (s * a.detach() @ b.T).softmax(1)
+    p_ba = (s * b @ a.detach().T).softmax(1)
+    grad = s * (p_ab @ b - b) / (2 * n) + s * (p_ba.T @ b - b) / (2 * n)
+    torch.testing.assert_close(a.grad, grad, rtol=1e-5, atol=1e-6)
+
+
+def test_infonce_is_low_for_matched_and_high_for_shuffled():
+    torch.manual_seed(1)
+    a = F.normalize(torch.randn(16, 32), dim=-1)
+    assert infonce(a, a, 20.0) < 0.05 < infonce(a, a.roll(1, 0), 20.0)
+
+
+def test_milnce_single_positive_equals_infonce():
+    torch.manual_seed(2)
+    v = F.normalize(torch.randn(6, 8), dim=-1)
+    t = F.normalize(torch.randn(6, 1, 8), dim=-1)
+    m = torch.ones(6, 1, dtype=torch.bool)
+    torch.testing.assert_close(milnce(v, t, m, 5.0), infonce(v, t[:, 0], 5.0))
+
+
+def test_milnce_by_hand_with_padding():
+    torch.manual_seed(3)
+    s = 4.0
+    v = F.normalize(torch.randn(3, 4), dim=-1)
+    t = F.normalize(torch.randn(3, 2, 4), dim=-1)
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1]], dtype=torch.bool)
+    real = [(i, k) for i in range(3) for k in range(2) if mask[i, k]]
+    e = lambda i, j, k: math.exp(s * float(v[i] @ t[j, k]))  # noqa: E731
+    v2t = sum(-math.log(sum(e(i, i, k) for k in range(2) if mask[i, k]) / sum(e(i, j, k) for j, k in real))
+              for i in range(3)) / 3
+    t2v = sum(-math.log(e(j, j, k) / sum(e(i, j, k) for i in range(3))) for j, k in real) / len(real)
+    assert milnce(v, t, mask, s).item() == pytest.approx(0.5 * (v2t + t2v), rel=1e-5)
+
+
+def test_milnce_rewards_any_positive():
+    """A video matching its *second* narration must score as well as one matching its first."""
+    torch.manual_seed(4)
+    v = F.normalize(torch.randn(8, 16), dim=-1)
+    noise = F.normalize(torch.randn(8, 16), dim=-1)
+    first = torch.stack([v, noise], 1)
+    second = torch.stack([noise, v], 1)
+    m = torch.ones(8, 2, dtype=torch.bool)
+    torch.testing.assert_close(milnce(v, first, m, 10.0), milnce(v, second, m, 10.0))
+
+
+def test_hierarchical_loss_is_mean_of_its_three_terms():
+    torch.manual_seed(5)
+    seg, par = (F.normalize(torch.randn(4, 8), dim=-1) for _ in range(2))
+    kids = F.normalize(torch.randn(4, 3, 8), dim=-1)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    child = masked_mean(kids, mask)
+    # the padded child must not leak into the mean
+    torch.testing.assert_close(child[1], kids[1, 0])
+    expected = (infonce(seg, par, 3.0) + infonce(seg, child, 3.0) + infonce(par, child, 3.0)) / 3
+    torch.testing.assert_close(hierarchical_infonce(seg, par, kids, mask, 3.0), expected)
+    weighted = hierarchical_infonce(seg, par, kids, mask, 3.0, weights=(1.0, 0.0, 0.0))
+    torch.testing.assert_close(weighted, infonce(seg, par, 3.0))
+
+
+def test_logit_scale_is_clamped_and_learnable():
+    ls = LogitScale(init_temperature=0.1, min_temperature=0.01, max_temperature=1.0)
+    assert ls().item() == pytest.approx(10.0, rel=1e-5)
+    with torch.no_grad():
+        ls.log_scale.fill_(20.0)
+    assert ls().item() == pytest.approx(100.0)
+    with torch.no_grad():
+        ls.log_scale.fill_(-5.0)
+    assert ls().item() == pytest.approx(1.0)
+    with torch.no_grad():
+        ls.log_scale.fill_(math.log(10.0))
+    ls().backward()
+    assert ls.log_scale.grad.item() == pytest.approx(10.0, rel=1e-5)
+    assert not LogitScale(learnable=False).log_scale.requires_grad
