@@ -32,7 +32,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     cls = getattr(importlib.import_module(mod), name)
     if not (isinstance(cls, type) and issubclass(cls, HierarchicalVLM)):
         raise HVLInputError(f"{path}: '{mod}.{name}' is not an hvl model")
-    model = cls(**ckpt.get("hyper_parameters", {}))
+    hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}  # CLI bookkeeping
+    model = cls(**hparams)
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))

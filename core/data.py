@@ -33,7 +33,7 @@ class LevelConfig(BaseModel):
     every: int = Field(1, ge=1, description="train this level every N steps (1 = every step)")
 
 
-DEFAULT_LEVELS = {"clip": {"frames": 4, "batch_size": 32, "every": 1},
+DEFAULT_SCHEDULE = {"clip": {"frames": 4, "batch_size": 32, "every": 1},
                   "phase": {"frames": 8, "batch_size": 16, "every": 3},
                   "video": {"frames": 16, "batch_size": 8, "every": 5}}
 
@@ -65,7 +65,7 @@ def build_items(manifest: Manifest, levels: dict[str, LevelConfig]) -> dict[str,
     for lv, items in out.items():
         if len(items) < 2:
             raise HVLInputError(f"{manifest.file}: level '{lv}' has {len(items)} samples with text; "
-                                f"contrastive training needs ≥ 2 — add texts or drop '{lv}' from data.levels")
+                                f"contrastive training needs ≥ 2 — add texts or drop '{lv}' from data.schedule")
     return out
 
 
@@ -73,7 +73,7 @@ class HierarchicalDataset(Dataset):
     """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
-                 train: bool = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 8):
+                 train: bool = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
         self.manifest, self.levels = manifest, levels
         self.max_texts, self.max_children = max_texts, max_children
         self.transform = FrameTransform(image_size, train=train)
@@ -179,7 +179,9 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
                 pos[lv] += need
                 seeds = rng.integers(0, 2**31 - 1, size=need)  # drawn for all ranks: identical streams
                 mine = slice(self.rank * self.batch[lv], (self.rank + 1) * self.batch[lv])
-                keys += [(self.items[lv][i], int(sd)) for i, sd in zip(chunk[mine], seeds[mine])]
+                # Sorted by video so a worker reads each video's samples back to back (reader reuse).
+                keys += sorted(((self.items[lv][i], int(sd)) for i, sd in zip(chunk[mine], seeds[mine])),
+                               key=lambda k: (k[0].video, k[0].segment))
             if keys:
                 yield keys
 
@@ -191,15 +193,15 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
 class HVLDataModule(pl.LightningDataModule):
     """Manifests → one loader per stage, each step carrying the levels its schedule asks for."""
 
-    def __init__(self, train: str, val: str | None = None, levels: dict[str, dict[str, int]] | None = None,
+    def __init__(self, train: str, val: str | None = None, schedule: dict[str, dict[str, int]] | None = None,
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
                  steps_per_epoch: int | None = None, seed: int = 0, augment: bool = True):
         super().__init__()
         self.save_hyperparameters()
-        raw = DEFAULT_LEVELS if levels is None else levels
+        raw = DEFAULT_SCHEDULE if schedule is None else schedule
         unknown = set(raw) - set(LEVELS)
         if unknown:
-            raise HVLInputError(f"data.levels: unknown level(s) {sorted(unknown)}; use {list(LEVELS)}")
+            raise HVLInputError(f"data.schedule: unknown level(s) {sorted(unknown)}; use {list(LEVELS)}")
         self.levels = {lv: LevelConfig(**raw[lv]) for lv in LEVELS if lv in raw}
 
     def setup(self, stage: str | None = None) -> None:

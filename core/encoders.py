@@ -81,13 +81,15 @@ class TextEncoder(nn.Module):
 class SmallCNN(nn.Module):
     """A few strided conv blocks: trainable from scratch on a CPU in minutes."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), in_channels: int = 3):
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), convs_per_stage: int = 1, in_channels: int = 3):
         super().__init__()
         layers, c = [], in_channels
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.GroupNorm(8, w), nn.GELU(),
-                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.GroupNorm(8, w), nn.GELU()]
-            c = w
+            for k in range(convs_per_stage):
+                # GroupNorm, not BatchNorm: no running statistics to sync across DDP ranks or to skew at eval
+                layers += [nn.Conv2d(c, w, 3, stride=2 if k == 0 else 1, padding=1, bias=False),
+                           nn.GroupNorm(min(8, w), w), nn.GELU()]
+                c = w
         self.net = nn.Sequential(*layers)
         self.dim = c
 

@@ -136,9 +136,15 @@ class Video:
 
 
 class ReaderCache:
-    """Small per-process LRU of open readers: opening a VideoReader costs tens of ms."""
+    """Per-process LRU of open readers.
 
-    def __init__(self, capacity: int = 8, size: tuple[int, int] | None = None):
+    Measured here (decord 0.6, 128² H.264, GOP 10): a 4-frame read costs 15 ms when one
+    reader is reused, 23 ms when a reader is opened for it, but 70 ms when 16 open
+    readers are used in turn — keeping many open is slower than reopening. So the default
+    keeps one, and samplers order work by video.
+    """
+
+    def __init__(self, capacity: int = 1, size: tuple[int, int] | None = None):
         self.capacity, self.size = capacity, size
         self._open: OrderedDict[str, Video] = OrderedDict()
 
@@ -159,8 +165,12 @@ def read_frames(path: str | Path, start: float = 0.0, end: float | None = None, 
     return Video(open_source(path, size=size)).read(start, end, fps=fps, num=num)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Write ``uint8 [T, H, W, 3]`` frames as H.264 (yuv420p); atomic via a temporary file."""
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18, keyframe_every: int = 10) -> Path:
+    """Write ``uint8 [T, H, W, 3]`` frames as H.264 (yuv420p); atomic via a temporary file.
+
+    Short GOPs (a keyframe every ``keyframe_every`` frames) keep random access cheap:
+    a seek decodes from the previous keyframe, and x264's default GOP is 250 frames.
+    """
     import av
 
     path = Path(path)
@@ -170,7 +180,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18)
     with av.open(str(tmp), mode="w") as box:
         stream = box.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
+                          "x264-params": f"keyint={keyframe_every}:min-keyint={keyframe_every}:scenecut=0"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 box.mux(packet)

@@ -53,7 +53,7 @@ class _FrameChunks(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Tensor]:
         if self._readers is None:
-            self._readers = ReaderCache(4, size=(self.size, self.size))
+            self._readers = ReaderCache(size=(self.size, self.size))
         vi, idx = self.index[i]
         raw = self._readers(self.videos[vi][1]).source.get(idx)
         return vi, self.transform(raw)
