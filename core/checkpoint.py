@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 from .schema import HVLInputError
 
@@ -38,3 +40,24 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     model.load_state_dict(ckpt["state_dict"])
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))
     return model.to(map_location).eval(), meta
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file, synced, then renamed over the target.
+
+    A process killed mid-write leaves the previous ``last.ckpt`` intact instead of a
+    truncated one that ``--ckpt_path last`` would then fail to resume from.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)

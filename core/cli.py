@@ -93,9 +93,9 @@ def zeroshot_main(args: argparse.Namespace) -> dict[str, Any]:
     prompt_path = resolve_prompt_file(cfg.prompts)
     prompts = load_prompt_file(prompt_path)
     level = args.level or cfg.level or prompts.level or "phase"
+    videos = _videos(cfg)  # data errors first: they are cheaper to find than a model is to load
     model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
     image_size = cfg.image_size or meta.get("image_size") or 64
-    videos = _videos(cfg)
     t0 = time.perf_counter()
     result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=image_size, batch_size=cfg.batch_size,
                       num_workers=cfg.num_workers, progress=not args.no_progress)

@@ -1,6 +1,6 @@
 """Hierarchical samples (clip / phase / video) and the DataModule that feeds them.
 
-One DataLoader serves all levels: a batch sampler follows the level schedule
+One DataLoader serves all levels (``level_dataloader`` gives one level alone): a batch sampler follows the level schedule
 (e.g. clip every step, phase every 3rd, video every 5th) and yields, per step, the
 keys of exactly the levels trained at that step, so nothing is decoded that the
 step does not use. It also shards across DDP ranks itself (same batch shape on
@@ -220,10 +220,16 @@ class HVLDataModule(pl.LightningDataModule):
                                     max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
                 build_items(m, self.levels))
 
-    def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool) -> DataLoader:
+    def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool,
+                only: str | None = None) -> DataLoader:
         ds, items = data
         rank, world = self._dist
         levels = self.levels if train else {lv: c.model_copy(update={"every": 1}) for lv, c in self.levels.items()}
+        if only is not None:
+            if only not in levels:
+                raise HVLInputError(f"level '{only}' is not in data.schedule {list(levels)}")
+            levels = {only: levels[only].model_copy(update={"every": 1})}
+            items = {only: items[only]}
         sampler = LevelScheduleSampler(items, levels, shuffle=train, seed=self.hparams.seed, rank=rank,
                                        world_size=world, steps_per_epoch=self.hparams.steps_per_epoch if train else None)
         nw = self.hparams.num_workers
@@ -236,3 +242,8 @@ class HVLDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, train=False) if self.hparams.val else []
+
+    def level_dataloader(self, level: str, split: str = "train") -> DataLoader:
+        """One level's samples alone, every step (e.g. to inspect a level or train it by itself)."""
+        data = self.train_set if split == "train" else self.val_set
+        return self._loader(data, train=split == "train", only=level)

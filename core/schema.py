@@ -124,7 +124,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise HVLInputError(f"{path}: manifest not found; create it with `hvl demo` or point the config at a .jsonl file")
     videos: list[VideoRecord] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:  # bad bytes surface as a field error, not a crash
         for n, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -213,6 +213,8 @@ def read_yaml(path: str | Path) -> Any:
         raise HVLInputError(f"{path}: file not found")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise HVLInputError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     except yaml.YAMLError as e:
         raise HVLInputError(f"{path}: not valid YAML ({e})") from None
 

@@ -113,14 +113,14 @@ class Video:
     def indices_at_fps(self, start: float, end: float, fps: float) -> list[int]:
         """Frames at times ``start, start + 1/fps, …`` strictly before ``end``."""
         n = max(1, math.ceil((end - start) * fps - 1e-9))
-        return [self._index(start + k / fps) for k in range(n)]
+        return [self.index_at(start + k / fps) for k in range(n)]
 
     def indices_uniform(self, start: float, end: float, num: int) -> list[int]:
         """``num`` frames at the centres of ``num`` equal bins of ``[start, end)`` (TSN-style)."""
         step = (end - start) / num
-        return [self._index(start + (k + 0.5) * step) for k in range(num)]
+        return [self.index_at(start + (k + 0.5) * step) for k in range(num)]
 
-    def _index(self, t: float) -> int:
+    def index_at(self, t: float) -> int:
         return min(max(int(math.floor(t * self.fps + 1e-6)), 0), self.num_frames - 1)
 
     def read(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,

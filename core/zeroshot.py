@@ -42,8 +42,8 @@ def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
 class _FrameChunks(Dataset):
     """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
 
-    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int, fps: float | None):
-        self.videos, self.index, self.fps = videos, index, fps
+    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int):
+        self.videos, self.index = videos, index
         self.size = image_size
         self.transform = FrameTransform(image_size, train=False)
         self._readers: ReaderCache | None = None
@@ -69,7 +69,7 @@ def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chu
         v = readers(path)
         dur = min(rec.duration or v.duration, v.duration)
         times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
-        keep = [(v._index(t), lookup.get(rec.label_at(t))) for t in times]
+        keep = [(v.index_at(t), lookup.get(rec.label_at(t))) for t in times]
         unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
         if unknown:
             raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
@@ -94,7 +94,7 @@ def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps:
     model.eval()
     text = class_embeddings(model, prompts, level)
     index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size)
-    loader = DataLoader(_FrameChunks(videos, index, image_size, fps), batch_size=None, num_workers=num_workers)
+    loader = DataLoader(_FrameChunks(videos, index, image_size), batch_size=None, num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
     for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
         img = model.embed_frames(frames.to(model.device), level)

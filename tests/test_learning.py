@@ -3,48 +3,29 @@
 The untrained model of the same seed is the control: it may do no better than always
 answering the most frequent phase.
 """
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from hvl.core.cli import main
 from hvl.core.registry import resolve_prompt_file
 from hvl.core.schema import load_prompt_file
 from hvl.core.zeroshot import evaluate, manifest_videos
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes" / "surgical"
 CHANCE = 1 / 7
 MARGIN = 3.0  # the learning claim: ≥ 3× chance for 7 phases
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(work)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
-    assert main(["demo", "surgical", "--out", "data/demo_surgical"]) == 0
-    assert main(["fit", "--config", str(RECIPES / "demo_pretrain.yaml"), "--trainer.enable_progress_bar", "false"]) == 0
-    ckpt = work / "checkpoints" / "surgical_demo" / "best.ckpt"
-    assert main(["zeroshot", "--config", str(RECIPES / "demo_zeroshot.yaml"), "--ckpt", str(ckpt),
-                 "--json", "metrics.json", "--no-progress"]) == 0
-    yield work, ckpt, json.loads((work / "metrics.json").read_text())
-    mp.undo()
-
-
-def test_zero_shot_beats_chance_by_margin(trained):
-    _, _, m = trained
+def test_zero_shot_beats_chance_by_margin(trained_demo):
+    _, _, m = trained_demo
     assert set(m) >= {"accuracy", "f1_macro", "jaccard", "per_video", "pooled"}
     assert all(0.0 <= m[k] <= 1.0 for k in ("accuracy", "f1_macro", "jaccard"))
     assert len(m["per_video"]) == m["n_videos"] >= 2
     assert m["accuracy"] >= MARGIN * CHANCE, m
 
 
-def test_untrained_model_is_no_better_than_majority(trained):
-    work, ckpt, m = trained
+def test_untrained_model_is_no_better_than_majority(trained_demo):
+    work, ckpt, m = trained_demo
     from hvl.core.checkpoint import load_model, read_checkpoint
 
     hp = {k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if not k.startswith("_")}
@@ -61,8 +42,8 @@ def test_untrained_model_is_no_better_than_majority(trained):
     assert m["pooled"]["accuracy"] > majority + 0.1
 
 
-def test_mlflow_run_holds_config_losses_metrics_prompts_and_checkpoint(trained):
-    work, _, m = trained
+def test_mlflow_run_holds_config_losses_metrics_prompts_and_checkpoint(trained_demo):
+    work, _, m = trained_demo
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
@@ -81,8 +62,8 @@ def test_mlflow_run_holds_config_losses_metrics_prompts_and_checkpoint(trained):
     assert "HierarchicalVLM" in cfg and "demo_surgical/train.jsonl" in cfg
 
 
-def test_checkpoint_loads_without_pickle_and_drops_frozen_text(trained):
-    _, ckpt, _ = trained
+def test_checkpoint_loads_without_pickle_and_drops_frozen_text(trained_demo):
+    _, ckpt, _ = trained_demo
     from hvl.core.checkpoint import read_checkpoint
 
     c = read_checkpoint(ckpt)  # weights_only=True inside
