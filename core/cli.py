@@ -85,7 +85,7 @@ def zeroshot_main(args: argparse.Namespace) -> dict[str, Any]:
     from .checkpoint import load_model
     from .registry import resolve_prompt_file
     from .tracking import log_files, log_json, log_metrics, start_eval_run
-    from .zeroshot import evaluate, format_table
+    from .zeroshot import check_inputs, evaluate, format_table
 
     cfg: ZeroShotConfig = _load_config(args.config, ZeroShotConfig)  # type: ignore[assignment]
     if args.prompts:
@@ -93,7 +93,8 @@ def zeroshot_main(args: argparse.Namespace) -> dict[str, Any]:
     prompt_path = resolve_prompt_file(cfg.prompts)
     prompts = load_prompt_file(prompt_path)
     level = args.level or cfg.level or prompts.level or "phase"
-    videos = _videos(cfg)  # data errors first: they are cheaper to find than a model is to load
+    videos = _videos(cfg)
+    check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
     model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
     image_size = cfg.image_size or meta.get("image_size") or 64
     t0 = time.perf_counter()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .schema import HVLInputError, Manifest, VideoRecord, load_manifest
 from .transforms import FrameTransform
-from .video import ReaderCache
+from .video import ReaderCache, Video, open_source
 
 LEVELS = ("clip", "phase", "video")
 
@@ -111,6 +112,38 @@ class HierarchicalDataset(Dataset):
                 "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
 
 
+def probe_video(rec: VideoRecord, path: str | Path) -> str | None:
+    """Why ``rec``'s video is unusable, or None: opens it, decodes its last frame (catches
+    truncation) and checks that the record's times fit in it."""
+    try:
+        v = Video(open_source(path))
+        v.source.get([v.num_frames - 1])
+    except HVLInputError as e:
+        msg = str(e)
+        return msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg
+    last = max([s.end for s in (*rec.phases, *rec.clips)], default=0.0)
+    if last > v.duration + 1.0 / v.fps:
+        return (f"segments run to {last:.2f}s but the video lasts {v.duration:.2f}s; "
+                "fix the times or the 'duration' field")
+    return None
+
+
+def probe_videos(manifest: Manifest) -> tuple[list[VideoRecord], list[dict[str, str]]]:
+    """The usable records, and for the others which video and why not."""
+    good, bad = [], []
+    for rec in manifest.videos:
+        try:
+            path = str(manifest.resolve(rec))
+            reason = probe_video(rec, path)
+        except HVLInputError as e:
+            path, reason = rec.path, str(e)
+        if reason:
+            bad.append({"video_id": rec.video_id, "path": path, "reason": reason})
+        else:
+            good.append(rec)
+    return good, bad
+
+
 def _pad(lists: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:
     k = max(len(x) for x in lists)
     mask = torch.tensor([[i < len(x) for i in range(k)] for x in lists])
@@ -195,7 +228,11 @@ class HVLDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str, val: str | None = None, schedule: dict[str, dict[str, int]] | None = None,
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
-                 steps_per_epoch: int | None = None, seed: int = 0, augment: bool = True):
+                 steps_per_epoch: int | None = None, seed: int = 0, augment: bool = True,
+                 on_bad_video: Literal["error", "skip", "ignore"] = "error"):
+        """``on_bad_video``: every video is opened once at setup; an unusable one stops the run
+        (``error``) or is left out and listed in ``data/skipped_videos.json`` in the MLflow run
+        (``skip``). ``ignore`` skips the check (huge datasets already vetted)."""
         super().__init__()
         self.save_hyperparameters()
         raw = DEFAULT_SCHEDULE if schedule is None else schedule
@@ -216,9 +253,30 @@ class HVLDataModule(pl.LightningDataModule):
 
     def _dataset(self, path: str, train: bool) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
         m = load_manifest(path)
+        if self.hparams.on_bad_video != "ignore":
+            good, bad = probe_videos(m)
+            if bad and self.hparams.on_bad_video == "error":
+                b = bad[0]
+                raise HVLInputError(f"{m.file}: video '{b['video_id']}' ({b['path']}): {b['reason']}\n"
+                                    f"{len(bad)} of {len(m.videos)} videos are unusable; fix or remove them, "
+                                    "or set data.on_bad_video: skip to train without them (they are listed in the run)")
+            if bad:
+                self._report_skipped(m.file, bad)
+                m = Manifest(file=m.file, videos=good)
         return (HierarchicalDataset(m, self.levels, self.hparams.image_size, train=train,
                                     max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
                 build_items(m, self.levels))
+
+    def _report_skipped(self, manifest: Path, bad: list[dict[str, str]]) -> None:
+        import warnings
+
+        self.skipped = getattr(self, "skipped", []) + [{"manifest": str(manifest), **b} for b in bad]
+        warnings.warn(f"{manifest}: skipping {len(bad)} unusable video(s): "
+                      + ", ".join(b["video_id"] for b in bad[:10]), stacklevel=2)
+        for logger in self.trainer.loggers if self.trainer else []:
+            run_id = getattr(logger, "run_id", None)
+            if run_id and hasattr(logger.experiment, "log_dict"):
+                logger.experiment.log_dict(run_id, {"skipped": self.skipped}, "data/skipped_videos.json")
 
     def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool,
                 only: str | None = None) -> DataLoader:

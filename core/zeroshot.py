@@ -29,6 +29,22 @@ def manifest_videos(path: str | Path) -> list[Resolved]:
     return [(r, m.resolve(r)) for r in m.videos]
 
 
+def check_inputs(videos: list[Resolved], prompts: PromptFile) -> None:
+    """Fail before any model is loaded: every video decodes, every label is a prompt class."""
+    from .data import probe_video
+
+    names = set(prompts.names)
+    for rec, path in videos:
+        reason = probe_video(rec, path)
+        if reason:
+            raise HVLInputError(f"{path}: {reason}")
+        unknown = {p.label for p in rec.phases if p.label is not None} - names
+        if unknown:
+            raise HVLInputError(f"{path}: video '{rec.video_id}' has phase label(s) {sorted(unknown)} that are not "
+                                f"classes of the prompt file {prompts.names}; add them to the prompt file "
+                                "or fix the annotations")
+
+
 @torch.no_grad()
 def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
     """``[C, E]``: each class's prompts embedded, normalised, averaged, normalised again."""
