@@ -80,14 +80,14 @@ class HierarchicalVLM(pl.LightningModule):
                 continue
             loss = self.level_loss(lv, batch[lv])
             bs = batch[lv]["frames"].shape[0]
-            self.log(f"{stage}/loss_{lv}", loss, batch_size=bs, sync_dist=stage != "train",
+            self.log(f"{stage}/loss_{lv}", loss, batch_size=bs, sync_dist=True,
                      on_step=stage == "train", on_epoch=True)
             total = total + self.loss_weights[lv] * loss
             weight += self.loss_weights[lv]
         if weight == 0:
             raise RuntimeError(f"batch has none of the model's levels {self.levels}: got {list(batch)}")
         loss = total / weight
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=stage != "train", on_step=stage == "train",
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, on_step=stage == "train",
                  on_epoch=True, batch_size=1)
         return loss
 

@@ -35,12 +35,10 @@ class MLflowSaveConfig(SaveConfigCallback):
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         text = self.parser.dump(self.config, skip_none=False)
+        # Runs on rank 0 only: nothing here may call a collective (``trainer.log_dir`` broadcasts and would hang DDP).
         for logger in trainer.loggers:
             if isinstance(logger, MLFlowLogger):
                 logger.experiment.log_text(logger.run_id, text, self.config_filename)
-        if trainer.log_dir:  # also beside the logs when there is such a folder, as Lightning does
-            Path(trainer.log_dir).mkdir(parents=True, exist_ok=True)
-            (Path(trainer.log_dir) / self.config_filename).write_text(text)
 
 
 def log_files(run_id: str, files: dict[str, str | Path], uri: str | None = None) -> None:
