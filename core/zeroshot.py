@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -119,16 +119,20 @@ def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps:
     return [x.argmax(-1) for x in p], labels, p
 
 
+def summarize(video_ids: Sequence[str], preds: Sequence[Tensor], labels: Sequence[Tensor], names: Sequence[str],
+              level: str, fps: float) -> dict[str, Any]:
+    """Metrics per video, their mean over videos (the reported numbers) and pooled over frames."""
+    c = len(names)
+    rows = [{"video_id": v, "n_frames": int(y.numel()), **phase_metrics(p, y, c)}
+            for v, p, y in zip(video_ids, preds, labels)]
+    pooled = phase_metrics(torch.cat(list(preds)), torch.cat(list(labels)), c)
+    return {**mean_over_videos(rows), "pooled": pooled, "per_video": rows, "n_videos": len(rows),
+            "n_frames": sum(r["n_frames"] for r in rows), "classes": list(names), "level": level, "fps": fps}
+
+
 def evaluate(model, videos: list[Resolved], prompts: PromptFile, level: str, **kw: Any) -> dict[str, Any]:
     preds, labels, _ = predict(model, videos, prompts, level, **kw)
-    c = len(prompts.names)
-    rows = []
-    for (rec, _), p, y in zip(videos, preds, labels):
-        rows.append({"video_id": rec.video_id, "n_frames": int(y.numel()), **phase_metrics(p, y, c)})
-    pooled = phase_metrics(torch.cat(preds), torch.cat(labels), c)
-    return {**mean_over_videos(rows), "pooled": pooled, "per_video": rows, "n_videos": len(rows),
-            "n_frames": sum(r["n_frames"] for r in rows), "classes": prompts.names, "level": level,
-            "fps": kw.get("fps", 1.0)}
+    return summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, kw.get("fps", 1.0))
 
 
 def format_table(result: dict[str, Any]) -> str:
