@@ -52,10 +52,27 @@ class DecordVideo:
 
     def get(self, indices: list[int]) -> torch.Tensor:
         try:
-            return torch.from_numpy(self._vr.get_batch(list(indices)).asnumpy())
+            frames = torch.from_numpy(self._vr.get_batch(list(indices)).asnumpy())
         except Exception as e:
             raise HVLInputError(f"{self.path}: failed to decode frames {indices[:4]}… "
                                 f"({str(e).splitlines()[0][:200]})") from None
+        self._park()
+        return frames
+
+    def _park(self) -> None:
+        """Stop decord's decoder thread between reads.
+
+        ``get_batch`` queues packets faster than its decoder thread consumes them, and after it
+        returns that thread goes on decoding (and colour-converting) the queued packets for up
+        to a second, using a core that the transforms, the other loader workers or the model
+        need (measured: ~0.5 core-seconds after a 4-frame read). A seek to frame 0 joins the
+        thread and drops its queue; the next read seeks anyway, and from frame 0 decord skips
+        its rewind-to-start step.
+        """
+        try:
+            self._vr.seek(0)
+        except Exception:  # only an optimisation: the frames are already read
+            pass
 
 
 class FrameFolder:

@@ -1,0 +1,41 @@
+"""The benchmark scripts keep running: each prints one JSON object with the keys the README reports."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_bench(script: str, *args: str, timeout: int) -> dict:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)  # stdout is exactly one JSON object
+
+
+def test_gpu_train_tiny_runs_on_cpu():
+    out = run_bench("gpu_train.py", "--tiny", "--steps", "2", timeout=60)
+    assert out["benchmark"] == "gpu_train" and out["config"]["tiny"]
+    assert {"cpu_count", "torch", "device"} <= set(out["machine"])
+    for key in ("samples_per_s", "images_per_s", "step_time_ms", "flops_per_step_per_device", "mfu", "ddp"):
+        assert key in out, key
+    assert out["samples_per_s"] > 0 and out["flops_per_step_per_device"] > 0 and out["mfu"] > 0
+
+
+def test_data_quick_reports_ratios(tmp_path):
+    args = ["--quick", "--work", str(tmp_path), "--sets", "demo"]
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        args.append("--no-ffmpeg")
+    out = run_bench("data.py", *args, timeout=90)
+    demo = out["sets"]["demo"]
+    assert demo["pipelines"]["hvl"]["samples_per_s"] > 0 and demo["pipelines"]["raw_decord"]["samples_per_s"] > 0
+    assert demo["ratio_hvl_vs_raw_decord"] > 0
+    assert "ratio_hvl_vs_ffmpeg" in demo
+    if out["ffmpeg_baseline"] == "measured":
+        assert demo["ratio_hvl_vs_ffmpeg"] > 0
+    else:
+        assert demo["ratio_hvl_vs_ffmpeg"] is None
