@@ -130,11 +130,10 @@ def main() -> None:
     seed_all(a.seed)
     model_args, data_args = recipe_init_args()
     root = demo_data(a.work, *((3, 0) if a.quick else (16, 6)))
-    log("model only (replayed batches) ...")
-    model_only = bench_model_only(model_args, data_args, root / "train.jsonl", a.steps, a.warmup, a.workers)
-    log("Trainer.fit with the data module ...")
+    log("Trainer.fit with the data module ...")  # first: the peak RSS figures are this run's
     fit = bench_trainer(model_args, data_args, root / "train.jsonl", a.steps, a.warmup, a.workers)
-    log(f"  {fit}")
+    log(f"  {fit}\nmodel only (replayed batches) ...")
+    model_only = bench_model_only(model_args, data_args, root / "train.jsonl", a.steps, a.warmup, a.workers)
     emit({"benchmark": "train", "machine": machine(), "quick": a.quick, "seed": a.seed,
           "recipe": "recipes/surgical/demo_pretrain.yaml", "schedule": data_args["schedule"], "trainer": fit,
           "model_only": model_only,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -14,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .schema import HVLInputError, format_validation_error, load_prompt_file, read_yaml
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# Commands that live in their own module, each with ``add_arguments(parser)`` and ``run(args)``.
+# Importing one must stay cheap: torch and friends are imported inside ``run``.
+MODULE_COMMANDS = {
+    "retrieval": ("hvl.core.retrieval", "text <-> video retrieval (R@1/5/10, MedR, MeanR) with a trained model"),
+    "index": ("hvl.core.index", "embed the frames of a video folder into a searchable index (resumable)"),
+    "search": ("hvl.core.search", "search an index with a text query: ranked videos and their best moments"),
+    "bugsearch-eval": ("hvl.core.bugsearch", "evaluate text -> video search on a query set (recall@k, mAP)"),
+}
 
 
 def _quiet_env() -> None:
@@ -146,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--no-mlflow", action="store_true")
     z.add_argument("--no-progress", action="store_true")
     sub.add_parser("domains", help="list installed domains")
+    for name, (module, help_) in MODULE_COMMANDS.items():
+        importlib.import_module(module).add_arguments(sub.add_parser(name, help=help_, description=help_))
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"Lightning CLI: {name} (see `hvl {name} --help`)", add_help=False)
     return p
@@ -163,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             demo_main(args)
         elif args.command == "zeroshot":
             zeroshot_main(args)
+        elif args.command in MODULE_COMMANDS:
+            importlib.import_module(MODULE_COMMANDS[args.command][0]).run(args)
         elif args.command == "domains":
             from .registry import available, get_domain
 
