@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -198,10 +198,23 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
         self.every = {lv: cfg.every for lv, cfg in levels.items()}
         lead = min(self.every, key=lambda lv: (self.every[lv], -len(items[lv])))
         self.steps = steps_per_epoch or max(1, len(items[lead]) // (self.batch[lead] * world_size))
-        self.epoch = 0
+        self.epoch, self._skip = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> LevelScheduleSampler:
+        # Lightning calls ``set_epoch`` on ``batch_sampler.sampler``, never on the batch sampler itself.
+        return self
+
+    def resume(self, epoch: int, steps_done: int) -> None:
+        """The next pass continues ``epoch`` after its first ``steps_done`` steps (same batches, same
+        augmentation seeds as the interrupted run); a finished epoch continues with the next one."""
+        if steps_done >= self.steps:
+            self.epoch, self._skip = epoch + 1, 0
+        else:
+            self.epoch, self._skip = epoch, max(0, steps_done)
 
     def __len__(self) -> int:
         return self.steps
@@ -211,6 +224,7 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
         order = {lv: self._perm(rng, lv) for lv in self.items}
         pos = {lv: 0 for lv in self.items}
         global_step0 = self.epoch * self.steps
+        skip, self._skip = self._skip, 0
         for s in range(self.steps):
             keys: list[tuple[Item, int]] = []
             for lv in self.items:
@@ -226,12 +240,27 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
                 # Sorted by video so a worker reads each video's samples back to back (reader reuse).
                 keys += sorted(((self.items[lv][i], int(sd)) for i, sd in zip(chunk[mine], seeds[mine])),
                                key=lambda k: (k[0].video, k[0].segment))
-            if keys:
+            if keys and s >= skip:  # skipped steps still draw their random numbers: the stream stays the same
                 yield keys
 
     def _perm(self, rng: np.random.Generator, lv: str) -> np.ndarray:
         n = len(self.items[lv])
         return rng.permutation(n) if self.shuffle else np.arange(n)
+
+
+class _ResumableLoader(DataLoader):
+    """Tells Lightning the train loader can resume mid-epoch (so it does not warn that it cannot).
+
+    The position itself travels with the DataModule (:meth:`HVLDataModule.state_dict`): Lightning
+    restores a DataModule before it first iterates the loader, but a loader's own state only
+    afterwards, once ``configure_optimizers`` has asked for ``estimated_stepping_batches``.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 class HVLDataModule(pl.LightningDataModule):
@@ -302,9 +331,28 @@ class HVLDataModule(pl.LightningDataModule):
         sampler = LevelScheduleSampler(items, levels, shuffle=train, seed=self.hparams.seed, rank=rank,
                                        world_size=world, steps_per_epoch=self.hparams.steps_per_epoch if train else None)
         nw = self.hparams.num_workers
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=nw,
-                          persistent_workers=nw > 0, pin_memory=torch.cuda.is_available(),
-                          prefetch_factor=4 if nw > 0 else None)
+        kw: dict[str, Any] = dict(batch_sampler=sampler, collate_fn=collate, num_workers=nw,
+                                  persistent_workers=nw > 0, pin_memory=torch.cuda.is_available(),
+                                  prefetch_factor=4 if nw > 0 else None)
+        if train and only is None:
+            self._train_sampler = sampler
+            resume, self._resume = getattr(self, "_resume", None), None
+            if resume:
+                sampler.resume(int(resume["epoch"]), int(resume["steps_done"]))
+            return _ResumableLoader(ds, **kw)
+        return DataLoader(ds, **kw)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in its epoch, saved in every checkpoint: a run resumed from a
+        mid-epoch checkpoint trains exactly the batches the interrupted run had not."""
+        sampler = getattr(self, "_train_sampler", None)
+        if sampler is None or self.trainer is None:
+            return {}
+        # ``processed`` includes the step whose ``on_train_batch_end`` is saving this checkpoint.
+        return {"epoch": sampler.epoch, "steps_done": self.trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = state or None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
