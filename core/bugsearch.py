@@ -1,14 +1,214 @@
-"""Placeholder until the command is built (see the open issue)."""
+"""`hvl bugsearch-eval`: text → video search quality on a query set with known relevant videos.
+
+The eval videos are indexed (or an index of the same checkpoint and settings is reused), each
+query is embedded once and every indexed video is ranked by the configured aggregation
+(exactly: evaluation needs the full ranking). Metrics, per query type (``simple``,
+``compound``, ``bug``) and ``overall`` (every query counted once), averaged over queries:
+
+* ``recall_at_k`` (k = 1, 5, 10): the fraction of queries with **at least one** relevant
+  video among the top k (the usual text→video R@k; torchmetrics' ``retrieval_hit_rate``);
+* ``map``: mean average precision over the full ranking (``retrieval_average_precision``).
+
+``chance`` gives the same under a uniformly random ranking (R@k exactly; mAP by simulation),
+so a number can be read against what guessing gets on this corpus.
+"""
 from __future__ import annotations
 
 import argparse
+import time
+from math import comb
+from pathlib import Path
+from typing import Any, Literal
 
-from .schema import HVLInputError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .schema import HVLInputError, format_validation_error, read_yaml
+
+QUERY_TYPES = ("simple", "compound", "bug")
+KS = (1, 5, 10)
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1)
+    type: Literal["simple", "compound", "bug"]
+    text: str = Field(min_length=1)
+    relevant: list[str] = Field(min_length=1, description="video ids that answer the query")
+    bug: str | None = None
+
+
+class QuerySet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queries: list[Query] = Field(min_length=1)
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reader: str = Field("gamephysics", description="a reader of the domain, e.g. 'gamephysics', or 'manifest'")
+    path: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BugSearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str | None = "gameplay"
+    dataset: DatasetSpec
+    queries: str = Field(description="YAML query set: queries: [{id, type, text, relevant: [video ids]}]")
+    index: str = Field(description="folder for eval indexes; one sub-folder per checkpoint (reused when present)")
+    fps: float = Field(1.0, gt=0)
+    level: str = "clip"
+    agg: Literal["max", "topk-mean", "count"] = "max"
+    topk: int = Field(3, ge=1)
+    pool: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0)
+    experiment: str = "hvl-gameplay-bugsearch"
+
+
+def load_queries(path: str | Path) -> QuerySet:
+    data = read_yaml(path)
+    try:
+        qs = QuerySet.model_validate(data if isinstance(data, dict) else {"queries": data})
+    except ValidationError as e:
+        raise HVLInputError(format_validation_error(e, path)) from None
+    ids = [q.id for q in qs.queries]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise HVLInputError(f"{path}: query id(s) {dup} repeat; each query needs its own id")
+    return qs
+
+
+def chance(n: int, n_rel: int, k: int) -> float:
+    """P(at least one of ``n_rel`` relevant videos in a random top ``k`` of ``n``)."""
+    return 1.0 - comb(n - n_rel, min(k, n)) / comb(n, min(k, n))
+
+
+def _random_map(n: int, n_rel: int, draws: int = 200, seed: int = 0) -> float:
+    import torch
+    from torchmetrics.functional.retrieval import retrieval_average_precision
+
+    g = torch.Generator().manual_seed(seed)
+    target = torch.zeros(n, dtype=torch.bool)
+    target[:n_rel] = True
+    return float(torch.stack([retrieval_average_precision(torch.rand(n, generator=g), target)
+                              for _ in range(draws)]).mean())
+
+
+def score_queries(rankings: list[list[int]], relevant: list[set[int]], n_videos: int) -> list[dict[str, float]]:
+    """Per query: R@1/5/10 (hit rate) and AP, from each query's ranking (video indices, best first)."""
+    import torch
+    from torchmetrics.functional.retrieval import retrieval_average_precision, retrieval_hit_rate
+
+    out = []
+    for order, rel in zip(rankings, relevant):
+        preds = torch.zeros(n_videos)
+        preds[torch.tensor(order)] = torch.arange(len(order), 0, -1, dtype=torch.float32)  # higher = earlier
+        target = torch.zeros(n_videos, dtype=torch.bool)
+        target[torch.tensor(sorted(rel))] = True
+        row = {f"recall_at_{k}": float(retrieval_hit_rate(preds, target, top_k=k)) for k in KS}
+        row["map"] = float(retrieval_average_precision(preds, target))
+        out.append(row)
+    return out
+
+
+def summarize(queries: list[Query], per_query: list[dict[str, float]], n_videos: int) -> dict[str, Any]:
+    keys = [f"recall_at_{k}" for k in KS] + ["map"]
+    res: dict[str, Any] = {}
+    groups = {t: [i for i, q in enumerate(queries) if q.type == t] for t in QUERY_TYPES}
+    groups["overall"] = list(range(len(queries)))
+    res["chance"] = {}
+    for name, idx in groups.items():
+        if not idx:
+            continue
+        res[name] = {k: round(sum(per_query[i][k] for i in idx) / len(idx), 4) for k in keys} | {"n_queries": len(idx)}
+        ch = {f"recall_at_{k}": sum(chance(n_videos, len(queries[i].relevant), k) for i in idx) / len(idx) for k in KS}
+        ch["map"] = sum(_random_map(n_videos, len(queries[i].relevant)) for i in idx) / len(idx)
+        res["chance"][name] = {k: round(v, 4) for k, v in ch.items()}
+    return res
+
+
+def evaluate(cfg: BugSearchConfig, ckpt: str | Path, progress: bool = True) -> dict[str, Any]:
+    import torch
+
+    from .checkpoint import load_model
+    from .cli import _videos
+    from .index import VideoEntry, build_index, file_sha256
+    from .search import embed_queries, load_index, rank_all
+
+    qs = load_queries(cfg.queries)
+    records = _videos(cfg)  # type: ignore[arg-type]  (same fields as the zero-shot config)
+    entries = [VideoEntry(key=str(r.meta.get("key", Path(p).name)), video_id=r.video_id,
+                          game=str(r.meta.get("game", "")), path=str(p)) for r, p in records]
+    known = {e.video_id for e in entries}
+    for q in qs.queries:
+        missing = sorted(set(q.relevant) - known)
+        if missing:
+            raise HVLInputError(f"{cfg.queries}: query '{q.id}' field 'relevant' names video(s) {missing[:5]} that are "
+                                f"not in {cfg.dataset.path}; fix the query set or point dataset.path at its videos")
+    loaded = load_model(ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
+    index_dir = Path(cfg.index) / f"{file_sha256(ckpt)[:12]}_{cfg.level}_{cfg.fps:g}fps"
+    t0 = time.perf_counter()
+    built = build_index(cfg.dataset.path, ckpt, index_dir, fps=cfg.fps, level=cfg.level, batch_size=cfg.batch_size,
+                        num_workers=cfg.num_workers, progress=progress, videos=entries, loaded=loaded)
+    index_s = time.perf_counter() - t0
+    idx = load_index(index_dir, use_ann=False)
+    pos = {v["video_id"]: i for i, v in enumerate(idx.videos)}
+    absent = sorted(known - set(pos))
+    if absent:
+        raise HVLInputError(f"{index_dir}: video(s) {absent[:5]} were not indexed (skipped as unreadable?); "
+                            "fix them or remove them from the query set")
+    q_emb = embed_queries(loaded[0], [q.text for q in qs.queries], cfg.level)
+    rankings = [rank_all(idx, q, cfg.agg, cfg.topk, cfg.pool).video.tolist() for q in q_emb]
+    per_query = score_queries(rankings, [{pos[v] for v in q.relevant} for q in qs.queries], len(idx.videos))
+    result = summarize(qs.queries, per_query, len(idx.videos))
+    result["per_query"] = [{"id": q.id, "type": q.type, "text": q.text, "n_relevant": len(q.relevant),
+                            "top5": [idx.videos[v]["video_id"] for v in r[:5]], **m}
+                           for q, r, m in zip(qs.queries, rankings, per_query)]
+    result.update(agg=cfg.agg, level=cfg.level, fps=cfg.fps, n_videos=len(idx.videos), n_frames=int(len(idx.emb)),
+                  index=str(index_dir), newly_indexed=built["indexed"], index_seconds=round(index_s, 2),
+                  checkpoint=str(ckpt), queries=str(cfg.queries))
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [f"{'queries':<10}{'n':>4}{'R@1':>8}{'R@5':>8}{'R@10':>8}{'mAP':>8}   (chance R@5)"]
+    for t in (*QUERY_TYPES, "overall"):
+        if t in result:
+            r = result[t]
+            lines.append(f"{t:<10}{r['n_queries']:>4}{r['recall_at_1']:>8.3f}{r['recall_at_5']:>8.3f}"
+                         f"{r['recall_at_10']:>8.3f}{r['map']:>8.3f}   ({result['chance'][t]['recall_at_5']:.3f})")
+    return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--config", required=True, help="e.g. recipes/gameplay/demo_eval.yaml")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--json", help="write the metrics here")
+    p.add_argument("--agg", choices=("max", "topk-mean", "count"), help="override the config's aggregation")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
 
 
-def run(args: argparse.Namespace) -> None:
-    raise HVLInputError("this command is not built yet")
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from .checkpoint import read_checkpoint
+    from .cli import _load_config, write_json
+
+    cfg: BugSearchConfig = _load_config(args.config, BugSearchConfig)  # type: ignore[assignment]
+    if args.agg:
+        cfg.agg = args.agg
+    result = evaluate(cfg, args.ckpt, progress=not args.no_progress)
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result)}")
+    if not args.no_mlflow:
+        from .tracking import log_files, log_json, log_metrics, start_eval_run
+
+        meta = read_checkpoint(args.ckpt).get("hvl", {})
+        run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
+        metrics = {f"bugsearch/{t}/{k}": result[t][k] for t in (*QUERY_TYPES, "overall") if t in result
+                   for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map")}
+        log_metrics(run_id, metrics, {"bugsearch_agg": cfg.agg, "bugsearch_fps": cfg.fps, "bugsearch_level": cfg.level})
+        log_files(run_id, {"bugsearch": cfg.queries})
+        log_json(run_id, result, "bugsearch/metrics.json")
+        print(f"logged to MLflow run {run_id}")
+    return result

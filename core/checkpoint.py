@@ -39,6 +39,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))
+    meta.setdefault("schedule", ckpt.get("datamodule_hyper_parameters", {}).get("schedule"))  # frames per level
     return model.to(map_location).eval(), meta
 
 

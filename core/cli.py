@@ -65,6 +65,16 @@ class ZeroShotConfig(BaseModel):
     experiment: str = "hvl-zeroshot"
 
 
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Results JSON, written atomically: a reader never sees half a file, a crash keeps the old one."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(out)
+    return out
+
+
 def _load_config(path: str, model: type[BaseModel]) -> BaseModel:
     data = read_yaml(path)
     try:
@@ -112,12 +122,7 @@ def zeroshot_main(args: argparse.Namespace) -> dict[str, Any]:
     result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt), seconds=round(time.perf_counter() - t0, 2))
     print(format_table(result))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        tmp.replace(out)
-        print(f"wrote {out}")
+        print(f"wrote {write_json(args.json, result)}")
     if not args.no_mlflow:
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
         tag = Path(prompt_path).stem

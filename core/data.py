@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -106,9 +106,9 @@ class HierarchicalDataset(Dataset):
             kids = [c.texts[0] for c in rec.clips if seg.start <= (c.start + c.end) / 2 < seg.end]
             return {"level": "phase", "frames": self._frames(rec, seg.start, seg.end, cfg.frames, seed),
                     "parent": seg.text, "children": _spread(kids, self.max_children) or [seg.text]}
-        end = rec.duration or self._video(rec).duration
+        start, end = rec.span or (0.0, rec.duration or self._video(rec).duration)
         kids = [p.text for p in rec.phases if p.text.strip()]
-        return {"level": "video", "frames": self._frames(rec, 0.0, end, cfg.frames, seed),
+        return {"level": "video", "frames": self._frames(rec, start, end, cfg.frames, seed),
                 "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
 
 
@@ -121,7 +121,7 @@ def probe_video(rec: VideoRecord, path: str | Path) -> str | None:
     except HVLInputError as e:
         msg = str(e)
         return msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg
-    last = max([s.end for s in (*rec.phases, *rec.clips)], default=0.0)
+    last = max([s.end for s in (*rec.phases, *rec.clips)] + ([rec.span[1]] if rec.span else []), default=0.0)
     if last > v.duration + 1.0 / v.fps:
         return (f"segments run to {last:.2f}s but the video lasts {v.duration:.2f}s; "
                 "fix the times or the 'duration' field")

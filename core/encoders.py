@@ -39,6 +39,7 @@ class TextEncoder(nn.Module):
         self.frozen, self.max_length = freeze, max_length
         self.dim: int = self.model.config.hidden_size
         self._cache: dict[str, Tensor] = {}
+        self._token_cache: dict[str, Tensor] = {}
         if freeze:
             self.model.requires_grad_(False)
             self.model.eval()
@@ -74,14 +75,42 @@ class TextEncoder(nn.Module):
                         self._cache[t] = e
         return torch.stack([self._cache[t] for t in texts])
 
+    def token_features(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """:meth:`tokens`, cached per string when frozen (fine-grained levels see the same sentences every epoch).
+
+        Right-padded with zeros to the longest text of this call; mask ``True`` for real tokens.
+        """
+        if not self.frozen:
+            return self.tokens(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._token_cache))
+        if missing:
+            with torch.no_grad():
+                for i in range(0, len(missing), 256):
+                    chunk = missing[i:i + 256]
+                    h, m = self.tokens(chunk)
+                    for t, hi, mi in zip(chunk, h.float(), m):
+                        self._token_cache[t] = hi[mi]
+                        self._cache.setdefault(t, hi[mi].mean(0))  # the pooled embedding for free (as _encode)
+        seqs = [self._token_cache[t] for t in texts]
+        n = max(len(x) for x in seqs)
+        out = seqs[0].new_zeros(len(seqs), n, seqs[0].shape[-1])
+        mask = torch.zeros(len(seqs), n, dtype=torch.bool, device=out.device)
+        for i, x in enumerate(seqs):
+            out[i, :len(x)], mask[i, :len(x)] = x, True
+        return out, mask
+
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._token_cache.clear()
 
 
 class SmallCNN(nn.Module):
     """A few strided conv blocks: trainable from scratch on a CPU in minutes."""
 
-    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), convs_per_stage: int = 1, in_channels: int = 3):
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), convs_per_stage: int = 1, in_channels: int = 3,
+                 grid: int = 0):
+        """``grid > 0``: pool to ``grid × grid`` cells and concatenate them instead of averaging the whole map,
+        so the feature keeps *where* things are (in sign language, where the hands are is the sign)."""
         super().__init__()
         layers, c = [], in_channels
         for w in widths:
@@ -91,9 +120,12 @@ class SmallCNN(nn.Module):
                            nn.GroupNorm(min(8, w), w), nn.GELU()]
                 c = w
         self.net = nn.Sequential(*layers)
-        self.dim = c
+        self.grid = grid
+        self.dim = c * grid * grid if grid else c
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.grid:
+            return F.adaptive_avg_pool2d(self.net(x), self.grid).flatten(1)
         return self.net(x).mean(dim=(2, 3))
 
 

@@ -1,14 +1,416 @@
-"""Placeholder until the command is built (see the open issue)."""
+"""`hvl index`: embed the frames of a video folder into a resumable on-disk frame index.
+
+Videos are found as ``<root>/<game>/<id>.<ext>`` (GamePhysics' layout; files directly under
+``<root>`` get game ``""``). Frames are decoded at ``--fps`` (frame ``k`` at ``t = k / fps``),
+embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
+takes every ``world``-th video) and written by a :class:`ShardWriter` prediction writer.
+
+On-disk format (``FORMAT``, version 1)::
+
+    <index>/index.json        header: format, version, checkpoint (path + sha256), level, dim,
+                              fps, image_size, dtype, videos_root
+    <index>/shards/<name>.npy     float16 [rows, dim]: one L2-normalised embedding per frame
+    <index>/shards/<name>.jsonl   one line per video, in row order:
+                              {"key": "<game>/<id>.mp4", "video_id", "game", "path", "row", "t": [s, ...]}
+                              (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
+    <index>/ann/                  optional approximate index (see hvl.core.search)
+
+Crash safety: a shard holds whole videos only. Its ``.npy`` is written to a temporary file,
+fsynced and renamed, then its ``.jsonl`` the same way; the ``.jsonl`` is the commit record,
+so a shard without one (a ``kill -9`` between the renames) is ignored and later removed. A
+re-run indexes exactly the videos that no committed shard lists: no duplicates, no half
+videos. Everything is read back with ``np.load(allow_pickle=False)`` and ``json``.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
 
 from .schema import HVLInputError
 
+FORMAT, VERSION = "hvl-frame-index", 1
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+DEFAULT_SHARD_ROWS = 16384
 
+
+# ------------------------------------------------------------------ what to index
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video to index; ``key`` (path under the root) is its identity for incremental runs."""
+
+    key: str
+    video_id: str
+    game: str
+    path: str
+
+
+def scan_videos(root: str | Path) -> list[VideoEntry]:
+    """``<root>/<game>/<id>.<ext>`` (and ``<root>/<id>.<ext>``), sorted by key; ids must be unique."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HVLInputError(f"{root}: video folder not found; expected <root>/<game>/<id>.mp4")
+    out: list[VideoEntry] = []
+    seen: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() not in VIDEO_SUFFIXES or not p.is_file() or ".part" in p.suffixes:
+            continue
+        rel = p.relative_to(root)
+        if len(rel.parts) > 2:
+            raise HVLInputError(f"{p}: too deeply nested; videos go in <root>/<game>/<id>{p.suffix}")
+        game = rel.parts[0] if len(rel.parts) == 2 else ""
+        if p.stem in seen:
+            raise HVLInputError(f"{p}: video id '{p.stem}' is also used by {seen[p.stem]}; "
+                                "video ids (file names without extension) must be unique; rename one")
+        seen[p.stem] = str(p)
+        out.append(VideoEntry(key=rel.as_posix(), video_id=p.stem, game=game, path=str(p.resolve())))
+    if not out:
+        raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) found; expected <root>/<game>/<id>.mp4")
+    return out
+
+
+# ------------------------------------------------------------------ on-disk format
+def _fsync_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _fsync_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_header(index_dir: str | Path) -> dict[str, Any]:
+    path = Path(index_dir) / "index.json"
+    if not path.is_file():
+        raise HVLInputError(f"{path}: not an hvl index (no index.json); build one with `hvl index <videos> --out {index_dir}`")
+    try:
+        h = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the index") from None
+    if h.get("format") != FORMAT or h.get("version") != VERSION:
+        raise HVLInputError(f"{path}: field 'format'/'version' is {h.get('format')!r}/{h.get('version')!r}, "
+                            f"expected {FORMAT!r}/{VERSION}; rebuild the index with this hvl")
+    return h
+
+
+def committed_shards(index_dir: str | Path) -> list[str]:
+    """Names of committed shards (both files present), sorted."""
+    d = Path(index_dir) / "shards"
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
+
+
+def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
+    path = Path(index_dir) / "shards" / f"{name}.jsonl"
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise HVLInputError(f"{path}, line {n}: corrupt shard metadata ({e.msg}); delete this shard "
+                                "(its .npy and .jsonl) and re-run `hvl index` to re-embed its videos") from None
+    return rows
+
+
+def read_shard_embeddings(index_dir: str | Path, name: str, mmap: bool = False) -> np.ndarray:
+    path = Path(index_dir) / "shards" / f"{name}.npy"
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError) as e:
+        raise HVLInputError(f"{path}: unreadable shard ({e}); delete it and its .jsonl, then re-run `hvl index`") from None
+
+
+def indexed_keys(index_dir: str | Path) -> set[str]:
+    return {v["key"] for name in committed_shards(index_dir) for v in read_shard_meta(index_dir, name)}
+
+
+def remove_orphans(index_dir: str | Path) -> list[str]:
+    """Delete what killed runs left: temporary files and ``.npy`` shards that were never committed."""
+    d = Path(index_dir) / "shards"
+    gone = []
+    for p in list(d.glob(".*.tmp")) + [p for p in d.glob("*.npy") if not p.with_suffix(".jsonl").is_file()]:
+        p.unlink(missing_ok=True)
+        gone.append(p.name)
+    return gone
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
+    """Create ``index.json``, or check that an existing index was built the same way (else its
+    shards would mix embedding spaces)."""
+    path = index_dir / "index.json"
+    if not path.is_file():
+        write_json(path, want)
+        return want
+    have = read_header(index_dir)
+    for key in ("checkpoint_sha256", "level", "dim", "fps", "image_size"):
+        if have.get(key) != want.get(key):
+            raise HVLInputError(f"{path}: field '{key}' is {have.get(key)!r} but this run has {want.get(key)!r}; "
+                                "an index holds one model's embeddings at one setting: use a new --out, "
+                                "or the same --ckpt/--level/--fps")
+    return have
+
+
+# ------------------------------------------------------------------ decoding and embedding
+def frame_times(duration: float, fps: float) -> list[float]:
+    return [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
+
+
+def _frame_dataset(videos: list[VideoEntry], fps: float, image_size: int, chunk: int):
+    """An IterableDataset of ``{vi, frames, t, last}`` chunks (or ``{vi, error}``), videos split over workers."""
+    import torch
+    from torch.utils.data import IterableDataset, get_worker_info
+
+    from .transforms import FrameTransform
+    from .video import Video, open_source
+
+    class VideoFrames(IterableDataset):
+        def __iter__(self) -> Iterator[dict[str, Any]]:
+            info = get_worker_info()
+            wid, nw = (info.id, info.num_workers) if info else (0, 1)
+            transform = FrameTransform(image_size, train=False)
+            for vi in range(wid, len(videos), nw):
+                try:
+                    v = Video(open_source(videos[vi].path, size=(image_size, image_size)))
+                    times = frame_times(v.duration, fps)
+                    chunks = [times[i:i + chunk] for i in range(0, len(times), chunk)]
+                    decoded = [(ts, v.source.get([v.index_at(t) for t in ts])) for ts in chunks]
+                except HVLInputError as e:  # reported by the writer with the policy; never a worker traceback
+                    yield {"vi": vi, "error": str(e)}
+                    continue
+                for c, (ts, raw) in enumerate(decoded):
+                    yield {"vi": vi, "frames": transform(raw), "t": torch.tensor(ts, dtype=torch.float64),
+                           "last": c == len(decoded) - 1}
+
+    return VideoFrames()
+
+
+def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, image_size: int, chunk: int,
+                  num_workers: int):
+    """Wrap the trained model for ``Trainer.predict``: each rank gets its own slice of the videos."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader
+
+    class FrameEmbedder(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.level = model, level
+
+        def predict_dataloader(self) -> DataLoader:
+            rank, world = self.trainer.global_rank, self.trainer.world_size
+            mine = videos[rank::world]
+            return DataLoader(_frame_dataset(mine, fps, image_size, chunk), batch_size=None,
+                              num_workers=min(num_workers, len(mine)))
+
+        @torch.no_grad()
+        def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+            if "error" in batch:
+                return batch
+            emb = self.model.embed_frames(batch["frames"], self.level)
+            emb = torch.nn.functional.normalize(emb.float(), dim=-1)
+            return {"vi": int(batch["vi"]), "emb": emb.cpu().numpy(), "t": batch["t"].cpu().numpy(),
+                    "last": bool(batch["last"])}
+
+    return FrameEmbedder()
+
+
+def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_bad_video: str, progress: bool):
+    from pytorch_lightning.callbacks import BasePredictionWriter
+    from tqdm.auto import tqdm
+
+    class ShardWriter(BasePredictionWriter):
+        """Collects each video's chunks; commits finished videos in shards of about ``shard_rows`` rows."""
+
+        def __init__(self) -> None:
+            super().__init__(write_interval="batch")
+            self.token = uuid.uuid4().hex[:8]
+            self.seq = 0
+            self.partial: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+            self.done: list[tuple[int, np.ndarray, np.ndarray]] = []
+            self.rows = 0
+            self.committed_videos = 0
+            self.skipped: list[dict[str, str]] = []
+            self.bar = None
+
+        def on_predict_start(self, trainer, pl_module) -> None:
+            self.rank = trainer.global_rank
+            self.videos = videos[trainer.global_rank::trainer.world_size]  # as FrameEmbedder splits them
+            self.bar = tqdm(total=len(self.videos), desc="indexing", unit="video",
+                            disable=not progress or trainer.global_rank != 0)
+
+        def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                               dataloader_idx=0) -> None:
+            vi = prediction["vi"]
+            if "error" in prediction:
+                if on_bad_video == "error":
+                    raise HVLInputError(f"{prediction['error']}\n(use --on-bad-video skip to index the other "
+                                        "videos; skipped ones are listed in skipped.jsonl and retried next run)")
+                self._skip(vi, prediction["error"])
+                return
+            self.partial.setdefault(vi, []).append((prediction["emb"], prediction["t"]))
+            if prediction["last"]:
+                parts = self.partial.pop(vi)
+                emb = np.concatenate([e for e, _ in parts])
+                self.done.append((vi, emb, np.concatenate([t for _, t in parts])))
+                self.rows += len(emb)
+                self.bar.update(1)
+                if self.rows >= shard_rows:
+                    self.commit()
+
+        def _skip(self, vi: int, reason: str) -> None:
+            v = self.videos[vi]
+            entry = {"key": v.key, "path": v.path, "reason": reason}
+            self.skipped.append(entry)
+            print(f"hvl index: skipping {v.path}: {reason}", file=sys.stderr)
+            with open(index_dir / "skipped.jsonl", "a") as f:  # one short O_APPEND write per line
+                f.write(json.dumps(entry) + "\n")
+            self.bar.update(1)
+
+        def commit(self) -> None:
+            """Write the finished videos as one shard: .npy first, then the .jsonl that commits it."""
+            if not self.done:
+                return
+            name = f"{self.token}-r{self.rank}-{self.seq:05d}"
+            self.seq += 1
+            shards = index_dir / "shards"
+            emb = np.concatenate([e for _, e, _ in self.done]).astype(np.float16)
+            lines, row = [], 0
+            for vi, e, t in self.done:
+                v = self.videos[vi]
+                lines.append(json.dumps({"key": v.key, "video_id": v.video_id, "game": v.game, "path": v.path,
+                                         "row": row, "t": [round(float(x), 6) for x in t]}))
+                row += len(e)
+            _fsync_write(shards / f"{name}.npy", _npy_bytes(emb))
+            _fsync_write(shards / f"{name}.jsonl", ("\n".join(lines) + "\n").encode())
+            self.committed_videos += len(self.done)
+            self.done, self.rows = [], 0
+
+        def on_predict_end(self, trainer, pl_module) -> None:
+            self.commit()
+            if self.bar is not None:
+                self.bar.close()
+            trainer.strategy.barrier()  # every rank has committed: what is left uncommitted is an orphan
+            if trainer.global_rank == 0:
+                remove_orphans(index_dir)
+
+    return ShardWriter()
+
+
+def build_index(videos_dir: str | Path, ckpt: str | Path, out: str | Path, fps: float = 1.0, level: str = "clip",
+                batch_size: int = 64, num_workers: int = 2, devices: int | str = 1, accelerator: str = "auto",
+                shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error", progress: bool = True,
+                ann: str = "auto",
+                videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """Index the videos not yet in ``out``; returns counts. Safe to re-run and to interrupt.
+
+    ``videos`` replaces the folder scan (e.g. a domain reader's records); ``loaded`` is an
+    already loaded ``(model, meta)`` of ``ckpt`` (saves loading it twice)."""
+    import pytorch_lightning as pl
+
+    from .checkpoint import load_model
+
+    if fps <= 0:
+        raise HVLInputError(f"--fps must be > 0 (got {fps})")
+    videos = scan_videos(videos_dir) if videos is None else videos
+    out = Path(out)
+    model, meta = loaded or load_model(ckpt)
+    if level not in model.video_heads:
+        raise HVLInputError(f"--level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
+    image_size = int(meta.get("image_size") or 64)
+    header = ensure_header(out, {"format": FORMAT, "version": VERSION, "checkpoint": str(Path(ckpt).resolve()),
+                                 "checkpoint_sha256": file_sha256(ckpt), "level": level,
+                                 "dim": int(model.hparams.embed_dim), "fps": float(fps), "image_size": image_size,
+                                 "dtype": "float16", "videos_root": str(Path(videos_dir).resolve())})
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    done = indexed_keys(out)
+    todo = [v for v in videos if v.key not in done]
+    result = {"index": str(out), "videos": len(videos), "already_indexed": len(videos) - len(todo),
+              "indexed": 0, "skipped": 0, "level": level, "fps": fps, "dim": header["dim"]}
+    if not todo:
+        result["ann"] = _refresh_ann(out, ann)
+        return result
+    writer = make_writer(out, todo, shard_rows, on_bad_video, progress)
+    trainer = pl.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, use_distributed_sampler=False, callbacks=[writer])
+    embedder = make_embedder(model, level, todo, fps, image_size, batch_size, num_workers)
+    with warnings.catch_warnings():  # the writer keys rows by video and time, not by batch indices
+        warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
+        trainer.predict(embedder, return_predictions=False)
+    result.update(indexed=writer.committed_videos, skipped=len(writer.skipped))
+    if trainer.global_rank == 0:
+        result["ann"] = _refresh_ann(out, ann)
+    return result
+
+
+def _refresh_ann(out: Path, kind: str) -> dict[str, Any] | None:
+    """Build or refresh the approximate index when the index is large enough (see hvl.core.search)."""
+    from .search import refresh_ann
+
+    meta = refresh_ann(out, kind)
+    return None if meta is None else {k: meta[k] for k in ("kind", "factory", "recall_at_10") if k in meta}
+
+
+# ------------------------------------------------------------------ CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("videos", help="folder laid out as <videos>/<game>/<id>.mp4")
+    p.add_argument("--ckpt", required=True, help="trained hvl checkpoint")
+    p.add_argument("--out", required=True, help="index folder (created, or extended when it exists)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames embedded per second of video (default 1)")
+    p.add_argument("--level", default="clip", help="embedding space (default clip: frames <-> moment texts)")
+    p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
+    p.add_argument("--num-workers", type=int, default=2, help="decoding processes per device")
+    p.add_argument("--devices", default="1", help="devices for Lightning (e.g. 4, or 'auto')")
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="frames per committed shard")
+    p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
+    p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
+                   help="approximate index: auto = none below 100k frames, IVF-fp16 below 20M, IVF-PQ above")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> None:
-    raise HVLInputError("this command is not built yet")
+    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
+    res = build_index(args.videos, args.ckpt, args.out, fps=args.fps, level=args.level, batch_size=args.batch_size,
+                      num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
+                      shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
+                      ann=args.ann)
+    print(json.dumps(res, indent=2))

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from .data import LEVELS
 from .encoders import Head, TextEncoder, VideoEncoder
-from .losses import LogitScale, hierarchical_infonce, milnce
+from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
+from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce
 
 
 class HierarchicalVLM(pl.LightningModule):
@@ -22,6 +23,10 @@ class HierarchicalVLM(pl.LightningModule):
     Each level has its own video head, text head and temperature (the paper's
     "separate embedding spaces"); which levels a step trains comes from the data schedule,
     how they are weighed from ``loss_weights``.
+
+    ``finegrained`` (e.g. ``{video: {}}``) switches a phase/video level's segment↔parent term
+    from pooled cosine to frame×word similarity (:mod:`hvl.core.finegrained`, CiCo); the
+    other two hierarchical terms stay global. Levels not named keep the default behaviour.
     """
 
     def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
@@ -29,7 +34,7 @@ class HierarchicalVLM(pl.LightningModule):
                  hier_weights: tuple[float, float, float] = (1.0, 1.0, 1.0), temperature: float = 0.07,
                  learn_temperature: bool = True, head_hidden: int | None = None, lr: float = 1e-3,
                  text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
-                 min_lr_ratio: float = 0.05):
+                 min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.levels = list(levels or LEVELS)
@@ -42,6 +47,12 @@ class HierarchicalVLM(pl.LightningModule):
         self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
         self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
         self.loss_weights = {lv: 1.0 for lv in self.levels} | (loss_weights or {})
+        self.finegrained: dict[str, FineGrainedConfig] = {}
+        for lv, cfg in (finegrained or {}).items():
+            if lv not in self.levels or lv == "clip":
+                raise ValueError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
+                                 f"{self.levels} (the clip level has several texts per sample: MIL-NCE)")
+            self.finegrained[lv] = FineGrainedConfig(**(cfg or {}))
 
     # ------------------------------------------------------------ embeddings
     def embed_video(self, frames: Tensor, level: str) -> Tensor:
@@ -59,12 +70,40 @@ class HierarchicalVLM(pl.LightningModule):
         index = {t: i for i, t in enumerate(uniq)}
         return emb[torch.tensor([index[t] for t in texts], device=emb.device)]
 
+    def embed_frame_sequence(self, frames: Tensor, level: str) -> tuple[Tensor, Tensor]:
+        """``[B, T, C, H, W]`` → per-frame ``[B, T, E]`` and pooled ``[B, E]`` embeddings, one encoder pass."""
+        feats = self.video.frame_features(frames)
+        head = self.video_heads[level]
+        return head(feats), head(feats.mean(1))
+
+    def embed_tokens(self, texts: list[str], level: str) -> tuple[Tensor, Tensor]:
+        """Per-token ``[N, L, E]`` embeddings in ``level``'s space and their mask, ``L`` fixed by ``max_words``."""
+        cfg = self.finegrained.get(level, FineGrainedConfig())
+        tok, mask = self.text.token_features(texts)
+        tok, mask = pad_tokens(tok.to(self.device), mask.to(self.device), cfg.max_words)
+        return self.text_heads[level](tok), mask
+
+    def pair_scores(self, level: str, frames: Tensor, video_global: Tensor, tokens: Tensor, token_mask: Tensor,
+                    text_global: Tensor, kind: str = "model") -> Tensor:
+        """``[videos, texts]`` scores as the model ranks them (``kind``: model / global / finegrained)."""
+        if kind == "model":
+            kind = "finegrained" if level in self.finegrained else "global"
+        if kind == "global":
+            return video_global @ text_global.T
+        if kind != "finegrained":
+            raise ValueError(f"similarity '{kind}' is unknown; use model, global or finegrained")
+        mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
+        return finegrained_similarity(frames, mask, tokens, token_mask, self.finegrained.get(level, FineGrainedConfig()),
+                                      video_global, text_global)
+
     def _embed_padded(self, rows: list[list[str]], level: str) -> Tensor:
         b, k = len(rows), len(rows[0])
         return self.embed_text([t for r in rows for t in r], level).view(b, k, -1)
 
     # ------------------------------------------------------------ losses
     def level_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
+        if level in self.finegrained:
+            return self._finegrained_loss(level, batch)
         v = self.embed_video(batch["frames"], level)
         scale = self.scales[level]()
         if level == "clip":
@@ -72,6 +111,19 @@ class HierarchicalVLM(pl.LightningModule):
         parent = self.embed_text(batch["parent"], level)
         children = self._embed_padded(batch["children"], level)
         return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights))
+
+    def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
+        """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""
+        cfg, scale = self.finegrained[level], self.scales[level]()
+        frames, v = self.embed_frame_sequence(batch["frames"], level)
+        tokens, tmask = self.embed_tokens(batch["parent"], level)
+        parent = self.embed_text(batch["parent"], level)
+        child = masked_mean(self._embed_padded(batch["children"], level), batch["child_mask"])
+        fmask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
+        terms = (finegrained_infonce(frames, fmask, tokens, tmask, scale, cfg, v, parent),
+                 infonce(v, child, scale), infonce(parent, child, scale))
+        w = tuple(self.hparams.hier_weights)
+        return sum(wi * t for wi, t in zip(w, terms)) / sum(w)
 
     def _step(self, batch: dict[str, dict[str, Any]], stage: str) -> Tensor:
         total, weight = 0.0, 0.0

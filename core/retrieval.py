@@ -1,14 +1,242 @@
-"""Placeholder until the command is built (see the open issue)."""
+"""`hvl retrieval`: text ↔ video retrieval with a trained model (T2V / V2T R@1/5/10, MedR, MeanR).
+
+Protocol (CiCo): test videos are grouped by their sentence (several videos may sign the same
+sentence). T2V has one query per unique sentence and a hit is *any* of its videos; V2T has one
+query per video and a hit is its sentence. Ranks are 0-based; R@K = % of queries with rank < K;
+MedR = median rank + 1 and MeanR = mean rank + 1 (``numpy.median``: the mean of the two middle
+ranks for an even number of queries).
+
+Ties are ranked pessimistically: a wrong candidate with exactly the score of the right one is
+ranked ahead of it, so a query's rank is the number of wrong candidates scoring ≥ its best right
+one. Every query counts once (CLIP4Clip's ``compute_metrics`` counts a query once per tied
+position), and a constant model gets the worst rank, not a lucky R@1.
+
+Importing this module stays cheap (the CLI builds its parser from it): torch is imported inside.
+"""
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from .cli import DatasetSpec
 from .schema import HVLInputError
 
+if TYPE_CHECKING:
+    from torch import Tensor
 
+    from .schema import VideoRecord
+
+KS = (1, 5, 10)
+
+
+class RetrievalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str | None = None
+    dataset: DatasetSpec
+    level: str = Field("video", description="embedding space the sentences were trained in")
+    similarity: Literal["model", "global", "finegrained"] = Field(
+        "model", description="'model' = what the checkpoint trained this level with")
+    frames: int | None = Field(None, ge=1, description="frames per video; default: the training schedule's")
+    image_size: int | None = Field(None, description="default: the training data module's image_size")
+    batch_size: int = Field(16, ge=1, description="videos embedded at once")
+    num_workers: int = Field(2, ge=0)
+    experiment: str = "hvl-retrieval"
+
+
+# ----------------------------------------------------------------- metrics
+def group_by_sentence(texts: list[str]) -> tuple[list[str], list[int]]:
+    """Unique sentences (first-seen order) and, per video, the index of its sentence."""
+    index: dict[str, int] = {}
+    of_video = [index.setdefault(" ".join(t.split()), len(index)) for t in texts]
+    return list(index), of_video
+
+
+def retrieval_ranks(sim: Tensor, video_sentence: Tensor) -> tuple[Tensor, Tensor]:
+    """0-based ranks of the T2V queries (rows of ``sim [S, V]``) and the V2T queries (its columns).
+
+    ``video_sentence[v]`` is the sentence of video ``v``; pessimistic ties (see module docstring).
+    """
+    import torch
+
+    if sim.ndim != 2 or video_sentence.shape != (sim.shape[1],):
+        raise ValueError(f"sim must be [sentences, videos] and video_sentence [videos]; got {tuple(sim.shape)}, "
+                         f"{tuple(video_sentence.shape)}")
+    if not torch.isfinite(sim).all():
+        raise ValueError("similarity matrix has NaN/inf entries; the model or its inputs are broken")
+    s, v = sim.shape
+    pos = video_sentence[None, :] == torch.arange(s, device=sim.device)[:, None]      # [S, V]
+    if not bool(pos.any(1).all()):
+        raise ValueError("every sentence needs at least one video")
+    best = sim.masked_fill(~pos, float("-inf")).amax(1)                                 # best right video
+    t2v = ((sim >= best[:, None]) & ~pos).sum(1)
+    right = sim[video_sentence, torch.arange(v, device=sim.device)]                     # [V]
+    v2t = ((sim >= right[None, :]) & ~pos).sum(0)
+    return t2v, v2t
+
+
+def summarize_ranks(ranks: Tensor, prefix: str) -> dict[str, float]:
+    import numpy as np
+
+    r = ranks.cpu().numpy()
+    out = {f"{prefix}_r{k}": float(100.0 * (r < k).mean()) for k in KS}
+    out[f"{prefix}_medr"] = float(np.median(r) + 1)
+    out[f"{prefix}_meanr"] = float(r.mean() + 1)
+    return out
+
+
+def retrieval_metrics(sim: Tensor, video_sentence: Tensor) -> dict[str, float]:
+    """``t2v_r1 … v2t_meanr`` (recalls in percent) from sentence × video scores."""
+    t2v, v2t = retrieval_ranks(sim, video_sentence)
+    return summarize_ranks(t2v, "t2v") | summarize_ranks(v2t, "v2t")
+
+
+# ----------------------------------------------------------------- embedding
+def _span(rec: VideoRecord, video) -> tuple[float, float]:
+    if rec.span is not None:
+        return rec.span
+    return 0.0, min(rec.duration or video.duration, video.duration)
+
+
+class _VideoFrames:
+    """Video ``i`` → ``num`` frames sampled uniformly over its span, as the training loader does."""
+
+    def __init__(self, videos: list[tuple[VideoRecord, Path]], num: int, image_size: int):
+        from .transforms import FrameTransform
+
+        self.videos, self.num, self.size = videos, num, image_size
+        self.transform = FrameTransform(image_size, train=False)
+        self._readers = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        from .video import ReaderCache
+
+        if self._readers is None:  # per DataLoader worker
+            self._readers = ReaderCache(size=(self.size, self.size))
+        rec, path = self.videos[i]
+        v = self._readers(path)
+        start, end = _span(rec, v)
+        return self.transform(v.read(start, end, num=self.num))
+
+
+def embed_videos(model, videos: list[tuple[VideoRecord, Path]], level: str, frames: int, image_size: int,
+                 batch_size: int = 16, num_workers: int = 2, progress: bool = True) -> tuple[Tensor, Tensor]:
+    """Per-frame ``[V, T, E]`` and pooled ``[V, E]`` embeddings of every video."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(_VideoFrames(videos, frames, image_size), batch_size=batch_size, num_workers=num_workers)
+    per_frame, pooled = [], []
+    with torch.no_grad():
+        for x in tqdm(loader, desc="videos", unit="batch", disable=not progress):
+            f, g = model.embed_frame_sequence(x.to(model.device), level)
+            per_frame.append(f)
+            pooled.append(g)
+    return torch.cat(per_frame), torch.cat(pooled)
+
+
+def embed_sentences(model, sentences: list[str], level: str, chunk: int = 256) -> tuple[Tensor, Tensor, Tensor]:
+    """Token embeddings ``[S, L, E]``, their mask and pooled ``[S, E]`` embeddings."""
+    import torch
+
+    toks, masks, pooled = [], [], []
+    with torch.no_grad():
+        for i in range(0, len(sentences), chunk):
+            part = sentences[i:i + chunk]
+            t, m = model.embed_tokens(part, level)
+            toks.append(t)
+            masks.append(m)
+            pooled.append(model.embed_text(part, level))
+    return torch.cat(toks), torch.cat(masks), torch.cat(pooled)
+
+
+def evaluate_retrieval(model, videos: list[tuple[VideoRecord, Path]], level: str = "video",
+                       similarity: str = "model", frames: int = 16, image_size: int = 64, batch_size: int = 16,
+                       num_workers: int = 2, progress: bool = True) -> dict[str, Any]:
+    """Embed, score every sentence against every video, rank; metrics plus what was measured."""
+    import torch
+
+    if level not in model.video_heads:
+        raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
+    for rec, path in videos:
+        if not rec.texts:
+            raise HVLInputError(f"{path}: video '{rec.video_id}' has no sentence ('texts' is empty); "
+                                "retrieval needs one per video")
+    model.eval()
+    sentences, of_video = group_by_sentence([rec.texts[0] for rec, _ in videos])
+    kind = similarity if similarity != "model" else ("finegrained" if level in model.finegrained else "global")
+    vf, vg = embed_videos(model, videos, level, frames, image_size, batch_size, num_workers, progress)
+    tt, tm, tg = embed_sentences(model, sentences, level)
+    with torch.no_grad():
+        sim = model.pair_scores(level, vf, vg, tt, tm, tg, kind).T.float().cpu()   # [S, V]
+    result: dict[str, Any] = retrieval_metrics(sim, torch.tensor(of_video))
+    result.update(n_videos=len(videos), n_sentences=len(sentences), similarity=kind, level=level, frames=frames,
+                  # random ranking: T2V hits with p = (videos of s) / V, averaged over s; V2T 1/S: both 1/S
+                  chance_r1=round(100.0 / len(sentences), 3))
+    return result
+
+
+def format_table(r: dict[str, Any]) -> str:
+    head = (f"retrieval: {r['n_videos']} videos, {r['n_sentences']} sentences, similarity={r['similarity']}, "
+            f"level={r['level']}")
+    lines = [head, f"{'':<6}{'R@1':>8}{'R@5':>8}{'R@10':>8}{'MedR':>8}{'MeanR':>8}"]
+    for d in ("t2v", "v2t"):
+        lines.append(f"{d.upper():<6}" + "".join(f"{r[f'{d}_{k}']:>8.1f}" for k in ("r1", "r5", "r10", "medr", "meanr")))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--config", required=True, help="retrieval YAML (see recipes/sign/*_retrieval.yaml)")
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--json", help="write the metrics here")
+    p.add_argument("--similarity", choices=["model", "global", "finegrained"], help="override the config's")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
 
 
-def run(args: argparse.Namespace) -> None:
-    raise HVLInputError("this command is not built yet")
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from .checkpoint import load_model
+    from .cli import _load_config, _videos, write_json
+    from .data import probe_video
+
+    cfg: RetrievalConfig = _load_config(args.config, RetrievalConfig)  # type: ignore[assignment]
+    similarity = args.similarity or cfg.similarity
+    videos = _videos(cfg)  # type: ignore[arg-type]
+    for rec, path in videos:  # data errors first: cheaper to find than a model is to load
+        reason = probe_video(rec, path)
+        if reason:
+            raise HVLInputError(f"{path}: {reason}")
+    if len(videos) < 2:
+        raise HVLInputError(f"{cfg.dataset.path}: retrieval needs at least 2 videos, got {len(videos)}")
+    model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
+    schedule = meta.get("schedule") or {}
+    frames = cfg.frames or (schedule.get(cfg.level) or {}).get("frames") or 16
+    image_size = cfg.image_size or meta.get("image_size") or 64
+    t0 = time.perf_counter()
+    result = evaluate_retrieval(model, videos, cfg.level, similarity, frames=frames, image_size=image_size,
+                                batch_size=cfg.batch_size, num_workers=cfg.num_workers, progress=not args.no_progress)
+    result.update(checkpoint=str(args.ckpt), dataset=cfg.dataset.path, seconds=round(time.perf_counter() - t0, 2))
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result)}")
+    if not args.no_mlflow:
+        from .tracking import log_json, log_metrics, start_eval_run
+
+        run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
+        tag = result["similarity"]
+        log_metrics(run_id, {f"retrieval/{tag}/{k}": v for k, v in result.items()
+                             if k.startswith(("t2v_", "v2t_"))},
+                    {"retrieval_level": cfg.level, "retrieval_frames": frames})
+        log_json(run_id, result, f"retrieval/{tag}.json")
+        print(f"logged to MLflow run {run_id}")
+    return result

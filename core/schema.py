@@ -75,9 +75,17 @@ class VideoRecord(_Strict):
     phases: list[PhaseSegment] = Field(default_factory=list)
     clips: list[ClipSegment] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
+    span: tuple[float, float] | None = Field(
+        default=None, description="[start, end] seconds of the file this record is (e.g. one sentence cut from a "
+                                  "long video); phase and clip times stay in the file's timeline")
 
     @model_validator(mode="after")
     def _within_duration(self):
+        if self.span is not None:
+            if not 0 <= self.span[0] < self.span[1]:
+                raise ValueError(f"span {list(self.span)} must be [start, end] with 0 <= start < end")
+            if self.duration is not None and self.span[1] > self.duration + 1e-3:
+                raise ValueError(f"span end {self.span[1]} is beyond the video's duration {self.duration}")
         if self.duration is not None:
             for kind, segs in (("phases", self.phases), ("clips", self.clips)):
                 for i, s in enumerate(segs):

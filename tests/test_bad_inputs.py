@@ -6,7 +6,7 @@ import wave
 import numpy as np
 import pytest
 import yaml
-from helpers import write_index_video
+from helpers import write_index_folder, write_index_video
 
 from hvl.core.cli import main
 from hvl.core.data import HVLDataModule
@@ -83,6 +83,45 @@ def _cholec(ds, header="Frame\tPhase", phase="Preparation", frames=50, rows=50, 
          prompts="surgical:cholec80")
 
 
+H2S_HEADER = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE"
+
+
+def _how2sign(ds, mode="clips", clip=True, table=True):
+    """A one-sentence How2Sign test split; what is left out is the case."""
+    root = ds / "how2sign"
+    (root / "test_rgb_front_clips" / "raw_videos").mkdir(parents=True)
+    (root / "test_raw_videos" / "raw_videos").mkdir(parents=True)
+    if clip:
+        write_video(root / "test_rgb_front_clips" / "raw_videos" / "abc_0-1-rgb_front.mp4",
+                    np.zeros((10, 32, 32, 3), np.uint8), 10)
+    if table:
+        (root / "how2sign_realigned_test.csv").write_text(
+            H2S_HEADER + "\nabc\tabc-1-rgb_front\tabc_0\tabc_0-1-rgb_front\t0.5\t1.5\tHello there.\n")
+    _cfg(ds, domain="sign", dataset={"reader": "how2sign", "path": str(root), "options": {"mode": mode}})
+
+
+def _phoenix(ds, folder=True, frames=True):
+    root = ds / "phoenix"
+    (root / "annotations" / "manual").mkdir(parents=True)
+    (root / "annotations" / "manual" / "PHOENIX-2014-T.test.corpus.csv").write_text(
+        "name|video|start|end|speaker|orth|translation\nday-1|day-1/1/*.png|-1|-1|Signer01|REGEN|es regnet\n")
+    if folder:
+        (root / "features" / "fullFrame-210x260px" / "test" / "day-1").mkdir(parents=True)
+    if frames:
+        write_index_folder(root / "features" / "fullFrame-210x260px" / "test" / "day-1", 3)
+    _cfg(ds, domain="sign", dataset={"reader": "phoenix", "path": str(root)})
+
+
+def _gamephysics(ds, csv, videos=True):
+    root = ds / "gp"
+    (root / "g1").mkdir(parents=True)
+    if videos:
+        write_index_video(root / "g1" / "v1.mp4", n=20)
+    if csv is not None:
+        (root / "metadata.csv").write_text(csv)
+    _cfg(ds, domain="gameplay", dataset={"reader": "gamephysics", "path": str(root)})
+
+
 CASES = {
     # manifests
     "manifest missing": (lambda d: _cfg(d, dataset={"path": str(d / "nope.jsonl")}), "nope.jsonl", "manifest not found"),
@@ -130,6 +169,25 @@ CASES = {
     "cholec80 annotation missing": (lambda d: _cholec(d, annotation=False), "video49-phase.txt", "not found"),
     "cholec80 video missing": (lambda d: (_cholec(d), (d / "cholec" / "videos" / "video49.mp4").unlink()),
                                "video49.mp4", "Cholec80 video missing"),
+    # How2Sign / PHOENIX-2014T
+    "how2sign clip missing": (lambda d: _how2sign(d, clip=False), "how2sign_realigned_test.csv, line 2",
+                              "abc_0-1-rgb_front.mp4 not found"),
+    "how2sign full video missing": (lambda d: _how2sign(d, mode="full"), "field 'VIDEO_NAME'",
+                                    "abc-1-rgb_front.mp4 not found"),
+    "how2sign table missing": (lambda d: _how2sign(d, table=False), "how2sign_realigned_test.csv",
+                               "How2Sign table not found"),
+    "phoenix frame folder missing": (lambda d: _phoenix(d, folder=False, frames=False),
+                                     "PHOENIX-2014-T.test.corpus.csv, line 2", "frame folder"),
+    "phoenix frame folder empty": (lambda d: _phoenix(d, frames=False), "corpus.csv, line 2", "has no PNG frames"),
+    "phoenix annotation missing": (lambda d: (_phoenix(d), (d / "phoenix" / "annotations" / "manual" /
+                                                            "PHOENIX-2014-T.test.corpus.csv").unlink()),
+                                   "PHOENIX-2014-T.test.corpus.csv", "annotation not found"),
+    # GamePhysics (gameplay domain)
+    "gamephysics csv missing column": (lambda d: _gamephysics(d, "post_id\nv1\n"), "metadata.csv, line 1",
+                                       "lacks column(s) ['title']"),
+    "gamephysics duplicate post id": (lambda d: _gamephysics(d, "post_id,title\nv1,a\nv1,b\n"), "metadata.csv, line 3",
+                                      "repeats line 2"),
+    "gamephysics no videos": (lambda d: _gamephysics(d, None, videos=False), "gp", "no videos"),
     # configs and checkpoints
     "config unknown key": (lambda d: _cfg(d, colour="red"), "zs.yaml", "field 'colour'"),
     "config missing dataset": (lambda d: (d / "zs.yaml").write_text("prompts: x.yaml\n"), "zs.yaml", "field 'dataset'"),

@@ -1,0 +1,606 @@
+"""Seeded gameplay-like clips from a real 2-D physics engine (pymunk), with injected physics bugs.
+
+GamePhysics clips cannot be shipped, so ``hvl demo gameplay`` simulates a stand-in:
+
+* **scenes**: a side view of hilly terrain in one of three "games" (grass hills, desert,
+  moon base: own sky, ground and backdrop), with 2-3 objects of distinct kinds (car, ball,
+  box, character) and distinct colours (red, blue, yellow, purple). Cars drive on motor-driven
+  wheels, balls roll, characters walk, boxes get pushed; all of it is pymunk rigid-body
+  physics, rasterised with numpy (no pygame) and written as H.264 .mp4.
+* **bugs** (about 60 % of clips), injected into the simulation at a random moment, on one
+  object (the victim): ``falling_through_floor`` (its collision with the ground is switched
+  off: it sinks into the terrain and vanishes), ``floating_flying`` (gravity off, launched
+  upwards, then hovers high in the sky), ``stuck_in_object`` (teleported into another object;
+  both freeze), ``stretched_jittering`` (drawn stretched and shaking). The bug's time span is
+  recorded.
+* **text**: a caption per clip (scene, objects, what happens; video level) and two 2.5 s
+  moments (clip level: what happens in that window, e.g. "the red car sinks into the
+  ground"; one before the bug, one on it), each in two phrasings. Bug phrases come from a training vocabulary; the held-out query set (``queries.yaml``)
+  words bugs differently ("a car falling through the floor"), and its exact strings never
+  appear in a training text.
+
+Layout (the search corpus is the held-out test split, in GamePhysics' layout)::
+
+    <out>/videos/<game>/test_NNNN.mp4   + videos/metadata.csv (post_id,title; titles unused)
+    <out>/train_videos/<game>/{train,val}_NNNN.mp4
+    <out>/{train,val,test}.jsonl        manifests; test phases are labelled with the bug class
+    <out>/queries.yaml                  queries (simple / compound / bug) with relevant video ids
+
+Clip ``i`` of a split is drawn from ``SeedSequence([seed, split, i])``: the same seed gives the
+same clips whatever the other counts are.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pymunk
+import yaml
+
+from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
+from hvl.core.video import write_video
+
+WORLD = 64.0                     # world units across (and up); pixels = units * size / WORLD
+GRAVITY = -300.0
+SUBSTEPS = 6                     # physics steps per video frame
+MOMENT_SECONDS = 2.5
+BUG_RATE = 0.6
+SINK_SPEED = 4.0                 # world units / s an object falling through the floor sinks (objects are 7-17 tall)
+SPLITS = {"train": 0, "val": 1, "test": 2}
+# decord 0.6 returns misaligned rows for some frame widths (48 px fails, measured); these decode correctly
+DECODABLE_SIZES = (32, 64, 96, 128)
+GROUND, OBJECTS = 0b01, 0b10     # collision categories
+
+COLOURS: dict[str, tuple[int, int, int]] = {"red": (215, 40, 40), "blue": (40, 90, 230), "yellow": (240, 210, 30),
+                                            "purple": (150, 60, 200)}
+KINDS = ("car", "ball", "box", "character")
+BUGS = ("falling_through_floor", "floating_flying", "stuck_in_object", "stretched_jittering")
+NO_BUG = "no_bug"
+GAMES: dict[str, dict[str, Any]] = {
+    "hill_racer": {"sky": (140, 195, 240), "ground": (60, 140, 55), "backdrop": (95, 160, 120),
+                   "scene": ["a grassy hill level", "green rolling hills under a blue sky", "a sunny meadow map"]},
+    "desert_drive": {"sky": (240, 220, 175), "ground": (165, 110, 55), "backdrop": (200, 150, 95),
+                     "scene": ["a desert track", "sand dunes in the desert", "a dusty desert map"]},
+    "moon_base": {"sky": (20, 22, 45), "ground": (135, 135, 140), "backdrop": (70, 70, 90),
+                  "scene": ["a grey moon surface", "a lunar base at night", "a crater field on the moon"]},
+}
+
+# ---- training vocabulary (captions and moments). The query phrasings below must never occur in it.
+BUG_PHRASES = {
+    "falling_through_floor": ["the {o} sinks into the ground and vanishes", "the {o} drops through the terrain",
+                              "the {o} clips into the ground and disappears below it"],
+    "floating_flying": ["the {o} is launched up into the sky", "the {o} shoots upward and hovers high above the ground",
+                        "the {o} rises into the air and stays up there"],
+    "stuck_in_object": ["the {o} gets wedged inside the {p} and stops moving", "the {o} ends up lodged inside the {p}",
+                        "the {o} and the {p} overlap and freeze"],
+    "stretched_jittering": ["the {o} stretches out wide and shakes", "the {o} is distorted and trembles",
+                            "the {o} becomes elongated and vibrates"],
+}
+ACTIONS = {"car": ["the {o} drives across the hills", "the {o} drives along the track", "the {o} rolls on its wheels"],
+           "ball": ["the {o} rolls along the ground", "the {o} bounces and rolls", "the {o} rolls down the slope"],
+           "box": ["the {o} rests on the ground", "the {o} sits still on the slope", "the {o} slides a little"],
+           "character": ["the {o} walks along the ground", "the {o} strolls across the map", "the {o} is walking"]}
+QUERY_BUG = {"falling_through_floor": "a {k} falling through the floor", "floating_flying": "a {k} flying in the air",
+             "stuck_in_object": "a {k} stuck inside another object", "stretched_jittering": "a stretched {k} jittering"}
+
+
+# ============================================================== physics objects
+@dataclass
+class Part:
+    """Something drawn, attached to a body: a polygon (body-local vertices) or a circle."""
+
+    body: pymunk.Body
+    rgb: tuple[int, int, int]
+    verts: list[tuple[float, float]] | None = None
+    radius: float = 0.0
+    offset: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Thing:
+    kind: str
+    colour: str
+    bodies: list[pymunk.Body]
+    shapes: list[pymunk.Shape]
+    parts: list[Part]
+    motor: pymunk.SimpleMotor | None = None
+    walk: float = 0.0
+    frozen: bool = False
+    hover: bool = False
+    stretch: bool = False
+    constraints: list[pymunk.Constraint] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.colour} {self.kind}"
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        p = self.bodies[0].position
+        return float(p.x), float(p.y)
+
+
+def _darker(rgb: tuple[int, int, int], f: float = 0.6) -> tuple[int, int, int]:
+    return tuple(int(c * f) for c in rgb)  # type: ignore[return-value]
+
+
+def _box_verts(w: float, h: float) -> list[tuple[float, float]]:
+    return [(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)]
+
+
+def _add_poly(space: pymunk.Space, body: pymunk.Body, verts, friction: float = 0.9) -> pymunk.Shape:
+    s = pymunk.Poly(body, verts)
+    s.friction, s.filter = friction, pymunk.ShapeFilter(categories=OBJECTS)
+    space.add(s)
+    return s
+
+
+def make_thing(space: pymunk.Space, kind: str, colour: str, x: float, ground_y: float, direction: int,
+               rng: np.random.Generator) -> Thing:
+    rgb = COLOURS[colour]
+    if kind == "car":
+        w, h, r = 26.0, 7.0, 5.0
+        chassis = pymunk.Body(5.0, pymunk.moment_for_box(5.0, (w, h)))
+        chassis.position = (x, ground_y + 2 * r + h / 2 + 1)
+        space.add(chassis)
+        shapes = [_add_poly(space, chassis, _box_verts(w, h))]
+        parts = [Part(chassis, rgb, _box_verts(w, h)),
+                 Part(chassis, _darker(rgb, 0.75), [(-w / 4, h / 2), (w / 5, h / 2), (w / 8, h / 2 + 5), (-w / 6, h / 2 + 5)])]
+        bodies, cons = [chassis], []
+        motor = None
+        for dx in (-w / 2 + r, w / 2 - r):
+            wheel = pymunk.Body(1.0, pymunk.moment_for_circle(1.0, 0, r))
+            wheel.position = (x + dx, chassis.position.y - h / 2 - r + 1)
+            ws = pymunk.Circle(wheel, r)
+            ws.friction, ws.filter = 1.5, pymunk.ShapeFilter(categories=OBJECTS, mask=GROUND | OBJECTS)
+            joint = pymunk.PivotJoint(chassis, wheel, wheel.position)
+            joint.collide_bodies = False
+            space.add(wheel, ws, joint)
+            cons.append(joint)
+            if motor is None:
+                motor = pymunk.SimpleMotor(chassis, wheel, direction * -rng.uniform(2.0, 3.0))
+                motor.max_force = 6e3  # gentle: a strong motor's reaction torque flips the car
+                space.add(motor)
+                cons.append(motor)
+            bodies.append(wheel)
+            shapes.append(ws)
+            parts += [Part(wheel, (35, 35, 35), radius=r), Part(wheel, (170, 170, 170), radius=1.8)]
+        return Thing(kind, colour, bodies, shapes, parts, motor=motor, constraints=cons)
+    if kind == "ball":
+        r = 7.0
+        b = pymunk.Body(1.0, pymunk.moment_for_circle(1.0, 0, r))
+        b.position = (x, ground_y + r + 1)
+        b.velocity = (direction * rng.uniform(15, 30), 0)
+        s = pymunk.Circle(b, r)
+        s.friction, s.elasticity, s.filter = 0.8, 0.5, pymunk.ShapeFilter(categories=OBJECTS)
+        space.add(b, s)
+        return Thing(kind, colour, [b], [s], [Part(b, rgb, radius=r), Part(b, (250, 250, 250), radius=1.6, offset=(3.5, 3.5))])
+    if kind == "box":
+        a = 14.0
+        b = pymunk.Body(2.0, pymunk.moment_for_box(2.0, (a, a)))
+        b.position = (x, ground_y + a / 2 + 1)
+        space.add(b)
+        s = _add_poly(space, b, _box_verts(a, a))
+        return Thing(kind, colour, [b], [s], [Part(b, rgb, _box_verts(a, a)), Part(b, _darker(rgb), _box_verts(a - 6, a - 6))])
+    # character: an upright capsule (rotation locked) that walks; head and legs are drawn
+    w, h = 6.0, 14.0
+    b = pymunk.Body(1.0, float("inf"))
+    b.position = (x, ground_y + h / 2 + 5)
+    space.add(b)
+    s = _add_poly(space, b, _box_verts(w, h))
+    legs = [Part(b, (40, 40, 40), [(-3, -h / 2 - 4), (-1, -h / 2 - 4), (-1, -h / 2), (-3, -h / 2)]),
+            Part(b, (40, 40, 40), [(1, -h / 2 - 4), (3, -h / 2 - 4), (3, -h / 2), (1, -h / 2)])]
+    feet = pymunk.Poly(b, [(-3, -h / 2 - 4), (3, -h / 2 - 4), (3, -h / 2), (-3, -h / 2)])
+    feet.friction, feet.filter = 0.2, pymunk.ShapeFilter(categories=OBJECTS)
+    space.add(feet)
+    return Thing(kind, colour, [b], [s, feet], [Part(b, rgb, _box_verts(w, h)), *legs,
+                                                Part(b, (240, 200, 160), radius=3.5, offset=(0, h / 2 + 3.5))],
+                 walk=direction * rng.uniform(10, 16))
+
+
+# ============================================================== terrain and rendering
+def terrain(rng: np.random.Generator) -> np.ndarray:
+    """Ground height at 17 knots across the world (piecewise linear): gentle hills."""
+    xs = np.linspace(-8, WORLD + 8, 17)
+    ph = rng.uniform(0, 2 * math.pi, 2)
+    return 15 + 3 * np.sin(xs / 10 + ph[0]) + 1.2 * np.sin(xs / 4 + ph[1])
+
+
+def ground_at(heights: np.ndarray, x: float) -> float:
+    return float(np.interp(x, np.linspace(-8, WORLD + 8, len(heights)), heights))
+
+
+_GRIDS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates, made once per size (np.mgrid per shape was the renderer's main cost)."""
+    if size not in _GRIDS:
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+        _GRIDS[size] = (xs, ys)
+    return _GRIDS[size]
+
+
+def fill_poly(img: np.ndarray, pts: list[tuple[float, float]], rgb) -> None:
+    """Fill a convex polygon (pixel coordinates, any winding) by half-plane tests in its box."""
+    h, w = img.shape[:2]
+    px = [p[0] for p in pts]
+    py = [p[1] for p in pts]
+    x0, y0 = max(int(min(px)), 0), max(int(min(py)), 0)
+    x1, y1 = min(int(max(px)) + 2, w), min(int(max(py)) + 2, h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    gx, gy = _grid(h)
+    xs, ys = gx[y0:y1, x0:x1], gy[y0:y1, x0:x1]
+    n = len(pts)
+    area = sum(px[i] * py[(i + 1) % n] - px[(i + 1) % n] * py[i] for i in range(n))
+    sign = 1.0 if area >= 0 else -1.0
+    inside = None
+    for i in range(n):
+        ax, ay, bx, by = px[i], py[i], px[(i + 1) % n], py[(i + 1) % n]
+        m = sign * ((bx - ax) * (ys - ay) - (by - ay) * (xs - ax)) >= 0
+        inside = m if inside is None else inside & m
+    img[y0:y1, x0:x1][inside] = rgb
+
+
+def fill_circle(img: np.ndarray, c: tuple[float, float], r: float, rgb) -> None:
+    h, w = img.shape[:2]
+    x0, y0 = max(int(c[0] - r), 0), max(int(c[1] - r), 0)
+    x1, y1 = min(int(c[0] + r) + 2, w), min(int(c[1] + r) + 2, h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    gx, gy = _grid(h)
+    xs, ys = gx[y0:y1, x0:x1], gy[y0:y1, x0:x1]
+    img[y0:y1, x0:x1][(xs - c[0]) ** 2 + (ys - c[1]) ** 2 <= r * r] = rgb
+
+
+class Renderer:
+    """Sky + backdrop (static, drawn once), then objects, then the ground on top: an object that
+    falls through the floor disappears behind the terrain, as in a game."""
+
+    def __init__(self, game: str, heights: np.ndarray, size: int, rng: np.random.Generator):
+        g = GAMES[game]
+        self.size, self.k = size, size / WORLD
+        yy = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+        sky = np.array(g["sky"], np.float32)
+        bg = np.broadcast_to(sky * (0.8 + 0.2 * yy), (size, size, 3)).copy()
+        back = 28 + 6 * np.sin(np.linspace(0, 1, size) * rng.uniform(6, 14) + rng.uniform(0, 6))
+        rows = np.arange(size)[:, None]
+        bg[(rows >= size - back[None, :] * self.k)] = g["backdrop"]
+        if game == "moon_base":  # stars
+            sx, sy = rng.integers(0, size, 12), rng.integers(0, size // 2, 12)
+            bg[sy, sx] = 230
+        self.bg = bg
+        gx = (np.arange(size) + 0.5) / self.k
+        gh = np.interp(gx, np.linspace(-8, WORLD + 8, len(heights)), heights)
+        self.ground = rows >= size - gh[None, :] * self.k
+        self.ground_rgb = np.array(g["ground"], np.float32) * (0.85 + 0.15 * rng.random((size, size, 1)))
+
+    def frame(self, things: list[Thing], jitter: dict[int, tuple[float, float, float, float]],
+              noise: np.ndarray) -> np.ndarray:
+        img = self.bg.copy()
+        k, size = self.k, self.size
+        for ti, th in enumerate(things):
+            sx, sy, dx, dy = jitter.get(ti, (1.0, 1.0, 0.0, 0.0))
+            cx, cy = th.centre
+            for p in th.parts:
+                bx, by = p.body.position
+                ca, sa = math.cos(p.body.angle), math.sin(p.body.angle)
+                local = p.verts if p.verts is not None else [p.offset]
+                pts = []
+                for vx, vy in local:  # body frame -> world -> stretched about the object's centre -> pixels
+                    wx, wy = bx + ca * vx - sa * vy, by + sa * vx + ca * vy
+                    wx, wy = cx + (wx - cx) * sx + dx, cy + (wy - cy) * sy + dy
+                    pts.append((wx * k, size - wy * k))
+                if p.verts is not None:
+                    fill_poly(img, pts, p.rgb)
+                else:
+                    fill_circle(img, pts[0], p.radius * k * math.sqrt(sx * sy), p.rgb)
+        img[self.ground] = self.ground_rgb[self.ground]
+        img += noise
+        np.clip(img, 0, 255, out=img)
+        return img.astype(np.uint8)
+
+
+# ============================================================== one clip
+@dataclass
+class BugPlan:
+    type: str
+    victim: int
+    start: float
+    end: float
+    partner: int | None = None
+
+
+def _plan(rng: np.random.Generator, seconds: float) -> tuple[str, list[tuple[str, str]], BugPlan | None]:
+    game = list(GAMES)[rng.integers(len(GAMES))]
+    n = int(rng.integers(2, 4))
+    kinds = [KINDS[i] for i in rng.permutation(len(KINDS))[:n]]
+    colours = [list(COLOURS)[i] for i in rng.permutation(len(COLOURS))[:n]]
+    bug = None
+    if rng.uniform() < BUG_RATE:
+        kind = BUGS[rng.integers(len(BUGS))]
+        victim = int(rng.integers(n))
+        start = round(float(rng.uniform(1.2, 2.8)), 2)
+        end = seconds if kind in ("floating_flying", "stuck_in_object") else min(seconds, start + 2.2)
+        partner = int(rng.choice([i for i in range(n) if i != victim])) if kind == "stuck_in_object" else None
+        bug = BugPlan(kind, victim, start, round(end, 2), partner)
+    return game, list(zip(kinds, colours)), bug
+
+
+def _hover_velocity(body: pymunk.Body, gravity, damping: float, dt: float) -> None:
+    """No gravity; rise until high in the sky, then hover there."""
+    vy = 35.0 if body.position.y < WORLD * 0.78 else 0.0
+    body.velocity = (body.velocity.x * 0.9, vy)
+
+
+def _sink_velocity(body: pymunk.Body, gravity, damping: float, dt: float) -> None:
+    """No ground, no gravity: sink slowly, so that for most of the bug window the object is
+    seen half buried in the terrain (a single frame shows the bug, not just a missing object)."""
+    body.velocity = (body.velocity.x * 0.8, -SINK_SPEED)
+    body.angular_velocity *= 0.8
+
+
+def _inject(bug: BugPlan, things: list[Thing], space: pymunk.Space) -> None:
+    th = things[bug.victim]
+    if bug.type == "falling_through_floor":
+        for s in th.shapes:
+            s.filter = pymunk.ShapeFilter(categories=OBJECTS, mask=OBJECTS)  # the ground no longer holds it
+        for b in th.bodies:
+            b.velocity_func = _sink_velocity
+    elif bug.type == "floating_flying":
+        for b in th.bodies:
+            b.velocity_func = _hover_velocity
+    elif bug.type == "stuck_in_object":
+        other = things[bug.partner]
+        ox, oy = other.centre
+        vx, vy = th.centre
+        shift = (ox - vx + 3.0, oy - vy + 1.0)
+        for t in (th, other):
+            for c in t.constraints:  # joints between two kinematic bodies have no finite mass to solve for
+                space.remove(c)
+            t.constraints = []
+            for b in t.bodies:
+                if t is th:
+                    b.position = (b.position.x + shift[0], b.position.y + shift[1])
+                b.body_type = pymunk.Body.KINEMATIC
+                b.velocity, b.angular_velocity = (0, 0), 0
+            t.frozen = True
+            for s in t.shapes:
+                s.filter = pymunk.ShapeFilter(categories=OBJECTS, mask=0)  # nothing pushes them apart
+        space.reindex_shapes_for_body(th.bodies[0])
+    else:
+        th.stretch = True
+
+
+def render_clip(ss: np.random.SeedSequence, size: int = 64, fps: int = 10,
+                seconds: float = 6.0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frames ``uint8 [T, S, S, 3]`` and the clip's plan (game, objects, bug span)."""
+    rng = np.random.default_rng(ss)
+    game, objs, bug = _plan(rng, seconds)
+    heights = terrain(rng)
+    space = pymunk.Space()
+    space.gravity = (0, GRAVITY)
+    knots = np.linspace(-8, WORLD + 8, len(heights))
+    for i in range(len(knots) - 1):
+        seg = pymunk.Segment(space.static_body, (knots[i], heights[i]), (knots[i + 1], heights[i + 1]), 1.0)
+        seg.friction, seg.filter = 1.0, pymunk.ShapeFilter(categories=GROUND)
+        space.add(seg)
+    for x in (1.0, WORLD - 1.0):  # invisible walls keep the action in view
+        wall = pymunk.Segment(space.static_body, (x, 0), (x, 4 * WORLD), 1.0)
+        wall.filter = pymunk.ShapeFilter(categories=GROUND)
+        space.add(wall)
+    slots = rng.permutation([11.0, 32.0, 53.0])[: len(objs)]
+    things = []
+    for (kind, colour), x in zip(objs, slots):
+        direction = 1 if x < WORLD / 2 else -1 if x > WORLD / 2 else int(rng.choice([-1, 1]))
+        things.append(make_thing(space, kind, colour, x + rng.uniform(-4, 4), ground_at(heights, x), direction, rng))
+    ren = Renderer(game, heights, size, rng)
+    n = int(round(seconds * fps))
+    frames = np.empty((n, size, size, 3), np.uint8)
+    noise = rng.normal(0, 2.0, (4, size, size, 1)).astype(np.float32)
+    dt = 1.0 / (fps * SUBSTEPS)
+    injected = False
+    for i in range(n):
+        t = i / fps
+        if bug is not None and not injected and t >= bug.start:
+            _inject(bug, things, space)
+            injected = True
+        jitter = {}
+        for ti, th in enumerate(things):
+            if th.stretch and t < bug.end:
+                jitter[ti] = (float(rng.uniform(1.6, 2.3)), float(rng.uniform(0.55, 0.8)),
+                              float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)))
+        frames[i] = ren.frame(things, jitter, noise[i % len(noise)])
+        for _ in range(SUBSTEPS):
+            for th in things:
+                if th.walk and not th.frozen:
+                    b = th.bodies[0]
+                    b.velocity = (th.walk, b.velocity.y)
+            space.step(dt)
+    return frames, {"game": game, "objects": [{"kind": k, "colour": c} for k, c in objs],
+                    "bug": None if bug is None else {"type": bug.type, "victim": bug.victim, "start": bug.start,
+                                                     "end": bug.end, "partner": bug.partner}}
+
+
+# ============================================================== text
+def _pick(rng: np.random.Generator, items: list[str]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def _listing(objs: list[dict[str, str]]) -> str:
+    names = [f"a {o['colour']} {o['kind']}" for o in objs]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _bug_sentence(plan: dict[str, Any], rng: np.random.Generator) -> str:
+    b, objs = plan["bug"], plan["objects"]
+    v = objs[b["victim"]]
+    p = objs[b["partner"]] if b["partner"] is not None else None
+    return _pick(rng, BUG_PHRASES[b["type"]]).format(o=f"{v['colour']} {v['kind']}",
+                                                      p=f"{p['colour']} {p['kind']}" if p else "")
+
+
+def captions(plan: dict[str, Any], rng: np.random.Generator) -> list[str]:
+    """Two video-level descriptions: scene, objects, what happens."""
+    scene = _pick(rng, GAMES[plan["game"]]["scene"])
+    out = []
+    for _ in range(2):
+        acts = [_pick(rng, ACTIONS[o["kind"]]).format(o=f"{o['colour']} {o['kind']}") for o in plan["objects"]]
+        what = f"{acts[int(rng.integers(len(acts)))].capitalize()}."
+        if plan["bug"] is not None:
+            what += f" Then {_bug_sentence(plan, rng)}."
+        else:
+            what += " Everything behaves normally."
+        out.append(f"{_pick(rng, ['In', 'On'])} {scene}: {_listing(plan['objects'])}. {what}")
+    return out
+
+
+def moment_spans(plan: dict[str, Any], seconds: float) -> list[tuple[float, float, bool]]:
+    """Two non-overlapping 2.5 s windows ``(start, end, shows_bug)``: before the bug and on it.
+
+    Overlapping windows of one clip would carry near-identical texts that the contrastive loss
+    then treats as negatives of each other (measured: validation loss stayed at chance).
+    """
+    bug = plan["bug"]
+    if bug is None:
+        return [(0.0, MOMENT_SECONDS, False), (seconds - MOMENT_SECONDS, seconds, False)]
+    on = min(bug["start"], seconds - MOMENT_SECONDS)
+    return [(0.0, min(on, MOMENT_SECONDS), False), (on, on + MOMENT_SECONDS, True)]
+
+
+def _action(plan: dict[str, Any], rng: np.random.Generator, exclude: int | None = None) -> list[str]:
+    """Two phrasings of one object's action, sometimes placed next to another object."""
+    idx = [i for i in range(len(plan["objects"])) if i != exclude]
+    i = idx[int(rng.integers(len(idx)))]
+    o = plan["objects"][i]
+    name = f"{o['colour']} {o['kind']}"
+    a, b = (ACTIONS[o["kind"]][j].format(o=name) for j in rng.permutation(len(ACTIONS[o["kind"]]))[:2])
+    others = [q for j, q in enumerate(plan["objects"]) if j != i]
+    if others and rng.uniform() < 0.5:
+        q = others[int(rng.integers(len(others)))]
+        a += f" near the {q['colour']} {q['kind']}"
+    return [a, b]
+
+
+def moments(plan: dict[str, Any], seconds: float, rng: np.random.Generator) -> list[ClipSegment]:
+    """Moment texts (clip level): the bug in two phrasings on the bug window, else an action."""
+    out = []
+    for a, b, on_bug in moment_spans(plan, seconds):
+        if on_bug:
+            first = _bug_sentence(plan, rng)
+            texts = [first, next(t for t in (_bug_sentence(plan, rng) for _ in range(20)) if t != first)]
+        else:
+            gone = plan["bug"]["victim"] if plan["bug"] and plan["bug"]["type"] == "falling_through_floor" else None
+            texts = _action(plan, rng, exclude=gone if a >= (plan["bug"] or {}).get("end", seconds) else None)
+        out.append(ClipSegment(start=round(a, 6), end=round(b, 6), texts=texts))
+    return out
+
+
+def bug_phases(plan: dict[str, Any], seconds: float) -> list[PhaseSegment]:
+    """Per-time bug class for zero-shot evaluation: the bug's span, ``no_bug`` around it."""
+    b = plan["bug"]
+    if b is None:
+        return [PhaseSegment(start=0.0, end=seconds, label=NO_BUG)]
+    spans = [(0.0, b["start"], NO_BUG), (b["start"], b["end"], b["type"]), (b["end"], seconds, NO_BUG)]
+    return [PhaseSegment(start=s, end=e, label=lab) for s, e, lab in spans if e - s > 1e-6]
+
+
+# ============================================================== queries
+def build_queries(test: list[tuple[str, dict[str, Any]]], rng: np.random.Generator,
+                  max_compound: int = 16) -> list[dict[str, Any]]:
+    """Simple ("a red car"), compound ("a red car next to a blue box") and bug ("a car falling
+    through the floor") queries, each with the test clips that answer it."""
+    qs: list[dict[str, Any]] = []
+    have = lambda plan, c, k: any(o["colour"] == c and o["kind"] == k for o in plan["objects"])  # noqa: E731
+    for c in COLOURS:
+        for k in KINDS:
+            rel = [vid for vid, p in test if have(p, c, k)]
+            if rel:
+                qs.append({"type": "simple", "text": f"a {c} {k}", "relevant": rel})
+    pairs = sorted({tuple(sorted(((o["colour"], o["kind"]), (q["colour"], q["kind"]))))
+                    for _, p in test for o in p["objects"] for q in p["objects"] if o != q})
+    for i in rng.permutation(len(pairs))[:max_compound]:
+        (c1, k1), (c2, k2) = pairs[i]
+        rel = [vid for vid, p in test if have(p, c1, k1) and have(p, c2, k2)]
+        qs.append({"type": "compound", "text": f"a {c1} {k1} next to a {c2} {k2}", "relevant": rel})
+    for bug in BUGS:
+        for k in KINDS:
+            rel = [vid for vid, p in test if p["bug"] and p["bug"]["type"] == bug
+                   and p["objects"][p["bug"]["victim"]]["kind"] == k]
+            if rel:
+                qs.append({"type": "bug", "text": QUERY_BUG[bug].format(k=k), "relevant": rel, "bug": bug})
+    return [{"id": f"q{i:03d}", **q} for i, q in enumerate(qs)]
+
+
+# ============================================================== the dataset
+def _record(vid: str, rel_path: str, plan: dict[str, Any], seconds: float, rng: np.random.Generator,
+            with_phases: bool) -> VideoRecord:
+    return VideoRecord(video_id=vid, path=rel_path, texts=captions(plan, rng), duration=seconds,
+                       clips=moments(plan, seconds, rng), phases=bug_phases(plan, seconds) if with_phases else [],
+                       meta={"game": plan["game"], "objects": plan["objects"], "bug": plan["bug"]})
+
+
+def generate(out: str | Path, seed: int = 0, n_train: int = 200, n_val: int = 20, n_test: int = 60, size: int = 64,
+             fps: int = 10, seconds: float = 6.0, progress: bool = True) -> dict[str, Any]:
+    """Write the clips, manifests, metadata CSV and query set; return a summary."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    if seed < 0 or min(counts.values()) < 0 or n_train < 2 or n_test < 1:
+        raise HVLInputError(f"demo: seed >= 0, n_train >= 2 and n_test >= 1 are needed (got seed={seed}, {counts})")
+    if size not in DECODABLE_SIZES or fps < 1 or seconds < 2 * MOMENT_SECONDS:
+        raise HVLInputError(f"demo: size in {DECODABLE_SIZES}, fps >= 1 and seconds >= "
+                            f"{2 * MOMENT_SECONDS} are needed (got size={size}, fps={fps}, "
+                            f"seconds={seconds})")
+    out = Path(out)
+    records: dict[str, list[VideoRecord]] = {s: [] for s in counts}
+    test_plans: list[tuple[str, dict[str, Any]]] = []
+    bar = tqdm(total=sum(counts.values()), desc="gameplay clips", unit="clip", disable=not progress)
+    n_frames = 0
+    with ThreadPoolExecutor(max_workers=1) as encoder:  # H.264 encoding releases the GIL: overlap it with drawing
+        pending: Future | None = None
+        for split, n in counts.items():
+            for i in range(n):
+                ss = np.random.SeedSequence([seed, SPLITS[split], i])
+                look, text = ss.spawn(2)
+                frames, plan = render_clip(look, size=size, fps=fps, seconds=seconds)
+                vid = f"{split}_{i:04d}"
+                folder = "videos" if split == "test" else "train_videos"
+                rec = _record(vid, f"{folder}/{plan['game']}/{vid}.mp4", plan, seconds,
+                              np.random.default_rng(text), with_phases=split == "test")
+                if pending is not None:
+                    pending.result()
+                    bar.update(1)
+                pending = encoder.submit(write_video, out / rec.path, frames, fps)
+                records[split].append(rec)
+                n_frames += len(frames)
+                if split == "test":
+                    test_plans.append((vid, plan))
+        if pending is not None:
+            pending.result()
+            bar.update(1)
+    bar.close()
+    csv_buf = io.StringIO()
+    w = csv.writer(csv_buf)
+    w.writerow(["post_id", "title"])
+    for vid, plan in test_plans:  # titles as players write them; hvl never ranks by them
+        w.writerow([vid, f"lol look at this {plan['objects'][0]['kind']} ({plan['game'].replace('_', ' ')})"])
+    (out / "videos" / "metadata.csv").write_text(csv_buf.getvalue())
+    queries = build_queries(test_plans, np.random.default_rng([seed, 99]))
+    tmp = out / ".queries.yaml.tmp"
+    tmp.write_text("# held-out text queries for `hvl bugsearch-eval`; relevant = test video ids (videos/<game>/<id>.mp4)\n"
+                   + yaml.safe_dump({"queries": queries}, sort_keys=False, width=200))
+    tmp.replace(out / "queries.yaml")
+    manifests = {s: str(write_manifest(out / f"{s}.jsonl", recs)) for s, recs in records.items() if recs}
+    by_type = {t: sum(q["type"] == t for q in queries) for t in ("simple", "compound", "bug")}
+    return {"root": str(out), "manifests": manifests, "videos": counts, "frames": n_frames, "queries": by_type,
+            "seconds": round(time.perf_counter() - t0, 2), "seed": seed}
