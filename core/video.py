@@ -9,7 +9,7 @@ import math
 from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -206,3 +206,36 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18,
             box.mux(packet)
     tmp.replace(path)
     return path
+
+
+class BackgroundWriter:
+    """Encodes one video in a thread while the caller draws the next (H.264 encoding releases the
+    GIL). At most one video waits, so memory stays at two videos' frames; ``on_done`` runs as each
+    video is finished (e.g. a progress bar's update)."""
+
+    def __init__(self, on_done: Callable[[], None] | None = None):
+        self.on_done = on_done
+
+    def __enter__(self) -> BackgroundWriter:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool, self._pending = ThreadPoolExecutor(max_workers=1), None
+        return self
+
+    def submit(self, path: str | Path, frames: np.ndarray, fps: float, **kwargs: Any) -> None:
+        self._wait()
+        self._pending = self._pool.submit(write_video, path, frames, fps, **kwargs)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+            if self.on_done:
+                self.on_done()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)

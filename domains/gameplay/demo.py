@@ -35,7 +35,6 @@ import csv
 import io
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ import pymunk
 import yaml
 
 from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import write_video
+from hvl.core.video import BackgroundWriter
 
 WORLD = 64.0                     # world units across (and up); pixels = units * size / WORLD
 GRAVITY = -300.0
@@ -566,8 +565,7 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 200, n_val: int = 20
     test_plans: list[tuple[str, dict[str, Any]]] = []
     bar = tqdm(total=sum(counts.values()), desc="gameplay clips", unit="clip", disable=not progress)
     n_frames = 0
-    with ThreadPoolExecutor(max_workers=1) as encoder:  # H.264 encoding releases the GIL: overlap it with drawing
-        pending: Future | None = None
+    with BackgroundWriter(on_done=lambda: bar.update(1)) as writer:
         for split, n in counts.items():
             for i in range(n):
                 ss = np.random.SeedSequence([seed, SPLITS[split], i])
@@ -577,17 +575,11 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 200, n_val: int = 20
                 folder = "videos" if split == "test" else "train_videos"
                 rec = _record(vid, f"{folder}/{plan['game']}/{vid}.mp4", plan, seconds,
                               np.random.default_rng(text), with_phases=split == "test")
-                if pending is not None:
-                    pending.result()
-                    bar.update(1)
-                pending = encoder.submit(write_video, out / rec.path, frames, fps)
+                writer.submit(out / rec.path, frames, fps)
                 records[split].append(rec)
                 n_frames += len(frames)
                 if split == "test":
                     test_plans.append((vid, plan))
-        if pending is not None:
-            pending.result()
-            bar.update(1)
     bar.close()
     csv_buf = io.StringIO()
     w = csv.writer(csv_buf)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import write_video
+from hvl.core.video import BackgroundWriter
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 Point = tuple[float, float]
@@ -315,23 +314,15 @@ def generate(out: str | Path, seed: int = 0, per_sentence: dict[str, int] | None
     records: dict[str, list[VideoRecord]] = {s: [] for s in sentences}
     n_frames = 0
     bar = tqdm(total=len(jobs), desc="demo videos", unit="video", disable=not progress)
-    # H.264 encoding releases the GIL: encode one video while the next is drawn.
-    with ThreadPoolExecutor(max_workers=1) as encoder:
-        pending: Future | None = None
+    with BackgroundWriter(on_done=lambda: bar.update(1)) as writer:
         for split, si, (s, v, o), k in jobs:
             ss = np.random.SeedSequence([seed, SPLITS[split], si, k])
             order_rng = np.random.default_rng(ss.spawn(1)[0])
             glosses = [s, v, o] if order_rng.uniform() < 0.5 else [s, o, v]   # SVO or SOV
             frames, rec = render_video(f"sign_{split}_{si:03d}_{k}", glosses, translation(s, v, o), ss, size, fps)
-            if pending is not None:
-                pending.result()
-                bar.update(1)
-            pending = encoder.submit(write_video, out / rec.path, frames, fps)
+            writer.submit(out / rec.path, frames, fps)
             records[split].append(rec)
             n_frames += len(frames)
-        if pending is not None:
-            pending.result()
-            bar.update(1)
     bar.close()
     manifests = {s: str(write_manifest(out / f"{s}.jsonl", recs)) for s, recs in records.items() if recs}
     return {"root": str(out), "manifests": manifests, "videos": {s: len(r) for s, r in records.items()},

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import write_video
+from hvl.core.video import BackgroundWriter
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
 
 Point = tuple[float, float]  # (x, y) in pixels
@@ -850,23 +849,14 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     bar = tqdm(total=sum(counts.values()), desc="demo videos", unit="video", disable=not progress)
     records: dict[str, list[VideoRecord]] = {split: [] for split in counts}
     n_frames = 0
-    # H.264 encoding releases the GIL: encode video i in a thread while video i+1 is drawn.
-    # At most one video waits, so memory stays at two videos' frames.
-    with ThreadPoolExecutor(max_workers=1) as encoder:
-        pending: Future | None = None
+    with BackgroundWriter(on_done=lambda: bar.update(1)) as writer:
         for split, n in counts.items():
             for i in range(n):
                 frames, rec = render_video(f"demo_{split}_{i:03d}", np.random.SeedSequence([seed, SPLITS[split], i]),
                                            size=size, fps=fps)
-                if pending is not None:
-                    pending.result()
-                    bar.update(1)
-                pending = encoder.submit(write_video, out / rec.path, frames, fps)
+                writer.submit(out / rec.path, frames, fps)
                 records[split].append(rec)
                 n_frames += len(frames)
-        if pending is not None:
-            pending.result()
-            bar.update(1)
     bar.close()
     # manifests last: one that exists always points at finished videos
     manifests = {split: str(write_manifest(out / f"{split}.jsonl", recs)) for split, recs in records.items() if recs}
