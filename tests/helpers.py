@@ -1,4 +1,5 @@
 """Test data the project generates: videos whose frames carry their own index."""
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +37,24 @@ def write_index_folder(path: Path, n: int = 30) -> Path:
     for i, f in enumerate(index_frames(n)):
         Image.fromarray(f).save(path / f"images{i + 1:04d}.png")
     return path
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (for gloo rendezvous, an MLflow server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_averaged(loss, params) -> tuple:
+    """Backward on this rank's loss, then what DDP does: average the gradients (and, for the
+    comparison, the loss) over ranks. Returns (mean loss, *averaged gradients)."""
+    import torch.distributed as dist
+
+    loss.backward()
+    for p in params:
+        dist.all_reduce(p.grad)
+        p.grad /= dist.get_world_size()
+    lt = loss.detach().clone()
+    dist.all_reduce(lt)
+    return (lt / dist.get_world_size(), *(p.grad for p in params))

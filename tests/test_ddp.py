@@ -1,11 +1,12 @@
 """With negatives gathered across 2 gloo processes, loss and gradients equal one process on the whole batch."""
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+
+from helpers import ddp_averaged, free_port
 
 from hvl.core.losses import hierarchical_infonce, infonce, milnce
 
@@ -40,22 +41,10 @@ def _worker(rank, port, out):
     res = {}
     for name in ("infonce", "milnce", "hier"):
         wv, wt = (p.clone().requires_grad_() for p in _params())
-        loss = _losses(wv, wt, d, slice(rank * B, (rank + 1) * B))[name]
-        loss.backward()
-        for g in (wv.grad, wt.grad):  # what DDP does to parameter gradients
-            dist.all_reduce(g)
-            g /= 2
-        lt = loss.detach().clone()
-        dist.all_reduce(lt)
-        res[name] = (lt / 2, wv.grad, wt.grad)
+        res[name] = ddp_averaged(_losses(wv, wt, d, slice(rank * B, (rank + 1) * B))[name], (wv, wt))
     out[rank] = res
     dist.destroy_process_group()
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gathered_negatives_match_single_process():
@@ -67,7 +56,7 @@ def test_gathered_negatives_match_single_process():
         loss.backward()
         single[name] = (loss.detach(), wv.grad, wt.grad)
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=2, join=True)
     for rank in (0, 1):
         for name, ref in single.items():
             for got, want in zip(out[rank][name], ref):

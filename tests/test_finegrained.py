@@ -1,13 +1,14 @@
 """Fine-grained frame × word similarity: a plain-loop reference, padding invariance, gradients, DDP equality."""
 import math
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+
+from helpers import ddp_averaged, free_port
 
 from hvl.core.finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 
@@ -145,21 +146,9 @@ def _worker(rank, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     wv, wt = (p.clone().requires_grad_() for p in _params())
-    loss = _loss_inputs(wv, wt, slice(rank * B, (rank + 1) * B))
-    loss.backward()
-    for g in (wv.grad, wt.grad):  # DDP's gradient averaging
-        dist.all_reduce(g)
-        g /= 2
-    lt = loss.detach().clone()
-    dist.all_reduce(lt)
-    out[rank] = (lt / 2, wv.grad, wt.grad)
+    out[rank] = ddp_averaged(_loss_inputs(wv, wt, slice(rank * B, (rank + 1) * B)), (wv, wt))
     dist.destroy_process_group()
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gathered_negatives_match_single_process():
@@ -167,7 +156,7 @@ def test_gathered_negatives_match_single_process():
     loss = _loss_inputs(wv, wt, slice(0, 2 * B))
     loss.backward()
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), out), nprocs=2, join=True)
     for rank in (0, 1):
         for got, want in zip(out[rank], (loss.detach(), wv.grad, wt.grad)):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=f"rank {rank}")

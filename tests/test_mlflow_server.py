@@ -2,7 +2,6 @@
 and a run that crashes ends FAILED, not RUNNING."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,22 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from helpers import free_port
+
 from hvl.domains.surgical.demo import generate
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pretrain.yaml"
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
                              "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
                              "--port", str(port), "--workers", "1"],
