@@ -32,6 +32,8 @@ class LevelConfig(BaseModel):
     frames: int = Field(4, ge=1, description="frames sampled uniformly from the segment")
     batch_size: int = Field(16, ge=2, description="per device; contrastive learning needs ≥ 2")
     every: int = Field(1, ge=1, description="train this level every N steps (1 = every step)")
+    per_video: int = Field(1, ge=1, description="samples of one video kept together in a batch: hard negatives "
+                           "that share the video's look, so texts must be told apart by what happens")
 
 
 DEFAULT_SCHEDULE = {"clip": {"frames": 4, "batch_size": 32, "every": 1},
@@ -196,6 +198,7 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
                 raise HVLInputError(f"level '{lv}' has {len(items[lv])} samples for {world_size} device(s): "
                                     "fewer than 2 per device; add data or train on fewer devices")
         self.every = {lv: cfg.every for lv, cfg in levels.items()}
+        self.per_video = {lv: cfg.per_video for lv, cfg in levels.items()}
         lead = min(self.every, key=lambda lv: (self.every[lv], -len(items[lv])))
         self.steps = steps_per_epoch or max(1, len(items[lead]) // (self.batch[lead] * world_size))
         self.epoch, self._skip = 0, 0
@@ -244,8 +247,16 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
                 yield keys
 
     def _perm(self, rng: np.random.Generator, lv: str) -> np.ndarray:
-        n = len(self.items[lv])
-        return rng.permutation(n) if self.shuffle else np.arange(n)
+        n, g = len(self.items[lv]), self.per_video[lv]
+        if not self.shuffle:
+            return np.arange(n)
+        if g == 1:
+            return rng.permutation(n)
+        by_video: dict[int, list[int]] = {}
+        for i in rng.permutation(n):
+            by_video.setdefault(self.items[lv][i].video, []).append(int(i))
+        groups = [ix[j:j + g] for ix in by_video.values() for j in range(0, len(ix), g)]
+        return np.array([i for k in rng.permutation(len(groups)) for i in groups[k]], dtype=np.int64)
 
 
 class _ResumableLoader(DataLoader):

@@ -15,11 +15,10 @@ that a test gallery never materialises the full ``[videos, texts, frames, words]
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from .losses import gather
+from .losses import gather, gather_keys, keyed_nce
 
 
 class FineGrainedConfig(BaseModel):
@@ -102,8 +101,10 @@ def pad_tokens(tokens: Tensor, mask: Tensor, length: int) -> tuple[Tensor, Tenso
 
 def finegrained_infonce(video: Tensor, video_mask: Tensor, text: Tensor, text_mask: Tensor,
                         scale: Tensor | float, cfg: FineGrainedConfig | None = None,
-                        video_global: Tensor | None = None, text_global: Tensor | None = None) -> Tensor:
-    """Symmetric InfoNCE over fine-grained scores of row-paired ``video[i] <-> text[i]``.
+                        video_global: Tensor | None = None, text_global: Tensor | None = None,
+                        keys: Tensor | None = None) -> Tensor:
+    """Symmetric InfoNCE over fine-grained scores of row-paired ``video[i] <-> text[i]``
+    (rows with equal ``keys``, i.e. the same text, are positives of each other).
 
     Local rows are scored against every rank's columns, gathered with gradient, labels offset
     by this rank's position (as :func:`hvl.core.losses.infonce`): under DDP gradient averaging
@@ -119,4 +120,5 @@ def finegrained_infonce(video: Tensor, video_mask: Tensor, text: Tensor, text_ma
     y = torch.arange(video.shape[0], device=video.device) + off
     v2t = finegrained_similarity(video, video_mask, t_all, tm_all, cfg, video_global, tg_all)       # [B, N]
     t2v = finegrained_similarity(v_all, vm_all, text, text_mask, cfg, vg_all, text_global).T        # [B, N]
-    return 0.5 * (F.cross_entropy(scale * v2t, y) + F.cross_entropy(scale * t2v, y))
+    k_all = gather_keys(keys) if keys is not None else None
+    return 0.5 * (keyed_nce(scale * v2t, y, keys, k_all) + keyed_nce(scale * t2v, y, keys, k_all))

@@ -6,9 +6,16 @@ batch with labels offset by ``B * rank`` (open_clip's "local loss"). Under DDP's
 gradient averaging this equals the loss of one process on the concatenated
 batch; a gather without gradient would scale the gradient by ``1 / world_size``.
 All ranks must pass the same batch size (use ``drop_last``).
+
+Small vocabularies (15 glosses, 4 object kinds, 7 surgical phases) put the same text in
+several rows of one batch; plain InfoNCE would then push a video away from its own text's
+twin. Every loss takes optional ``keys`` (:func:`text_keys`, one int per text): columns whose
+key equals the row's are positives too (UniCL, Yang et al. 2022), scored MIL-NCE style
+(log of the summed probability of all positives). With no duplicates this is plain InfoNCE.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -53,23 +60,55 @@ class LogitScale(nn.Module):
         return self.log_scale.exp().clamp(self.min_scale, self.max_scale)
 
 
+def gather_keys(x: Tensor) -> Tensor:
+    """All ranks' integer keys (no gradient to carry)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)
+
+
+def text_keys(texts: list[str], device: torch.device | str = "cpu") -> Tensor:
+    """One int64 per text, equal iff the texts are equal, on every rank (Python's ``hash`` is salted per process)."""
+    return torch.tensor([int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") >> 1
+                         for t in texts], dtype=torch.long, device=device)
+
+
 def _targets(n: int, offset: int, device: torch.device) -> Tensor:
     return torch.arange(n, device=device) + offset
 
 
-def infonce(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
-    """Symmetric InfoNCE between row-paired, L2-normalised ``a[i] <-> b[i]``."""
+def multi_positive_nce(logits: Tensor, positives: Tensor) -> Tensor:
+    """Mean over rows of ``-log Σ_pos softmax(logits)``; one positive per row is cross-entropy."""
+    pos = logits.masked_fill(~positives, float("-inf"))
+    return (logits.logsumexp(1) - pos.logsumexp(1)).mean()
+
+
+def keyed_nce(logits: Tensor, y: Tensor, keys: Tensor | None, keys_all: Tensor | None) -> Tensor:
+    if keys is None:
+        return F.cross_entropy(logits, y)
+    positives = keys[:, None] == keys_all[None, :]
+    positives[torch.arange(len(y), device=y.device), y] = True
+    return multi_positive_nce(logits, positives)
+
+
+def infonce(a: Tensor, b: Tensor, scale: Tensor | float, keys: Tensor | None = None) -> Tensor:
+    """Symmetric InfoNCE between row-paired, L2-normalised ``a[i] <-> b[i]``; rows with equal ``keys`` are positives."""
     a_all, off = gather(a)
     b_all, _ = gather(b)
     y = _targets(a.shape[0], off, a.device)
-    return 0.5 * (F.cross_entropy(scale * a @ b_all.T, y) + F.cross_entropy(scale * b @ a_all.T, y))
+    k_all = gather_keys(keys) if keys is not None else None
+    return 0.5 * (keyed_nce(scale * a @ b_all.T, y, keys, k_all) + keyed_nce(scale * b @ a_all.T, y, keys, k_all))
 
 
-def milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float) -> Tensor:
+def milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float, keys: Tensor | None = None) -> Tensor:
     """MIL-NCE (Miech et al.): each video has several positive texts ``texts[i, :K]`` (``mask`` marks real ones).
 
     video→text: log-sum-exp over the positives against all texts of all videos;
     text→video: each real text picks its video among all videos.
+    ``keys [B, K]``: another video's text with one of this video's keys is a positive too, and
+    a video carrying a text's key is a positive of that text.
     """
     b, k, d = texts.shape
     v_all, off = gather(video)
@@ -81,10 +120,21 @@ def milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float) ->
     cols = (_targets(b, off, video.device)[:, None] * k + torch.arange(k, device=video.device)).reshape(-1)
     rows = torch.arange(b, device=video.device).repeat_interleave(k)
     pos[rows, cols] = logits[rows, cols]
+    t_logits = scale * texts.reshape(b * k, d) @ v_all.T                        # [B*K, N]
+    if keys is not None:
+        k_flat = keys.reshape(b * k)
+        k_all = gather_keys(k_flat)
+        real = mask.reshape(b * k)
+        same = (k_flat[:, None] == k_all[None, :]) & real[:, None] & (m_all[None, :] > 0)   # [B*K, N*K]
+        dup = same.view(b, k, -1).any(1)                                         # video i's keys among all texts
+        pos = torch.where(dup, logits, pos)
+        carries = same.view(b * k, -1, k).any(-1)                                # text r's key in video j's texts
+        carries[torch.arange(b * k, device=video.device), _targets(b, off, video.device).repeat_interleave(k)] = True
+        t2v = t_logits.logsumexp(1) - t_logits.masked_fill(~carries, float("-inf")).logsumexp(1)
+    else:
+        t2v = F.cross_entropy(t_logits, _targets(b, off, video.device).repeat_interleave(k), reduction="none")
     v2t = (logits.logsumexp(1) - pos.logsumexp(1)).mean()
 
-    t_logits = scale * texts.reshape(b * k, d) @ v_all.T                        # [B*K, N]
-    t2v = F.cross_entropy(t_logits, _targets(b, off, video.device).repeat_interleave(k), reduction="none")
     m = mask.reshape(-1).to(t2v.dtype)
     # Mean over all ranks' real texts, not this rank's: ranks may hold different numbers of them.
     per_rank = m_all.sum().detach() * m.numel() / m_all.numel()
@@ -98,12 +148,15 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def hierarchical_infonce(segment: Tensor, parent: Tensor, children: Tensor, child_mask: Tensor,
-                         scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
+                         scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                         parent_keys: Tensor | None = None, child_keys: Tensor | None = None) -> Tensor:
     """HecVL's phase/video-level loss: segment↔parent text, segment↔mean(children), parent↔mean(children).
 
     ``children [B, K, D]`` are the texts one level down (narrations under a phase summary,
     phase summaries under an abstract); the mean ties the levels' spaces together.
+    ``parent_keys`` / ``child_keys`` (one per row; children keyed as a whole list) mark duplicates.
     """
     child = masked_mean(children, child_mask)
-    terms = (infonce(segment, parent, scale), infonce(segment, child, scale), infonce(parent, child, scale))
+    terms = (infonce(segment, parent, scale, parent_keys), infonce(segment, child, scale, child_keys),
+             infonce(parent, child, scale, parent_keys))
     return sum(w * t for w, t in zip(weights, terms)) / sum(weights)

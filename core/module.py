@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .data import LEVELS
 from .encoders import Head, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
-from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce
+from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
 
 
 class HierarchicalVLM(pl.LightningModule):
@@ -27,6 +27,9 @@ class HierarchicalVLM(pl.LightningModule):
     ``finegrained`` (e.g. ``{video: {}}``) switches a phase/video level's segment↔parent term
     from pooled cosine to frame×word similarity (:mod:`hvl.core.finegrained`, CiCo); the
     other two hierarchical terms stay global. Levels not named keep the default behaviour.
+
+    ``same_text_positives``: rows of a batch that carry the same text are positives of each
+    other, not negatives (:mod:`hvl.core.losses`); small label vocabularies need it.
     """
 
     def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
@@ -34,7 +37,8 @@ class HierarchicalVLM(pl.LightningModule):
                  hier_weights: tuple[float, float, float] = (1.0, 1.0, 1.0), temperature: float = 0.07,
                  learn_temperature: bool = True, head_hidden: int | None = None, lr: float = 1e-3,
                  text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
-                 min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None):
+                 min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None,
+                 same_text_positives: bool = True):
         super().__init__()
         self.save_hyperparameters()
         self.levels = list(levels or LEVELS)
@@ -101,27 +105,38 @@ class HierarchicalVLM(pl.LightningModule):
         return self.embed_text([t for r in rows for t in r], level).view(b, k, -1)
 
     # ------------------------------------------------------------ losses
+    def _keys(self, batch: dict[str, Any]) -> dict[str, Tensor | None]:
+        """Text identity per row (parent, children as a whole, clip texts) for same-text positives."""
+        if not self.hparams.same_text_positives:
+            return {"parent": None, "children": None, "texts": None}
+        if "texts" in batch:
+            rows = batch["texts"]
+            return {"texts": text_keys([t for r in rows for t in r], self.device).view(len(rows), -1)}
+        kids = ["\x1f".join(t for t, m in zip(r, mr) if m) for r, mr in zip(batch["children"], batch["child_mask"].tolist())]
+        return {"parent": text_keys(batch["parent"], self.device), "children": text_keys(kids, self.device)}
+
     def level_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         if level in self.finegrained:
             return self._finegrained_loss(level, batch)
         v = self.embed_video(batch["frames"], level)
-        scale = self.scales[level]()
+        scale, keys = self.scales[level](), self._keys(batch)
         if level == "clip":
-            return milnce(v, self._embed_padded(batch["texts"], level), batch["text_mask"], scale)
+            return milnce(v, self._embed_padded(batch["texts"], level), batch["text_mask"], scale, keys["texts"])
         parent = self.embed_text(batch["parent"], level)
         children = self._embed_padded(batch["children"], level)
-        return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights))
+        return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights),
+                                    keys["parent"], keys["children"])
 
     def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""
-        cfg, scale = self.finegrained[level], self.scales[level]()
+        cfg, scale, keys = self.finegrained[level], self.scales[level](), self._keys(batch)
         frames, v = self.embed_frame_sequence(batch["frames"], level)
         tokens, tmask = self.embed_tokens(batch["parent"], level)
         parent = self.embed_text(batch["parent"], level)
         child = masked_mean(self._embed_padded(batch["children"], level), batch["child_mask"])
         fmask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
-        terms = (finegrained_infonce(frames, fmask, tokens, tmask, scale, cfg, v, parent),
-                 infonce(v, child, scale), infonce(parent, child, scale))
+        terms = (finegrained_infonce(frames, fmask, tokens, tmask, scale, cfg, v, parent, keys["parent"]),
+                 infonce(v, child, scale, keys["children"]), infonce(parent, child, scale, keys["parent"]))
         w = tuple(self.hparams.hier_weights)
         return sum(wi * t for wi, t in zip(w, terms)) / sum(w)
 

@@ -37,7 +37,8 @@ class RetrievalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     domain: str | None = None
     dataset: DatasetSpec
-    level: str = Field("video", description="embedding space the sentences were trained in")
+    level: str = Field("video", description="embedding space to score in: 'video' (sentence level) or a finer one "
+                       "whose words align to segments, e.g. 'clip' (gloss level) with finegrained similarity")
     similarity: Literal["model", "global", "finegrained"] = Field(
         "model", description="'model' = what the checkpoint trained this level with")
     frames: int | None = Field(None, ge=1, description="frames per video; default: the training schedule's")
@@ -198,6 +199,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True)
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--similarity", choices=["model", "global", "finegrained"], help="override the config's")
+    p.add_argument("--level", help="override the config's embedding level (e.g. video, clip)")
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
@@ -210,6 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from .data import probe_video
 
     cfg: RetrievalConfig = _load_config(args.config, RetrievalConfig)  # type: ignore[assignment]
+    if args.level:
+        cfg = cfg.model_copy(update={"level": args.level})
     similarity = args.similarity or cfg.similarity
     videos = _videos(cfg)  # type: ignore[arg-type]
     for rec, path in videos:  # data errors first: cheaper to find than a model is to load
@@ -233,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from .tracking import log_json, log_metrics, start_eval_run
 
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
-        tag = result["similarity"]
+        tag = f"{cfg.level}/{result['similarity']}"
         log_metrics(run_id, {f"retrieval/{tag}/{k}": v for k, v in result.items()
                              if k.startswith(("t2v_", "v2t_"))},
                     {"retrieval_level": cfg.level, "retrieval_frames": frames})

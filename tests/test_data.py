@@ -99,3 +99,17 @@ def test_level_dataloader_yields_one_level(tmp_path):
     b = batches[0]["phase"]
     assert b["frames"].shape[:3] == (4, 3, 3) and len(b["parent"]) == 4
     assert b["child_mask"][:, 0].all()  # every phase has at least one narration under it
+
+
+def test_per_video_keeps_a_videos_samples_in_one_batch():
+    # 10 videos x 4 clips, batches of 4, per_video 2: each batch = 2 pairs, each pair from one video
+    levels = {"clip": LevelConfig(batch_size=4, per_video=2)}
+    s = LevelScheduleSampler({"clip": _items()["clip"]}, levels, seed=0)
+    batches = list(s)
+    for b in batches:
+        videos = sorted(k[0].video for k in b)
+        assert videos[0] == videos[1] and videos[2] == videos[3], videos
+    seen = sorted((k[0] for b in batches for k in b), key=lambda i: (i.video, i.segment))
+    assert seen == _items()["clip"]  # still every sample once per epoch
+    plain = list(LevelScheduleSampler({"clip": _items()["clip"]}, {"clip": LevelConfig(batch_size=4)}, seed=0))
+    assert sum(len({k[0].video for k in b}) == 4 for b in plain) > sum(len({k[0].video for k in b}) == 4 for b in batches)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from helpers import ddp_averaged, free_port
 
-from hvl.core.losses import hierarchical_infonce, infonce, milnce
+from hvl.core.losses import hierarchical_infonce, infonce, milnce, text_keys
 
 B, D, K = 4, 6, 2
 
@@ -16,7 +16,15 @@ B, D, K = 4, 6, 2
 def _data():
     g = torch.Generator().manual_seed(0)
     return {"x": torch.randn(2 * B, 10, generator=g), "y": torch.randn(2 * B, 10, generator=g),
-            "z": torch.randn(2 * B, K, 10, generator=g), "mask": torch.rand(2 * B, K, generator=g) > 0.3}
+            "z": torch.randn(2 * B, K, 10, generator=g), "mask": torch.rand(2 * B, K, generator=g) > 0.3,
+            # same-text duplicates within a rank (rows 0, 3) and across ranks (rows 1, 5; kids of rows 2, 6)
+            "keys": text_keys(["a", "b", "c", "a", "d", "b", "e", "f"]),
+            "kid_keys": text_keys([f"k{i}" for i in range(2 * B * K)]).view(2 * B, K)}
+
+
+def _with_shared_kid(d):
+    d["kid_keys"][6, 0] = d["kid_keys"][2, 0]
+    return d
 
 
 def _losses(wv, wt, d, rows):
@@ -25,8 +33,14 @@ def _losses(wv, wt, d, rows):
     kids = F.normalize(d["z"][rows] @ wt, dim=-1)
     mask = d["mask"][rows].clone()
     mask[:, 0] = True
+    keys, kid_keys = d["keys"][rows], d["kid_keys"][rows]
     return {"infonce": infonce(v, t, 5.0), "milnce": milnce(v, kids, mask, 5.0),
-            "hier": hierarchical_infonce(v, t, kids, mask, 5.0)}
+            "hier": hierarchical_infonce(v, t, kids, mask, 5.0), "infonce_keyed": infonce(v, t, 5.0, keys),
+            "milnce_keyed": milnce(v, kids, mask, 5.0, kid_keys),
+            "hier_keyed": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys)}
+
+
+NAMES = ("infonce", "milnce", "hier", "infonce_keyed", "milnce_keyed", "hier_keyed")
 
 
 def _params():
@@ -37,9 +51,9 @@ def _params():
 def _worker(rank, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    d = _data()
+    d = _with_shared_kid(_data())
     res = {}
-    for name in ("infonce", "milnce", "hier"):
+    for name in NAMES:
         wv, wt = (p.clone().requires_grad_() for p in _params())
         res[name] = ddp_averaged(_losses(wv, wt, d, slice(rank * B, (rank + 1) * B))[name], (wv, wt))
     out[rank] = res
@@ -48,9 +62,9 @@ def _worker(rank, port, out):
 
 
 def test_gathered_negatives_match_single_process():
-    d = _data()
+    d = _with_shared_kid(_data())
     single = {}
-    for name in ("infonce", "milnce", "hier"):
+    for name in NAMES:
         wv, wt = (p.clone().requires_grad_() for p in _params())
         loss = _losses(wv, wt, d, slice(0, 2 * B))[name]
         loss.backward()

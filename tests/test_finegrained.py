@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from helpers import ddp_averaged, free_port
 
 from hvl.core.finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
+from hvl.core.losses import text_keys
 
 
 def _reference(video, vmask, text, tmask, tau=0.07, a=0.5, b=0.5):
@@ -119,6 +120,21 @@ def test_loss_prefers_matched_pairs():
     assert matched < shuffled
 
 
+def test_keys_make_duplicate_texts_positives():
+    v, vm, w, tm = _data(a=4, b=4, t=4, l_=4)
+    distinct = text_keys(["p", "q", "r", "s"])
+    torch.testing.assert_close(finegrained_infonce(v, vm, w, tm, 10.0, keys=distinct),
+                               finegrained_infonce(v, vm, w, tm, 10.0))
+    w[2], tm[2] = w[0], tm[0]                     # texts 0 and 2 are the same sentence
+    keys = text_keys(["p", "q", "p", "s"])
+    cfg = FineGrainedConfig()
+    s = 10.0 * finegrained_similarity(v, vm, w, tm, cfg)
+    pos = torch.tensor([[1, 0, 1, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    by_hand = 0.5 * ((s.logsumexp(1) - s.masked_fill(~pos, -torch.inf).logsumexp(1)).mean()
+                     + (s.T.logsumexp(1) - s.T.masked_fill(~pos, -torch.inf).logsumexp(1)).mean())
+    torch.testing.assert_close(finegrained_infonce(v, vm, w, tm, 10.0, cfg, keys=keys), by_hand)
+
+
 # ------------------------------------------------------------------ DDP
 B = 3
 
@@ -134,7 +150,8 @@ def _loss_inputs(wv, wt, rows):
     v, t = F.normalize(x[rows] @ wv, dim=-1), F.normalize(y[rows] @ wt, dim=-1)
     vg, tg = F.normalize(v.mean(1), dim=-1), F.normalize(t.mean(1), dim=-1)
     cfg = FineGrainedConfig(global_weight=0.5)
-    return finegrained_infonce(v, vm[rows], t, tm[rows], 8.0, cfg, vg, tg)
+    keys = text_keys(["a", "b", "a", "c", "b", "d"])[rows]  # same text within a rank (0, 2) and across (1, 4)
+    return finegrained_infonce(v, vm[rows], t, tm[rows], 8.0, cfg, vg, tg, keys)
 
 
 def _params():

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hvl.core.losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce
+from hvl.core.losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
 
 
 def _by_hand_infonce(a, b, s):
@@ -109,3 +109,60 @@ def test_logit_scale_is_clamped_and_learnable():
     ls().backward()
     assert ls.log_scale.grad.item() == pytest.approx(10.0, rel=1e-5)
     assert not LogitScale(learnable=False).log_scale.requires_grad
+
+
+# ---------------------------------------------------------------- same-text positives
+def _by_hand_keyed(a, b, s, keys):
+    """Each direction: -log of the summed softmax probability of every column with the row's key."""
+    n = a.shape[0]
+    sim = (a @ b.T).tolist()
+    total = 0.0
+    for i in range(n):
+        pos = [j for j in range(n) if keys[j] == keys[i]]
+        row = [math.exp(s * sim[i][j]) for j in range(n)]
+        col = [math.exp(s * sim[j][i]) for j in range(n)]
+        total += -math.log(sum(row[j] for j in pos) / sum(row))
+        total += -math.log(sum(col[j] for j in pos) / sum(col))
+    return total / (2 * n)
+
+
+def test_keyed_infonce_counts_same_text_rows_as_positives():
+    torch.manual_seed(0)
+    a = F.normalize(torch.randn(5, 8), dim=-1)
+    b = F.normalize(torch.randn(5, 8), dim=-1)
+    b[3] = b[1]                                   # rows 1 and 3 carry the same text
+    keys = text_keys(["x", "same", "y", "same", "z"])
+    assert keys[1] == keys[3] and len(set(keys.tolist())) == 4
+    assert infonce(a, b, 6.0, keys).item() == pytest.approx(_by_hand_keyed(a, b, 6.0, keys.tolist()), rel=1e-5)
+    distinct = text_keys(["a", "b", "c", "d", "e"])
+    torch.testing.assert_close(infonce(a, b, 6.0, distinct), infonce(a, b, 6.0))
+
+
+def test_duplicates_no_longer_fight_each_other():
+    # Two videos of one gloss and one of another, each embedded exactly on its text: plain InfoNCE cannot
+    # go below log 2 on the twins (each is the other's negative); with keys the loss goes to zero.
+    e = torch.eye(2)
+    v = e[[0, 0, 1]]
+    keys = text_keys(["FRIEND", "FRIEND", "CAR"])
+    assert infonce(v, v.clone(), 50.0) > 0.4
+    assert infonce(v, v.clone(), 50.0, keys) < 1e-6
+
+
+def test_keyed_milnce():
+    torch.manual_seed(1)
+    v = F.normalize(torch.randn(3, 6), dim=-1)
+    t = F.normalize(torch.randn(3, 2, 6), dim=-1)
+    mask = torch.tensor([[True, True], [True, False], [True, True]])
+    distinct = text_keys([f"t{i}" for i in range(6)]).view(3, 2)
+    torch.testing.assert_close(milnce(v, t, mask, 5.0, distinct), milnce(v, t, mask, 5.0))
+    # video 2's second text is video 0's first: by hand, v2t of video 0 gains video 2's column as a positive
+    t[2, 1] = t[0, 0]
+    keys = text_keys(["w", "x", "y", "pad", "z", "w"]).view(3, 2)
+    s = 5.0
+    logits = (s * v @ t.reshape(6, 6).T).masked_fill(~mask.reshape(1, 6), float("-inf"))
+    pos_cols = {0: [0, 1, 5], 1: [2], 2: [4, 5, 0]}
+    v2t = sum(float(logits[i].logsumexp(0) - logits[i, pos_cols[i]].logsumexp(0)) for i in range(3)) / 3
+    tl = s * t.reshape(6, 6) @ v.T
+    carriers = {0: [0, 2], 1: [0], 2: [1], 4: [2], 5: [2, 0]}   # text row -> videos holding its key
+    t2v = sum(float(tl[r].logsumexp(0) - tl[r, c].logsumexp(0)) for r, c in carriers.items()) / 5
+    assert milnce(v, t, mask, s, keys).item() == pytest.approx(0.5 * (v2t + t2v), rel=1e-5)
