@@ -5,11 +5,14 @@ Chance is computed by the evaluator for this corpus (a uniformly random ranking 
 test clips: R@5 = mean over bug queries of 1 - C(N - R, 5) / C(N, 5), R relevant of N clips).
 The claim: bug-query R@5 >= max(chance + 0.25, 1.8 x chance).
 
-Status: NOT MET yet (issue #4 stays open). Measured on CPU: with the recipe's lr 0.001 the moment
-(clip-level) loss learns and object queries rise above chance, but bug queries stay at chance
-within a CI-sized budget (96 training clips, 60 steps: bug R@5 0.18 vs chance 0.28, after 3 min
-of CPU time). The claim is therefore checked and reported as an expected failure when it does
-not hold; every pipeline check above it is hard.
+Status: NOT MET yet (issue #4 stays open). Measured on CPU (64 held-out clips, 14 bug queries,
+chance R@5 0.20): simple queries learn (R@5 0.81-0.94 vs chance 0.58), bug queries reach 0.36
+at best (flying is found, falling / stuck / stretched mostly not) whatever was tried in session 3:
+grid pooling (0.21 -> 0.36), same-text positives, per-video hard negatives, colour-free bug texts,
+200-400 training clips, 64 px, 80-400 steps. The moment level memorises its training clips (train
+loss 0.02, val loss above chance) and zero-shot bug-type accuracy stays at 0.17-0.31. The claim is
+therefore checked and reported as an expected failure when it does not hold; every pipeline check
+above it is hard.
 """
 import json
 from pathlib import Path
