@@ -66,14 +66,19 @@ class TextEncoder(nn.Module):
     def forward(self, texts: list[str]) -> Tensor:
         if not self.frozen:
             return self._encode(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            with torch.no_grad():
-                for i in range(0, len(missing), 256):
-                    chunk = missing[i:i + 256]
-                    for t, e in zip(chunk, self._encode(chunk).float()):
-                        self._cache[t] = e
+        for t, tok in self._uncached(texts, self._cache):
+            self._cache[t] = tok.mean(0)  # = _encode: the mean over real tokens
         return torch.stack([self._cache[t] for t in texts])
+
+    def _uncached(self, texts: list[str], cache: dict[str, Tensor]):
+        """``(text, real-token features [n, D])`` for each distinct text not yet in ``cache``, 256 per pass."""
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        with torch.no_grad():
+            for i in range(0, len(missing), 256):
+                chunk = missing[i:i + 256]
+                h, m = self.tokens(chunk)
+                for t, hi, mi in zip(chunk, h.float(), m):
+                    yield t, hi[mi]
 
     def token_features(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         """:meth:`tokens`, cached per string when frozen (fine-grained levels see the same sentences every epoch).
@@ -82,15 +87,9 @@ class TextEncoder(nn.Module):
         """
         if not self.frozen:
             return self.tokens(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._token_cache))
-        if missing:
-            with torch.no_grad():
-                for i in range(0, len(missing), 256):
-                    chunk = missing[i:i + 256]
-                    h, m = self.tokens(chunk)
-                    for t, hi, mi in zip(chunk, h.float(), m):
-                        self._token_cache[t] = hi[mi]
-                        self._cache.setdefault(t, hi[mi].mean(0))  # the pooled embedding for free (as _encode)
+        for t, tok in self._uncached(texts, self._token_cache):
+            self._token_cache[t] = tok
+            self._cache.setdefault(t, tok.mean(0))  # the pooled embedding for free
         seqs = [self._token_cache[t] for t in texts]
         n = max(len(x) for x in seqs)
         out = seqs[0].new_zeros(len(seqs), n, seqs[0].shape[-1])

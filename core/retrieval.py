@@ -223,6 +223,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if len(videos) < 2:
         raise HVLInputError(f"{cfg.dataset.path}: retrieval needs at least 2 videos, got {len(videos)}")
     model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.level not in model.video_heads:
+        raise HVLInputError(f"{args.ckpt}: level '{cfg.level}' (from {'--level' if args.level else args.config}) "
+                            f"is not one this checkpoint was trained with; use one of {list(model.video_heads)}")
     schedule = meta.get("schedule") or {}
     frames = cfg.frames or (schedule.get(cfg.level) or {}).get("frames") or 16
     image_size = cfg.image_size or meta.get("image_size") or 64

@@ -22,7 +22,7 @@ MARGIN = 5.0
 
 
 @pytest.mark.slow
-def test_fit_then_retrieval_beats_chance(tmp_path, monkeypatch):
+def test_fit_then_retrieval_beats_chance(tmp_path, monkeypatch, capsys):
     from hvl.domains.sign.demo import generate
 
     monkeypatch.chdir(tmp_path)
@@ -35,6 +35,11 @@ def test_fit_then_retrieval_beats_chance(tmp_path, monkeypatch):
     assert main(["retrieval", "--config", str(RECIPES / "demo_retrieval.yaml"), "--ckpt", str(ckpt),
                  "--json", "metrics.json", "--no-progress"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["retrieval", "--config", str(RECIPES / "demo_retrieval.yaml"), "--ckpt", str(ckpt),
+                 "--level", "phase", "--no-progress", "--no-mlflow"]) == 2   # a level the checkpoint lacks
+    err = capsys.readouterr().err.strip().splitlines()[-1]   # after the text model's loading bar
+    assert err.startswith("hvl: error: ") and str(ckpt) in err and "'phase'" in err and "['clip', 'video']" in err, err
     assert m["n_sentences"] == N_TEST and m["n_videos"] == N_TEST
     assert m["similarity"] == "finegrained" and m["level"] == "clip"
     assert m["chance_r1"] == pytest.approx(CHANCE, abs=1e-3)
