@@ -17,10 +17,10 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from .schema import HVLInputError, Manifest, VideoRecord, load_manifest
+from .schema import HVLInputError, Manifest, VideoRecord, format_validation_error, load_manifest
 from .transforms import FrameTransform
 from .video import ReaderCache, Video, open_source
 
@@ -34,6 +34,27 @@ class LevelConfig(BaseModel):
     every: int = Field(1, ge=1, description="train this level every N steps (1 = every step)")
     per_video: int = Field(1, ge=1, description="samples of one video kept together in a batch: hard negatives "
                            "that share the video's look, so texts must be told apart by what happens")
+
+
+class Augment(BaseModel):
+    """Training-time augmentation (``data.augment``: ``true`` = these defaults, ``false`` = none)."""
+
+    model_config = ConfigDict(extra="forbid")
+    flip_prob: float = Field(0.5, ge=0, le=1, description="horizontal mirror; 0 where left/right carries meaning")
+    intensity_prob: float = Field(0.3, ge=0, le=1, description="brightness scale and shift")
+    shift: int = Field(0, ge=0, description="random translation by up to this many pixels, one draw per clip")
+
+
+def augment_config(value: bool | dict[str, Any] | None) -> Augment | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Augment()
+    try:
+        return Augment(**value) if isinstance(value, dict) else Augment.model_validate(value)
+    except ValidationError as e:
+        raise HVLInputError(format_validation_error(e, "data.augment") + "\ne.g. data.augment: "
+                            "{flip_prob: 0.0, intensity_prob: 0.3, shift: 3}, or true / false") from None
 
 
 DEFAULT_SCHEDULE = {"clip": {"frames": 4, "batch_size": 32, "every": 1},
@@ -76,10 +97,12 @@ class HierarchicalDataset(Dataset):
     """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
-                 train: bool = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
+                 train: bool | Augment = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
+        """``train``: augment with these settings (``True``: the defaults; ``False``: not at all)."""
         self.manifest, self.levels = manifest, levels
         self.max_texts, self.max_children = max_texts, max_children
-        self.transform = FrameTransform(image_size, train=train)
+        aug = augment_config(train)
+        self.transform = FrameTransform(image_size, train=aug is not None, **(aug.model_dump() if aug else {}))
         self.decode_size = (image_size, image_size)
         self._readers: ReaderCache | None = None
         self._cache_size = reader_cache
@@ -279,11 +302,12 @@ class HVLDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str, val: str | None = None, schedule: dict[str, dict[str, int]] | None = None,
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
-                 steps_per_epoch: int | None = None, seed: int = 0, augment: bool = True,
+                 steps_per_epoch: int | None = None, seed: int = 0, augment: bool | dict[str, Any] = True,
                  on_bad_video: Literal["error", "skip", "ignore"] = "error"):
         """``on_bad_video``: every video is opened once at setup; an unusable one stops the run
         (``error``) or is left out and listed in ``data/skipped_videos.json`` in the MLflow run
-        (``skip``). ``ignore`` skips the check (huge datasets already vetted)."""
+        (``skip``). ``ignore`` skips the check (huge datasets already vetted).
+        ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`."""
         super().__init__()
         self.save_hyperparameters()
         raw = DEFAULT_SCHEDULE if schedule is None else schedule
@@ -291,6 +315,7 @@ class HVLDataModule(pl.LightningDataModule):
         if unknown:
             raise HVLInputError(f"data.schedule: unknown level(s) {sorted(unknown)}; use {list(LEVELS)}")
         self.levels = {lv: LevelConfig(**raw[lv]) for lv in LEVELS if lv in raw}
+        self.augment = augment_config(augment)
 
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer else 0
@@ -298,11 +323,11 @@ class HVLDataModule(pl.LightningDataModule):
         h = self.hparams
         self._dist = (rank, world)
         if stage in (None, "fit"):
-            self.train_set = self._dataset(h.train, train=h.augment)
+            self.train_set = self._dataset(h.train, train=self.augment or False)
         if h.val and stage in (None, "fit", "validate"):
             self.val_set = self._dataset(h.val, train=False)
 
-    def _dataset(self, path: str, train: bool) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
+    def _dataset(self, path: str, train: bool | Augment) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
         m = load_manifest(path)
         if self.hparams.on_bad_video != "ignore":
             good, bad = probe_videos(m)

@@ -101,16 +101,18 @@ def _victim_pixels(frames: np.ndarray, plan: dict) -> np.ndarray:
 
 def test_injected_bugs_really_happen_in_the_simulation():
     fps = 10
+    rows = np.arange(64)[None, :, None]
+    top = lambda m: (rows * m).sum((1, 2)) / np.maximum(m.sum((1, 2)), 1)  # noqa: E731 (mean pixel row)
     frames, plan = _clip_with("falling_through_floor", ("box", "ball", "car"))
     mask = _victim_pixels(frames, plan)
-    before, after = mask[: int(plan["bug"]["start"] * fps)].sum((1, 2)), mask[int(plan["bug"]["end"] * fps):].sum((1, 2))
-    # visible, then sinking into the ground (slowly, so single frames show it half-buried) until gone
-    assert before.min() > 10 and after[0] < before.min() and (np.diff(after) <= 0).all() and after[-1] == 0, (before, after)
+    s = int(plan["bug"]["start"] * fps)
+    y = top(mask)
+    # sinks > 10 px into the terrain, then stays there, still in view (drawn over the ground)
+    assert y[-1] - y[:s].mean() > 10 and np.ptp(y[-5:]) < 1, y
+    assert mask[-1].sum() > 0.5 * mask[:s].sum((1, 2)).mean()
 
     frames, plan = _clip_with("floating_flying")
     mask = _victim_pixels(frames, plan)
-    rows = np.arange(64)[None, :, None]
-    top = lambda m: (rows * m).sum((1, 2)) / np.maximum(m.sum((1, 2)), 1)  # noqa: E731 (mean pixel row)
     s = int(plan["bug"]["start"] * fps)
     assert top(mask[s - 2:s]).mean() - top(mask[-3:]).mean() > 15  # rose by > 15 px (y grows downward)
 

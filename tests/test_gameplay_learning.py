@@ -1,18 +1,18 @@
-"""End to end on a small gameplay demo: generate → `hvl fit` (shipped recipe, fewer epochs, 32 px) →
+"""End to end on a small gameplay demo: generate → `hvl fit` (shipped recipe, fewer steps, 32 px) →
 `hvl bugsearch-eval` (metrics JSON + MLflow), then the learning claim for bug queries.
 
 Chance is computed by the evaluator for this corpus (a uniformly random ranking of the
 test clips: R@5 = mean over bug queries of 1 - C(N - R, 5) / C(N, 5), R relevant of N clips).
-The claim: bug-query R@5 >= max(chance + 0.25, 1.8 x chance).
+The claim: bug-query R@5 >= max(chance + 0.25, 1.8 x chance), on bug queries whose wording
+never occurs in training.
 
-Status: NOT MET yet (issue #4 stays open). Measured on CPU (64 held-out clips, 14 bug queries,
-chance R@5 0.20): simple queries learn (R@5 0.81-0.94 vs chance 0.58), bug queries reach 0.36
-at best (flying is found, falling / stuck / stretched mostly not) whatever was tried in session 3:
-grid pooling (0.21 -> 0.36), same-text positives, per-video hard negatives, colour-free bug texts,
-200-400 training clips, 64 px, 80-400 steps. The moment level memorises its training clips (train
-loss 0.02, val loss above chance) and zero-shot bug-type accuracy stays at 0.17-0.31. The claim is
-therefore checked and reported as an expected failure when it does not hold; every pipeline check
-above it is hard.
+Measured on the 2-core CPU machine with this test's sizes (200 training clips, 64 held-out clips,
+14 bug queries, chance R@5 0.19-0.20, 240 steps, ~150 s fit): bug R@5 0.643 with data seed 0 and
+0.643 with data seed 1; at 160 steps 0.50. What made it learn (session 4, all at 160 steps, seed 0):
+bugs drawn to be visible in one frame (sunk objects stay in view inside the terrain, stretched
+objects blown up, ellipses included) and random 3 px shifts in training (`data.augment.shift`):
+0.36 without the shift, 0.50 with it; before the redraw, 0.21-0.36 whatever the training.
+The falling / flying / stretched types are found; "stuck inside another object" is mostly not.
 """
 import json
 from pathlib import Path
@@ -25,7 +25,7 @@ from hvl.domains.gameplay.demo import generate
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "gameplay"
 MARGIN = 0.25      # the learning claim: bug-query R@5 at least chance + 0.25 ...
 RATIO = 1.8        # ... and at least 1.8x chance
-N_TRAIN, N_TEST, STEPS = 32, 32, 20  # CI-sized: see the module docstring
+N_TRAIN, N_TEST, STEPS = 200, 64, 240  # ~3 min on 2 cores: see the module docstring
 
 
 @pytest.mark.slow
@@ -62,8 +62,7 @@ def test_demo_fit_then_bugsearch_eval(tmp_path, monkeypatch):
     assert again["newly_indexed"] == 0 and again["bug"] == m["bug"]
 
     chance = m["chance"]["bug"]["recall_at_5"]
-    bug = m["bug"]["recall_at_5"]
-    if bug < max(chance + MARGIN, RATIO * chance):
-        pytest.xfail(f"learning claim not met yet (issue #4): bug R@5 {bug:.3f}, chance {chance:.3f}")
+    assert m["bug"]["n_queries"] >= 10
+    assert m["bug"]["recall_at_5"] >= max(chance + MARGIN, RATIO * chance), (m["bug"], chance)
     for t in ("simple", "overall"):  # object queries learn too, not only bug ones
         assert m[t]["recall_at_5"] > m["chance"][t]["recall_at_5"] + 0.1, (t, m[t], m["chance"][t])

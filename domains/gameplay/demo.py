@@ -9,10 +9,12 @@ GamePhysics clips cannot be shipped, so ``hvl demo gameplay`` simulates a stand-
   physics, rasterised with numpy (no pygame) and written as H.264 .mp4.
 * **bugs** (about 60 % of clips), injected into the simulation at a random moment, on one
   object (the victim): ``falling_through_floor`` (its collision with the ground is switched
-  off: it sinks into the terrain and vanishes), ``floating_flying`` (gravity off, launched
-  upwards, then hovers high in the sky), ``stuck_in_object`` (teleported into another object;
-  both freeze), ``stretched_jittering`` (drawn stretched and shaking). The bug's time span is
-  recorded.
+  off: it sinks into the terrain and stays there, drawn over it as a side-scroller draws its
+  sprites), ``floating_flying`` (gravity off, launched upwards, then hovers high in the sky),
+  ``stuck_in_object`` (teleported into the middle of another object, tilted and drawn in front
+  of it; both freeze), ``stretched_jittering`` (drawn blown up, stretched wide and shaking). Each bug is
+  meant to be visible in a single frame, as the GamePhysics bugs players post are. The bug's
+  time span is recorded.
 * **text**: a caption per clip (scene, objects, what happens; video level) and two 2.5 s
   moments (clip level: what happens in that window, e.g. "the red car sinks into the
   ground"; one before the bug, one on it), each in two phrasings. Bug phrases come from a training vocabulary; the held-out query set (``queries.yaml``)
@@ -51,7 +53,8 @@ GRAVITY = -300.0
 SUBSTEPS = 6                     # physics steps per video frame
 MOMENT_SECONDS = 2.5
 BUG_RATE = 0.6
-SINK_SPEED = 4.0                 # world units / s an object falling through the floor sinks (objects are 7-17 tall)
+SINK_SPEED = 10.0                # world units / s an object falling through the floor sinks ...
+SINK_DEPTH = 7.0                 # ... until its centre is this far below the surface (the ground is 11-19 deep)
 SPLITS = {"train": 0, "val": 1, "test": 2}
 # decord 0.6 returns misaligned rows for some frame widths (48 px fails, measured); these decode correctly
 DECODABLE_SIZES = (32, 64, 96, 128)
@@ -114,6 +117,7 @@ class Thing:
     frozen: bool = False
     hover: bool = False
     stretch: bool = False
+    in_front: bool = False
     constraints: list[pymunk.Constraint] = field(default_factory=list)
 
     @property
@@ -261,8 +265,8 @@ def fill_circle(img: np.ndarray, c: tuple[float, float], r: float, rgb) -> None:
 
 
 class Renderer:
-    """Sky + backdrop (static, drawn once), then objects, then the ground on top: an object that
-    falls through the floor disappears behind the terrain, as in a game."""
+    """Sky, backdrop and ground (static, drawn once), then the objects over them: an object that
+    falls through the floor is seen inside the terrain, as a 2-D game draws sprites over its level."""
 
     def __init__(self, game: str, heights: np.ndarray, size: int, rng: np.random.Generator):
         g = GAMES[game]
@@ -279,30 +283,33 @@ class Renderer:
         self.bg = bg
         gx = (np.arange(size) + 0.5) / self.k
         gh = np.interp(gx, np.linspace(-8, WORLD + 8, len(heights)), heights)
-        self.ground = rows >= size - gh[None, :] * self.k
-        self.ground_rgb = np.array(g["ground"], np.float32) * (0.85 + 0.15 * rng.random((size, size, 1)))
+        ground = rows >= size - gh[None, :] * self.k
+        ground_rgb = np.array(g["ground"], np.float32) * (0.85 + 0.15 * rng.random((size, size, 1)))
+        bg[ground] = ground_rgb[ground]
 
     def frame(self, things: list[Thing], jitter: dict[int, tuple[float, float, float, float]],
               noise: np.ndarray) -> np.ndarray:
         img = self.bg.copy()
         k, size = self.k, self.size
-        for ti, th in enumerate(things):
+        for ti, th in sorted(enumerate(things), key=lambda it: it[1].in_front):
             sx, sy, dx, dy = jitter.get(ti, (1.0, 1.0, 0.0, 0.0))
             cx, cy = th.centre
             for p in th.parts:
                 bx, by = p.body.position
                 ca, sa = math.cos(p.body.angle), math.sin(p.body.angle)
                 local = p.verts if p.verts is not None else [p.offset]
+                if p.verts is None and sx != sy:  # a stretched circle is an ellipse: draw it as a 12-gon
+                    local = [(p.offset[0] + p.radius * math.cos(a), p.offset[1] + p.radius * math.sin(a))
+                             for a in np.linspace(0, 2 * math.pi, 12, endpoint=False)]
                 pts = []
                 for vx, vy in local:  # body frame -> world -> stretched about the object's centre -> pixels
                     wx, wy = bx + ca * vx - sa * vy, by + sa * vx + ca * vy
                     wx, wy = cx + (wx - cx) * sx + dx, cy + (wy - cy) * sy + dy
                     pts.append((wx * k, size - wy * k))
-                if p.verts is not None:
+                if len(pts) > 1:
                     fill_poly(img, pts, p.rgb)
                 else:
                     fill_circle(img, pts[0], p.radius * k * math.sqrt(sx * sy), p.rgb)
-        img[self.ground] = self.ground_rgb[self.ground]
         img += noise
         np.clip(img, 0, 255, out=img)
         return img.astype(np.uint8)
@@ -328,7 +335,7 @@ def _plan(rng: np.random.Generator, seconds: float) -> tuple[str, list[tuple[str
         kind = BUGS[rng.integers(len(BUGS))]
         victim = int(rng.integers(n))
         start = round(float(rng.uniform(1.2, 2.8)), 2)
-        end = seconds if kind in ("floating_flying", "stuck_in_object") else min(seconds, start + 2.2)
+        end = min(seconds, start + 2.2) if kind == "stretched_jittering" else seconds
         partner = int(rng.choice([i for i in range(n) if i != victim])) if kind == "stuck_in_object" else None
         bug = BugPlan(kind, victim, start, round(end, 2), partner)
     return game, list(zip(kinds, colours)), bug
@@ -340,20 +347,23 @@ def _hover_velocity(body: pymunk.Body, gravity, damping: float, dt: float) -> No
     body.velocity = (body.velocity.x * 0.9, vy)
 
 
-def _sink_velocity(body: pymunk.Body, gravity, damping: float, dt: float) -> None:
-    """No ground, no gravity: sink slowly, so that for most of the bug window the object is
-    seen half buried in the terrain (a single frame shows the bug, not just a missing object)."""
-    body.velocity = (body.velocity.x * 0.8, -SINK_SPEED)
-    body.angular_velocity *= 0.8
+def _sinker(heights: np.ndarray):
+    """No ground, no gravity: sink into the terrain and stay there, in view (an object that only
+    vanished would leave nothing in a frame to find)."""
+    def velocity(body: pymunk.Body, gravity, damping: float, dt: float) -> None:
+        deep = body.position.y <= ground_at(heights, body.position.x) - SINK_DEPTH
+        body.velocity = (0.0, 0.0) if deep else (body.velocity.x * 0.8, -SINK_SPEED)
+        body.angular_velocity *= 0.8
+    return velocity
 
 
-def _inject(bug: BugPlan, things: list[Thing], space: pymunk.Space) -> None:
+def _inject(bug: BugPlan, things: list[Thing], space: pymunk.Space, heights: np.ndarray) -> None:
     th = things[bug.victim]
     if bug.type == "falling_through_floor":
         for s in th.shapes:
-            s.filter = pymunk.ShapeFilter(categories=OBJECTS, mask=OBJECTS)  # the ground no longer holds it
+            s.filter = pymunk.ShapeFilter(categories=OBJECTS, mask=0)  # neither the ground nor anything else holds it
         for b in th.bodies:
-            b.velocity_func = _sink_velocity
+            b.velocity_func = _sinker(heights)
     elif bug.type == "floating_flying":
         for b in th.bodies:
             b.velocity_func = _hover_velocity
@@ -361,15 +371,20 @@ def _inject(bug: BugPlan, things: list[Thing], space: pymunk.Space) -> None:
         other = things[bug.partner]
         ox, oy = other.centre
         vx, vy = th.centre
-        # half inside the other: both stay visible, overlapping (fully inside, one just vanished at 32 px)
-        shift = (ox - vx + (6.0 if vx < ox else -6.0), oy - vy + 2.0)
+        # in the middle of the other, drawn in front of it: two colours in one place (side by side
+        # with a small overlap, as first drawn, looked like two objects touching at 32 px)
+        shift = (ox - vx + (2.0 if vx < ox else -2.0), oy - vy + 1.0)
+        tilt = 0.7 if vx < ox else -0.7  # wedged at an angle, as stuck game objects are
+        th.in_front = True
         for t in (th, other):
             for c in t.constraints:  # joints between two kinematic bodies have no finite mass to solve for
                 space.remove(c)
             t.constraints = []
             for b in t.bodies:
                 if t is th:
-                    b.position = (b.position.x + shift[0], b.position.y + shift[1])
+                    rel = (b.position - pymunk.Vec2d(vx, vy)).rotated(tilt)
+                    b.position = (vx + shift[0] + rel.x, vy + shift[1] + rel.y)
+                    b.angle += tilt
                 b.body_type = pymunk.Body.KINEMATIC
                 b.velocity, b.angular_velocity = (0, 0), 0
             t.frozen = True
@@ -411,13 +426,13 @@ def render_clip(ss: np.random.SeedSequence, size: int = 64, fps: int = 10,
     for i in range(n):
         t = i / fps
         if bug is not None and not injected and t >= bug.start:
-            _inject(bug, things, space)
+            _inject(bug, things, space, heights)
             injected = True
         jitter = {}
         for ti, th in enumerate(things):
             if th.stretch and t < bug.end:
-                jitter[ti] = (float(rng.uniform(2.2, 3.0)), float(rng.uniform(0.45, 0.6)),
-                              float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)))
+                jitter[ti] = (float(rng.uniform(2.6, 3.2)), float(rng.uniform(1.3, 1.6)),
+                              float(rng.uniform(-2, 2)), float(rng.uniform(-2, 2)))
         frames[i] = ren.frame(things, jitter, noise[i % len(noise)])
         for _ in range(SUBSTEPS):
             for th in things:
@@ -472,8 +487,11 @@ def moment_spans(plan: dict[str, Any], seconds: float) -> list[tuple[float, floa
     bug = plan["bug"]
     if bug is None:
         return [(0.0, MOMENT_SECONDS, False), (seconds - MOMENT_SECONDS, seconds, False)]
-    on = min(bug["start"], seconds - MOMENT_SECONDS)
-    return [(0.0, min(on, MOMENT_SECONDS), False), (on, on + MOMENT_SECONDS, True)]
+    # the bug window sits where the bug is fully developed: a bug that lasts to the end of the clip
+    # (sunk, hovering, stuck) is shown by its last seconds, not by its first frames, which still
+    # look normal (measured, 160 steps: falling-through-floor queries found in the top 5: 3 of 4 -> 4 of 4)
+    on = min(bug["start"], seconds - MOMENT_SECONDS) if bug["end"] < seconds else seconds - MOMENT_SECONDS
+    return [(0.0, min(bug["start"], MOMENT_SECONDS), False), (on, on + MOMENT_SECONDS, True)]
 
 
 def _action(plan: dict[str, Any], rng: np.random.Generator, exclude: int | None = None,
