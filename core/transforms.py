@@ -23,7 +23,7 @@ class FrameTransform:
                  flip_prob: float = 0.5, intensity_prob: float = 0.3, shift: int = 0):
         """``shift``: move the picture by up to this many pixels (edges repeated), one draw per clip.
         From-scratch CNNs on a few hundred clips otherwise learn *where* things were in the training
-        frames instead of what they look like (gameplay demo, measured in ``augment``'s docs)."""
+        frames instead of what they look like (gameplay demo, 3 px at 32 px: bug-query R@5 0.36 -> 0.50)."""
         steps = [ScaleIntensityRange(0, 255, 0.0, 1.0), Resize((-1, size, size), mode="area")]
         if train:
             # RandAdjustContrast cost 15 ms per 4-frame clip here (3x the rest together); scale + shift is cheap.
