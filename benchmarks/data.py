@@ -191,7 +191,7 @@ def bench_set(name: str, manifest: Path, image_size: int, schedule: dict, steps:
         return DataLoader(RawDecord(ds.decode_size), batch_sampler=reads, collate_fn=list, **loader_kw)
 
     def naive() -> DataLoader:
-        nds = FFmpegPerSample(ds.manifest, ds.levels, image_size, train=True, max_texts=ds.max_texts,
+        nds = FFmpegPerSample(ds.manifest, ds.levels, image_size, augment=ds.augment, max_texts=ds.max_texts,
                               max_children=ds.max_children)
         return DataLoader(nds, batch_sampler=keys[:ffmpeg_steps], collate_fn=collate, **loader_kw)
 

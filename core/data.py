@@ -51,7 +51,7 @@ def augment_config(value: bool | dict[str, Any] | None) -> Augment | None:
     if value is True:
         return Augment()
     try:
-        return Augment(**value) if isinstance(value, dict) else Augment.model_validate(value)
+        return Augment.model_validate(value)
     except ValidationError as e:
         raise HVLInputError(format_validation_error(e, "data.augment") + "\ne.g. data.augment: "
                             "{flip_prob: 0.0, intensity_prob: 0.3, shift: 3}, or true / false") from None
@@ -97,12 +97,12 @@ class HierarchicalDataset(Dataset):
     """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
-                 train: bool | Augment = True, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
-        """``train``: augment with these settings (``True``: the defaults; ``False``: not at all)."""
-        self.manifest, self.levels = manifest, levels
+                 augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
+        """``augment``: training-time augmentation settings; ``None`` (validation) = none."""
+        self.manifest, self.levels, self.augment = manifest, levels, augment
         self.max_texts, self.max_children = max_texts, max_children
-        aug = augment_config(train)
-        self.transform = FrameTransform(image_size, train=aug is not None, **(aug.model_dump() if aug else {}))
+        self.transform = FrameTransform(image_size, train=augment is not None,
+                                        **(augment.model_dump() if augment else {}))
         self.decode_size = (image_size, image_size)
         self._readers: ReaderCache | None = None
         self._cache_size = reader_cache
@@ -323,11 +323,11 @@ class HVLDataModule(pl.LightningDataModule):
         h = self.hparams
         self._dist = (rank, world)
         if stage in (None, "fit"):
-            self.train_set = self._dataset(h.train, train=self.augment or False)
+            self.train_set = self._dataset(h.train, augment=self.augment)
         if h.val and stage in (None, "fit", "validate"):
-            self.val_set = self._dataset(h.val, train=False)
+            self.val_set = self._dataset(h.val, augment=None)
 
-    def _dataset(self, path: str, train: bool | Augment) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
+    def _dataset(self, path: str, augment: Augment | None) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
         m = load_manifest(path)
         if self.hparams.on_bad_video != "ignore":
             good, bad = probe_videos(m)
@@ -339,7 +339,7 @@ class HVLDataModule(pl.LightningDataModule):
             if bad:
                 self._report_skipped(m.file, bad)
                 m = Manifest(file=m.file, videos=good)
-        return (HierarchicalDataset(m, self.levels, self.hparams.image_size, train=train,
+        return (HierarchicalDataset(m, self.levels, self.hparams.image_size, augment=augment,
                                     max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
                 build_items(m, self.levels))
 

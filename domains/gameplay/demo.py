@@ -309,7 +309,7 @@ class Renderer:
                 if len(pts) > 1:
                     fill_poly(img, pts, p.rgb)
                 else:
-                    fill_circle(img, pts[0], p.radius * k * math.sqrt(sx * sy), p.rgb)
+                    fill_circle(img, pts[0], p.radius * k * sx, p.rgb)  # sx == sy here
         img += noise
         np.clip(img, 0, 255, out=img)
         return img.astype(np.uint8)
