@@ -28,20 +28,28 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import psutil
 import torch
+from common import (
+    DEFAULT_WORK,
+    demo_data,
+    emit,
+    ffmpeg_version,
+    log,
+    long_data,
+    machine,
+    recipe_init_args,
+    seed_all,
+)
+from hvl.core.data.datamodule import HierarchicalDataset, HVLDataModule, Item, collate
+from hvl.core.data.schema import VideoRecord
+from hvl.core.data.video import Video, open_source
 from torch.utils.data import DataLoader, Dataset
-
-from common import DEFAULT_WORK, demo_data, emit, ffmpeg_version, log, long_data, machine, recipe_init_args, seed_all
-
-from hvl.core.data import HierarchicalDataset, HVLDataModule, Item, collate
-from hvl.core.schema import VideoRecord
-from hvl.core.video import Video, open_source
 
 Read = tuple[str, list[int]]  # (video path, frame indices)
 
@@ -161,8 +169,8 @@ def timed(make_loader: Callable[[], DataLoader], skip: int) -> dict[str, float]:
 @contextmanager
 def before_fixes(on: bool) -> Iterator[None]:
     """hvl as it was before the fixes this benchmark led to (decoder parking, shared-memory collate)."""
-    import hvl.core.data as D
-    import hvl.core.video as V
+    import hvl.core.data.datamodule as D
+    import hvl.core.data.video as V
 
     saved = V.DecordVideo._park, D._stack
     if on:

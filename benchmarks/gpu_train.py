@@ -28,12 +28,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
-
 from common import emit, log, machine, seed_all
-
-from hvl.core.encoders import Head, VideoEncoder
-from hvl.core.losses import LogitScale, infonce
+from hvl.core.models.encoders import Head, VideoEncoder
+from hvl.core.models.losses import LogitScale, infonce
+from torch import Tensor, nn
 
 VIT_B16 = {"model_type": "clip_vision_model", "hidden_size": 768, "intermediate_size": 3072,
            "num_hidden_layers": 12, "num_attention_heads": 12, "image_size": 224, "patch_size": 16}

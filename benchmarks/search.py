@@ -13,10 +13,10 @@ no near neighbours for a query to find):
 Measured, one query at a time (as `hvl search` runs):
 
 * ``exact``: FAISS ``IndexFlatIP`` over all frames (the baseline: a full fp32 scan);
-* ``ann``: the index :func:`hvl.core.search.build_ann` chooses for this size (IVF over fp16
+* ``ann``: the index :func:`hvl.core.search.ann.build_ann` chooses for this size (IVF over fp16
   vectors), its probe count tuned at build time on perturbed index frames (not on these
   queries); frame recall@10 = |approximate top 10 ∩ exact top 10| / 10, averaged;
-* ``video_search``: :func:`hvl.core.search.search` end to end (ANN pool of 1,000 frames,
+* ``video_search``: :func:`hvl.core.search.query.search` end to end (ANN pool of 1,000 frames,
   exact rescoring of the candidate videos, max aggregation), and its video recall@10 against
   the exact video ranking.
 
@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import psutil
-
 from common import emit, log, machine
 
 
@@ -74,8 +73,9 @@ def latencies(fn, queries: np.ndarray) -> tuple[dict[str, float], list[Any]]:
 
 def main() -> None:
     import faiss
-
-    from hvl.core.search import FrameIndex, build_ann, search
+    from hvl.core.search.ann import build_ann
+    from hvl.core.search.query import search
+    from hvl.core.search.store import FrameIndex
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1,000 videos (10k frames), for tests")
@@ -106,7 +106,7 @@ def main() -> None:
     rss1 = proc.memory_info().rss
     index_bytes = int(faiss.serialize_index(index).nbytes)
     log(f"ann: {meta}")
-    from hvl.core.search import set_breadth
+    from hvl.core.search.ann import set_breadth
 
     set_breadth(index, meta["param"], meta["value"])
     ann, found = latencies(lambda q: index.search(q[None], 10)[1][0], queries)

@@ -22,11 +22,17 @@ from typing import Any
 import psutil
 import pytorch_lightning as pl
 import torch
-
-from common import DEFAULT_WORK, demo_data, emit, log, machine, recipe_init_args, seed_all
-
-from hvl.core.data import HVLDataModule
-from hvl.core.module import HierarchicalVLM
+from common import (
+    DEFAULT_WORK,
+    demo_data,
+    emit,
+    log,
+    machine,
+    recipe_init_args,
+    seed_all,
+)
+from hvl.core.data.datamodule import HVLDataModule
+from hvl.core.models.module import HierarchicalVLM
 
 
 class StepClock(pl.Callback):

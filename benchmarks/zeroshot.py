@@ -1,6 +1,6 @@
 """Frames/s of zero-shot recognition end to end against the model alone on the same frames.
 
-* ``end_to_end``: ``hvl.core.zeroshot.predict`` on the demo test videos as ``hvl zeroshot``
+* ``end_to_end``: ``hvl.core.evaluation.zeroshot.predict`` on the demo test videos as ``hvl zeroshot``
   runs it (prompt embeddings, frame sampling at 1 fps, decode + transform in 2 loader
   workers, ``model.embed_frames``, softmax over classes).
 * ``model_only``: ``model.embed_frames`` on the same frames, already decoded and
@@ -21,14 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-
-from common import DEFAULT_WORK, demo_data, emit, log, machine, recipe_init_args, seed_all
-
-from hvl.core.module import HierarchicalVLM
+from common import (
+    DEFAULT_WORK,
+    demo_data,
+    emit,
+    log,
+    machine,
+    recipe_init_args,
+    seed_all,
+)
+from hvl.core.data.datasets import manifest_videos
+from hvl.core.data.schema import load_prompt_file
+from hvl.core.evaluation.zeroshot import _FrameChunks, predict, sample_eval_frames
+from hvl.core.models.module import HierarchicalVLM
 from hvl.core.registry import resolve_prompt_file
-from hvl.core.schema import load_prompt_file
-from hvl.core.zeroshot import _FrameChunks, manifest_videos, predict, sample_eval_frames
+from torch.utils.data import DataLoader
 
 
 def decoded_chunks(videos: list, index: list, image_size: int, workers: int) -> list[torch.Tensor]:

@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-from .schema import HVLInputError
+from .errors import HVLInputError
 
 
 @dataclass

@@ -25,7 +25,7 @@ def decode_index(frames) -> list[int]:
 
 
 def write_index_video(path: Path, n: int = 50, fps: float = 10.0) -> Path:
-    from hvl.core.video import write_video
+    from hvl.core.data.video import write_video
 
     return write_video(path, index_frames(n), fps)
 

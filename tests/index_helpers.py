@@ -11,8 +11,7 @@ COLOURS = [(220, 40, 40), (40, 80, 220), (40, 180, 60), (230, 200, 40), (160, 60
 def tiny_checkpoint(path: Path, image_size: int = 32, seed: int = 0) -> Path:
     """An untrained HierarchicalVLM saved as `hvl fit` would (frozen text weights dropped)."""
     import torch
-
-    from hvl.core.module import HierarchicalVLM
+    from hvl.core.models.module import HierarchicalVLM
 
     torch.manual_seed(seed)
     m = HierarchicalVLM(video_encoder={"frame_encoder": {"name": "small_cnn", "widths": [8, 16]}}, embed_dim=32,
@@ -20,14 +19,14 @@ def tiny_checkpoint(path: Path, image_size: int = 32, seed: int = 0) -> Path:
     sd = {k: v for k, v in m.state_dict().items() if not k.startswith("text.model.")}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": sd, "hyper_parameters": dict(m.hparams),
-                "hvl": {"class_path": "hvl.core.module.HierarchicalVLM", "frozen_text_dropped": True,
+                "hvl": {"class_path": "hvl.core.models.module.HierarchicalVLM", "frozen_text_dropped": True,
                         "image_size": image_size}}, path)
     return path
 
 
 def colour_video(path: Path, colour: int, seconds: float = 2.0, fps: int = 10, size: int = 32) -> Path:
     """A square of one colour moving across a grey background: frames differ, videos differ more."""
-    from hvl.core.video import write_video
+    from hvl.core.data.video import write_video
 
     n = int(seconds * fps)
     frames = np.full((n, size, size, 3), 90, np.uint8)

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import yaml
 from helpers import write_index_folder, write_index_video
-
 from hvl.core.cli import main
-from hvl.core.data import HVLDataModule
-from hvl.core.schema import HVLInputError
-from hvl.core.video import write_video
+from hvl.core.data.datamodule import HVLDataModule
+from hvl.core.data.video import write_video
+from hvl.core.errors import HVLInputError
 
 
 def _record(vid="v1", path="videos/v1.mp4", **kw):

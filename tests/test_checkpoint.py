@@ -1,9 +1,8 @@
 """Checkpoints: atomic writes, safe loading."""
 import pytest
 import torch
-
-from hvl.core.checkpoint import AtomicCheckpointIO, load_model, read_checkpoint
-from hvl.core.schema import HVLInputError
+from hvl.core.errors import HVLInputError
+from hvl.core.models.checkpoint import AtomicCheckpointIO, load_model, read_checkpoint
 
 
 def test_atomic_write_keeps_previous_checkpoint_when_interrupted(tmp_path, monkeypatch):

@@ -1,9 +1,8 @@
 """Cholec80 reader on a tiny fixture in exactly the published on-disk format."""
 import numpy as np
 import pytest
-
-from hvl.core.schema import HVLInputError
-from hvl.core.video import write_video
+from hvl.core.data.video import write_video
+from hvl.core.errors import HVLInputError
 from hvl.domains.surgical.cholec80 import read_cholec80, read_phase_annotation
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
 

@@ -1,4 +1,4 @@
-"""hvl.core.clinical: intervals over videos, smoothing, confusion, prompt comparison, failures, report."""
+"""hvl.domains.surgical.clinical: intervals over videos, smoothing, confusion, prompt comparison, failures, report."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 from helpers import decode_index, write_index_video
-
-from hvl.core import clinical
-from hvl.core.metrics import mean_over_videos, phase_metrics
-from hvl.core.schema import PhaseSegment, VideoRecord
+from hvl.core.data.schema import PhaseSegment, VideoRecord
+from hvl.core.evaluation.metrics import mean_over_videos, phase_metrics
+from hvl.domains.surgical import clinical
 
 T = torch.tensor
 
@@ -255,7 +254,7 @@ def test_notebook_sections_show_tables_and_figures(tmp_path):
 
 
 def test_unknown_dataset_format_names_the_readers(tmp_path):
-    from hvl.core.schema import HVLInputError
+    from hvl.core.errors import HVLInputError
 
     with pytest.raises(HVLInputError, match="cholec80"):
         clinical.load_videos(tmp_path, "cholec81")

@@ -1,7 +1,6 @@
 """The level-schedule sampler: schedule, DDP sharding, determinism; collation of mixed-level batches."""
 import torch
-
-from hvl.core.data import Item, LevelConfig, LevelScheduleSampler, collate
+from hvl.core.data.datamodule import Item, LevelConfig, LevelScheduleSampler, collate
 
 
 def _items(n_clip=40, n_phase=12, n_video=6):
@@ -65,8 +64,7 @@ def test_batch_is_clipped_to_available_samples_and_rejects_singletons():
     s = LevelScheduleSampler(_items(n_video=3), LEVELS, seed=0, world_size=1)
     assert s.batch["video"] == 2
     import pytest
-
-    from hvl.core.schema import HVLInputError
+    from hvl.core.errors import HVLInputError
     with pytest.raises(HVLInputError, match="fewer than 2 per device"):
         LevelScheduleSampler(_items(n_video=3), LEVELS, world_size=2)
 
@@ -87,7 +85,7 @@ def test_collate_groups_levels_and_pads_texts():
 
 
 def test_level_dataloader_yields_one_level(tmp_path):
-    from hvl.core.data import HVLDataModule
+    from hvl.core.data.datamodule import HVLDataModule
     from hvl.domains.surgical.demo import generate
 
     out = generate(tmp_path / "d", n_train=2, n_val=0, n_test=0, progress=False)

@@ -5,10 +5,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-
 from helpers import ddp_averaged, free_port
-
-from hvl.core.losses import hierarchical_infonce, infonce, milnce, text_keys
+from hvl.core.models.losses import hierarchical_infonce, infonce, milnce, text_keys
 
 B, D, K = 4, 6, 2
 

@@ -7,11 +7,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-
 from helpers import ddp_averaged, free_port
-
-from hvl.core.finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
-from hvl.core.losses import text_keys
+from hvl.core.models.finegrained import (
+    FineGrainedConfig,
+    finegrained_infonce,
+    finegrained_similarity,
+    pad_tokens,
+)
+from hvl.core.models.losses import text_keys
 
 
 def _reference(video, vmask, text, tmask, tau=0.07, a=0.5, b=0.5):
@@ -181,7 +184,7 @@ def test_gathered_negatives_match_single_process():
 
 # ------------------------------------------------------------------ in the model
 def test_model_level_trains_with_finegrained_scores():
-    from hvl.core.module import HierarchicalVLM
+    from hvl.core.models.module import HierarchicalVLM
 
     torch.manual_seed(0)
     m = HierarchicalVLM(video_encoder={"frame_encoder": {"widths": [8, 16]}}, embed_dim=16, levels=["video"],

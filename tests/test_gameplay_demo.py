@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import yaml
-
+from hvl.core.data.schema import load_manifest, load_prompt_file
+from hvl.core.data.video import read_frames
+from hvl.core.errors import HVLInputError
 from hvl.core.registry import get_domain, resolve_prompt_file
-from hvl.core.schema import HVLInputError, load_manifest, load_prompt_file
-from hvl.core.video import read_frames
 from hvl.domains.gameplay import demo, read_gamephysics
 
 

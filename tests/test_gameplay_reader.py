@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from index_helpers import video_tree
-
-from hvl.core.bugsearch import load_queries
 from hvl.core.cli import main
-from hvl.core.schema import HVLInputError
+from hvl.core.errors import HVLInputError
+from hvl.core.search.evaluate import load_queries
 from hvl.domains.gameplay import read_gamephysics
+from index_helpers import video_tree
 
 
 @pytest.fixture(scope="module")

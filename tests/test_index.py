@@ -9,13 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hvl.core.errors import HVLInputError
+from hvl.core.models import checkpoint as ckpt_mod
+from hvl.core.search.index import build_index, scan_videos
+from hvl.core.search.query import load_index
+from hvl.core.search.store import (
+    committed_shards,
+    ensure_header,
+    indexed_keys,
+    read_header,
+    read_shard_embeddings,
+    read_shard_meta,
+)
 from index_helpers import colour_video, tiny_checkpoint, video_tree
-
-from hvl.core import checkpoint as ckpt_mod
-from hvl.core.index import (build_index, committed_shards, ensure_header, indexed_keys, read_header,
-                            read_shard_embeddings, read_shard_meta, scan_videos)
-from hvl.core.schema import HVLInputError
-from hvl.core.search import load_index
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from hvl.core.data.datasets import manifest_videos
+from hvl.core.data.schema import load_prompt_file
+from hvl.core.evaluation.zeroshot import evaluate
 from hvl.core.registry import resolve_prompt_file
-from hvl.core.schema import load_prompt_file
-from hvl.core.zeroshot import evaluate, manifest_videos
 
 CHANCE = 1 / 7
 MARGIN = 3.0  # the learning claim: ≥ 3× chance for 7 phases
@@ -26,7 +26,7 @@ def test_zero_shot_beats_chance_by_margin(trained_demo):
 
 def test_untrained_model_is_no_better_than_majority(trained_demo):
     work, ckpt, m = trained_demo
-    from hvl.core.checkpoint import load_model, read_checkpoint
+    from hvl.core.models.checkpoint import load_model, read_checkpoint
 
     hp = {k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if not k.startswith("_")}
     trained_model, _ = load_model(ckpt)
@@ -64,8 +64,8 @@ def test_mlflow_run_holds_config_losses_metrics_prompts_and_checkpoint(trained_d
 
 def test_checkpoint_loads_without_pickle_and_drops_frozen_text(trained_demo):
     _, ckpt, _ = trained_demo
-    from hvl.core.checkpoint import read_checkpoint
+    from hvl.core.models.checkpoint import read_checkpoint
 
     c = read_checkpoint(ckpt)  # weights_only=True inside
     assert not any(k.startswith("text.model.") for k in c["state_dict"])
-    assert c["hvl"]["class_path"] == "hvl.core.module.HierarchicalVLM"
+    assert c["hvl"]["class_path"] == "hvl.core.models.module.HierarchicalVLM"

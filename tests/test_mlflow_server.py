@@ -9,9 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers import free_port
-
 from hvl.domains.surgical.demo import generate
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pretrain.yaml"

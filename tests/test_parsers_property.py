@@ -1,10 +1,10 @@
 """Property tests: any manifest line or prompt file gives a valid object or a clean HVLInputError."""
 import json
 
+from hvl.core.data.schema import load_manifest, load_prompt_file
+from hvl.core.errors import HVLInputError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from hvl.core.schema import HVLInputError, load_manifest, load_prompt_file
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.floats(-10, 200), st.just(float("nan")),
                     st.text(max_size=8))

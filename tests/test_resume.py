@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from hvl.core.checkpoint import read_checkpoint
+from hvl.core.models.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH, EPOCHS, KILL_AT = 4, 2, 6  # killed in epoch 2, its first step checkpointed, the second not
@@ -91,7 +90,7 @@ def test_kill_9_then_resume_from_last_matches_uninterrupted_run(tmp_path, tiny_d
 def test_sampler_skip_replays_the_rest_of_the_epoch(skip):
     """A resumed pass yields exactly the tail of the uninterrupted pass (same items, same seeds),
     once; the epoch after it is whole again."""
-    from hvl.core.data import Item, LevelConfig, LevelScheduleSampler
+    from hvl.core.data.datamodule import Item, LevelConfig, LevelScheduleSampler
 
     items = {"clip": [Item("clip", i % 5, i) for i in range(24)], "phase": [Item("phase", i % 5, i) for i in range(8)]}
     levels = {"clip": LevelConfig(frames=2, batch_size=4, every=1), "phase": LevelConfig(frames=2, batch_size=2, every=2)}
@@ -108,10 +107,9 @@ def test_sampler_skip_replays_the_rest_of_the_epoch(skip):
 
 def test_epochs_differ():
     """Each epoch reshuffles: Lightning reaches the sampler's ``set_epoch`` through ``batch_sampler.sampler``."""
+    from hvl.core.data.datamodule import Item, LevelConfig, LevelScheduleSampler
     from lightning_fabric.utilities.data import _set_sampler_epoch
     from torch.utils.data import DataLoader
-
-    from hvl.core.data import Item, LevelConfig, LevelScheduleSampler
 
     items = {"clip": [Item("clip", i % 5, i) for i in range(24)]}
     sampler = LevelScheduleSampler(items, {"clip": LevelConfig(frames=2, batch_size=4)}, seed=7)

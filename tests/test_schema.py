@@ -2,8 +2,13 @@
 import json
 
 import pytest
-
-from hvl.core.schema import (HVLInputError, VideoRecord, load_manifest, load_prompt_file, write_manifest)
+from hvl.core.data.schema import (
+    VideoRecord,
+    load_manifest,
+    load_prompt_file,
+    write_manifest,
+)
+from hvl.core.errors import HVLInputError
 
 GOOD = {"video_id": "v1", "path": "videos/v1.mp4", "texts": ["an abstract"], "duration": 10.0,
         "phases": [{"start": 0, "end": 5, "text": "first", "label": "A"}, {"start": 5, "end": 10, "text": "b"}],
@@ -95,7 +100,7 @@ def test_prompt_file_errors_name_file_and_field(tmp_path, text, field):
 
 
 def test_shipped_prompt_files_are_valid():
-    from hvl.domains.surgical import PROMPTS_DIR, CHOLEC80_PHASES
+    from hvl.domains.surgical import CHOLEC80_PHASES, PROMPTS_DIR
 
     files = sorted(PROMPTS_DIR.glob("*.yaml"))
     assert {f.stem for f in files} >= {"cholec80", "cholec80_templated"}

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_helpers import tiny_checkpoint
-
 from hvl.core.cli import main
-from hvl.core.index import FORMAT, VERSION, file_sha256, write_json
-from hvl.core.schema import HVLInputError
-from hvl.core.search import (aggregate, build_ann, exact_topk, load_index, recall_at, refresh_ann, search)
-
+from hvl.core.errors import HVLInputError
+from hvl.core.io import write_json
+from hvl.core.search.ann import build_ann, exact_topk, recall_at, refresh_ann
+from hvl.core.search.query import aggregate, load_index, search
+from hvl.core.search.store import FORMAT, VERSION, file_sha256
+from index_helpers import tiny_checkpoint
 
 # ------------------------------------------------------------------ aggregation
 # Three videos; frame rows 0-2 are video 0, 3-6 video 1, 7 video 2.
@@ -86,8 +86,8 @@ def ckpt(tmp_path_factory):
 
 
 def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
-    from hvl.core.checkpoint import load_model
-    from hvl.core.search import embed_queries
+    from hvl.core.models.checkpoint import load_model
+    from hvl.core.search.query import embed_queries
 
     model, _ = load_model(ckpt)
     q = embed_queries(model, ["a car falling through the floor"], "clip")[0]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from hvl.core.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +46,9 @@ def test_fit_then_retrieval_beats_chance(tmp_path, monkeypatch, capsys):
     assert m["t2v_meanr"] < (N_TEST + 1) / 2, m     # a random ranking's expected mean rank
 
     # control: the same architecture untrained ranks at about chance
-    from hvl.core.checkpoint import load_model, read_checkpoint
-    from hvl.core.retrieval import evaluate_retrieval
-    from hvl.core.zeroshot import manifest_videos
+    from hvl.core.data.datasets import manifest_videos
+    from hvl.core.evaluation.retrieval import evaluate_retrieval
+    from hvl.core.models.checkpoint import load_model, read_checkpoint
 
     hp = {k: v for k, v in read_checkpoint(ckpt)["hyper_parameters"].items() if not k.startswith("_")}
     trained, _ = load_model(ckpt)

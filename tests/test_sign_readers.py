@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 from helpers import decode_index, index_frames, write_index_folder
-
+from hvl.core.data.video import Video, open_source, write_video
+from hvl.core.errors import HVLInputError
 from hvl.core.registry import get_domain
-from hvl.core.schema import HVLInputError
-from hvl.core.video import Video, open_source, write_video
 from hvl.domains.sign.how2sign import read_how2sign
 from hvl.domains.sign.phoenix import read_phoenix
 
@@ -44,7 +43,7 @@ def test_how2sign_clips(tmp_path):
 
 
 def test_how2sign_full_videos_are_cut_by_realigned_times(tmp_path):
-    from hvl.core.retrieval import _span, _VideoFrames
+    from hvl.core.evaluation.retrieval import _span, _VideoFrames
 
     recs = read_how2sign(write_how2sign(tmp_path), split="test", mode="full")
     rec, path = recs[1]
@@ -151,9 +150,8 @@ def test_domain_registers_readers_prompts_and_demo():
 
 
 def test_span_is_validated_in_manifests():
+    from hvl.core.data.schema import VideoRecord
     from pydantic import ValidationError
-
-    from hvl.core.schema import VideoRecord
 
     assert VideoRecord(video_id="a", path="a.mp4", span=(1.0, 2.5)).span == (1.0, 2.5)
     with pytest.raises(ValidationError, match="0 <= start < end"):

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hvl.core.schema import load_manifest, load_prompt_file
-from hvl.core.video import Video, open_source, read_frames
+from hvl.core.data.schema import load_manifest, load_prompt_file
+from hvl.core.data.video import Video, open_source, read_frames
 from hvl.domains.surgical import demo
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
 

@@ -1,10 +1,9 @@
 """Training augmentation: random shifts move every frame of a clip alike, reproducibly; bad settings are refused."""
 import pytest
 import torch
-
-from hvl.core.data import HVLDataModule
-from hvl.core.schema import HVLInputError
-from hvl.core.transforms import FrameTransform
+from hvl.core.data.datamodule import HVLDataModule
+from hvl.core.data.transforms import FrameTransform
+from hvl.core.errors import HVLInputError
 
 
 def _dot_clip(t=4, size=32, y=12, x=20):

@@ -2,9 +2,8 @@
 import pytest
 import torch
 from helpers import decode_index, write_index_folder, write_index_video
-
-from hvl.core.schema import HVLInputError
-from hvl.core.video import ReaderCache, Video, open_source, read_frames
+from hvl.core.data.video import ReaderCache, Video, open_source, read_frames
+from hvl.core.errors import HVLInputError
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 import pymunk
 import yaml
-
-from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import BackgroundWriter
+from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
+from hvl.core.data.video import BackgroundWriter
+from hvl.core.errors import HVLInputError
 
 WORLD = 64.0                     # world units across (and up); pixels = units * size / WORLD
 GRAVITY = -300.0

@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hvl.core.index import scan_videos
-from hvl.core.schema import HVLInputError, VideoRecord
+from hvl.core.data.schema import VideoRecord
+from hvl.core.errors import HVLInputError
+from hvl.core.search.index import scan_videos
 
 REQUIRED_COLUMNS = ("post_id", "title")
 

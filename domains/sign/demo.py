@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import BackgroundWriter
+from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
+from hvl.core.data.video import BackgroundWriter
+from hvl.core.errors import HVLInputError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 Point = tuple[float, float]

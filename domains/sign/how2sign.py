@@ -12,7 +12,8 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from hvl.core.schema import HVLInputError, VideoRecord
+from hvl.core.data.schema import VideoRecord
+from hvl.core.errors import HVLInputError
 
 COLUMNS = ["VIDEO_ID", "VIDEO_NAME", "SENTENCE_ID", "SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED", "SENTENCE"]
 SPLITS = ("train", "val", "test")

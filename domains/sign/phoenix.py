@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hvl.core.schema import HVLInputError, VideoRecord
+from hvl.core.data.schema import VideoRecord
+from hvl.core.errors import HVLInputError
 
 COLUMNS = ["name", "video", "start", "end", "speaker", "orth", "translation"]
 SPLITS = {"train": "train", "dev": "dev", "val": "dev", "test": "test"}

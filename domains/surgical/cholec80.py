@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hvl.core.schema import HVLInputError, PhaseSegment, VideoRecord
-from hvl.core.video import open_source
+from hvl.core.data.schema import PhaseSegment, VideoRecord
+from hvl.core.data.video import open_source
+from hvl.core.errors import HVLInputError
 
 from .phases import CHOLEC80_FPS, CHOLEC80_PHASES
 

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
-from hvl.core.schema import ClipSegment, HVLInputError, PhaseSegment, VideoRecord, write_manifest
-from hvl.core.video import BackgroundWriter
+from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
+from hvl.core.data.video import BackgroundWriter
+from hvl.core.errors import HVLInputError
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
 
 Point = tuple[float, float]  # (x, y) in pixels

@@ -2,16 +2,29 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from .data import LEVELS
+from ..data.datamodule import LEVELS
 from .encoders import Head, TextEncoder, VideoEncoder
-from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
-from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
+from .finegrained import (
+    FineGrainedConfig,
+    finegrained_infonce,
+    finegrained_similarity,
+    pad_tokens,
+)
+from .losses import (
+    LogitScale,
+    hierarchical_infonce,
+    infonce,
+    masked_mean,
+    milnce,
+    text_keys,
+)
 
 
 class HierarchicalVLM(pl.LightningModule):
@@ -25,11 +38,11 @@ class HierarchicalVLM(pl.LightningModule):
     how they are weighed from ``loss_weights``.
 
     ``finegrained`` (e.g. ``{video: {}}``) switches a phase/video level's segment↔parent term
-    from pooled cosine to frame×word similarity (:mod:`hvl.core.finegrained`, CiCo); the
+    from pooled cosine to frame×word similarity (:mod:`hvl.core.models.finegrained`, CiCo); the
     other two hierarchical terms stay global. Levels not named keep the default behaviour.
 
     ``same_text_positives``: rows of a batch that carry the same text are positives of each
-    other, not negatives (:mod:`hvl.core.losses`); small label vocabularies need it.
+    other, not negatives (:mod:`hvl.core.models.losses`); small label vocabularies need it.
     """
 
     def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
@@ -166,6 +179,14 @@ class HierarchicalVLM(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
+
+    def on_fit_start(self) -> None:
+        # A frozen text encoder stays in eval mode on purpose (no dropout: cached and fresh embeddings agree).
+        # Lightning warns about eval-mode modules at the start of training; silence exactly that count, so an
+        # eval-mode module anywhere else still gets its warning.
+        evals = [n for n, m in self.named_modules() if not m.training]
+        if self.text.frozen and evals and all(n.startswith("text.model") for n in evals):
+            warnings.filterwarnings("ignore", message=f"Found {len(evals)} module\\(s\\) in eval mode at the start")
 
     # ------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -20,7 +20,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from .schema import HVLInputError, Manifest, VideoRecord, format_validation_error, load_manifest
+from ..errors import HVLInputError, format_validation_error
+from .datasets import probe_videos
+from .schema import Manifest, VideoRecord, load_manifest
 from .transforms import FrameTransform
 from .video import ReaderCache, Video, open_source
 
@@ -135,38 +137,6 @@ class HierarchicalDataset(Dataset):
         kids = [p.text for p in rec.phases if p.text.strip()]
         return {"level": "video", "frames": self._frames(rec, start, end, cfg.frames, seed),
                 "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
-
-
-def probe_video(rec: VideoRecord, path: str | Path) -> str | None:
-    """Why ``rec``'s video is unusable, or None: opens it, decodes its last frame (catches
-    truncation) and checks that the record's times fit in it."""
-    try:
-        v = Video(open_source(path))
-        v.source.get([v.num_frames - 1])
-    except HVLInputError as e:
-        msg = str(e)
-        return msg.split(": ", 1)[-1] if msg.startswith(str(path)) else msg
-    last = max([s.end for s in (*rec.phases, *rec.clips)] + ([rec.span[1]] if rec.span else []), default=0.0)
-    if last > v.duration + 1.0 / v.fps:
-        return (f"segments run to {last:.2f}s but the video lasts {v.duration:.2f}s; "
-                "fix the times or the 'duration' field")
-    return None
-
-
-def probe_videos(manifest: Manifest) -> tuple[list[VideoRecord], list[dict[str, str]]]:
-    """The usable records, and for the others which video and why not."""
-    good, bad = [], []
-    for rec in manifest.videos:
-        try:
-            path = str(manifest.resolve(rec))
-            reason = probe_video(rec, path)
-        except HVLInputError as e:
-            path, reason = rec.path, str(e)
-        if reason:
-            bad.append({"video_id": rec.video_id, "path": path, "reason": reason})
-        else:
-            good.append(rec)
-    return good, bad
 
 
 def _pad(lists: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:

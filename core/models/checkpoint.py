@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from .schema import HVLInputError
+from ..errors import HVLInputError
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -28,7 +28,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
 
     ckpt = read_checkpoint(path, map_location)
     meta = dict(ckpt.get("hvl", {}))
-    mod, _, name = meta.get("class_path", "hvl.core.module.HierarchicalVLM").rpartition(".")
+    mod, _, name = meta.get("class_path", "hvl.core.models.module.HierarchicalVLM").rpartition(".")
     if not mod.startswith("hvl."):
         raise HVLInputError(f"{path}: model class '{mod}.{name}' is outside hvl; refusing to import it")
     cls = getattr(importlib.import_module(mod), name)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from .schema import HVLInputError
+from ..errors import HVLInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -107,7 +107,7 @@ def finegrained_infonce(video: Tensor, video_mask: Tensor, text: Tensor, text_ma
     (rows with equal ``keys``, i.e. the same text, are positives of each other).
 
     Local rows are scored against every rank's columns, gathered with gradient, labels offset
-    by this rank's position (as :func:`hvl.core.losses.infonce`): under DDP gradient averaging
+    by this rank's position (as :func:`hvl.core.models.losses.infonce`): under DDP gradient averaging
     this equals one process's loss on the whole batch. Shapes must match across ranks.
     """
     cfg = cfg or FineGrainedConfig()

@@ -6,38 +6,49 @@ per video, then averaged over videos. Prompt ensembles are averaged in embedding
 """
 from __future__ import annotations
 
+import argparse
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..data.datasets import DatasetSpec, Resolved, check_videos, load_videos
+from ..data.schema import PromptFile, load_prompt_file
+from ..data.transforms import FrameTransform
+from ..data.video import ReaderCache
+from ..errors import HVLInputError
+from ..io import load_config, write_json
 from .metrics import mean_over_videos, phase_metrics
-from .schema import HVLInputError, PromptFile, VideoRecord, load_manifest
-from .transforms import FrameTransform
-from .video import ReaderCache
 
-Resolved = tuple[VideoRecord, Path]  # a record and its frame source on disk
+__all__ = ["ZeroShotConfig", "check_inputs", "class_embeddings", "evaluate", "format_table", "predict",
+           "sample_eval_frames", "summarize"]
 
 
-def manifest_videos(path: str | Path) -> list[Resolved]:
-    m = load_manifest(path)
-    return [(r, m.resolve(r)) for r in m.videos]
+class ZeroShotConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domain: str | None = None
+    dataset: DatasetSpec
+    prompts: str
+    level: str | None = Field(None, description="embedding space; default: the prompt file's, else 'phase'")
+    fps: float = Field(1.0, gt=0)
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(2, ge=0)
+    image_size: int | None = Field(None, description="default: the training data module's image_size")
+    experiment: str = "hvl-zeroshot"
 
 
 def check_inputs(videos: list[Resolved], prompts: PromptFile) -> None:
     """Fail before any model is loaded: every video decodes, every label is a prompt class."""
-    from .data import probe_video
-
+    check_videos(videos)
     names = set(prompts.names)
     for rec, path in videos:
-        reason = probe_video(rec, path)
-        if reason:
-            raise HVLInputError(f"{path}: {reason}")
         unknown = {p.label for p in rec.phases if p.label is not None} - names
         if unknown:
             raise HVLInputError(f"{path}: video '{rec.video_id}' has phase label(s) {sorted(unknown)} that are not "
@@ -145,3 +156,48 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["pooled"]
     lines.append(f"{'pooled over frames':<24}{'':>8}{p['accuracy']:>10.3f}{p['f1_macro']:>10.3f}{p['jaccard']:>10.3f}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ CLI: hvl zeroshot
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--json", help="write the metrics here")
+    p.add_argument("--prompts", help="override the config's prompt file (path or <domain>:<name>)")
+    p.add_argument("--level", help="override the embedding level")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ..models.checkpoint import load_model
+    from ..registry import resolve_prompt_file
+
+    cfg = load_config(args.config, ZeroShotConfig)
+    if args.prompts:
+        cfg.prompts = args.prompts
+    prompt_path = resolve_prompt_file(cfg.prompts)
+    prompts = load_prompt_file(prompt_path)
+    level = args.level or cfg.level or prompts.level or "phase"
+    videos = load_videos(cfg.dataset, cfg.domain)
+    check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
+    model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
+    image_size = cfg.image_size or meta.get("image_size") or 64
+    t0 = time.perf_counter()
+    result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=image_size, batch_size=cfg.batch_size,
+                      num_workers=cfg.num_workers, progress=not args.no_progress)
+    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt), seconds=round(time.perf_counter() - t0, 2))
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result)}")
+    if not args.no_mlflow:
+        from ..tracking import log_files, log_json, log_metrics, start_eval_run
+
+        run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
+        tag = Path(prompt_path).stem
+        log_metrics(run_id, {f"zeroshot/{tag}/{k}": result[k] for k in ("accuracy", "f1_macro", "jaccard")},
+                    {"zeroshot_level": level, "zeroshot_fps": cfg.fps})
+        log_files(run_id, {"prompts": prompt_path})
+        log_json(run_id, result, f"zeroshot/{tag}.json")
+        print(f"logged to MLflow run {run_id}")
+    return result

@@ -10,8 +10,6 @@ Ties are ranked pessimistically: a wrong candidate with exactly the score of the
 ranked ahead of it, so a query's rank is the number of wrong candidates scoring ≥ its best right
 one. Every query counts once (CLIP4Clip's ``compute_metrics`` counts a query once per tied
 position), and a constant model gets the worst rank, not a lucky R@1.
-
-Importing this module stays cheap (the CLI builds its parser from it): torch is imported inside.
 """
 from __future__ import annotations
 
@@ -22,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .cli import DatasetSpec
-from .schema import HVLInputError
+from ..data.datasets import DatasetSpec
+from ..errors import HVLInputError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .schema import VideoRecord
+    from ..data.schema import VideoRecord
 
 KS = (1, 5, 10)
 
@@ -106,7 +104,7 @@ class _VideoFrames:
     """Video ``i`` → ``num`` frames sampled uniformly over its span, as the training loader does."""
 
     def __init__(self, videos: list[tuple[VideoRecord, Path]], num: int, image_size: int):
-        from .transforms import FrameTransform
+        from ..data.transforms import FrameTransform
 
         self.videos, self.num, self.size = videos, num, image_size
         self.transform = FrameTransform(image_size, train=False)
@@ -116,7 +114,7 @@ class _VideoFrames:
         return len(self.videos)
 
     def __getitem__(self, i: int):
-        from .video import ReaderCache
+        from ..data.video import ReaderCache
 
         if self._readers is None:  # per DataLoader worker
             self._readers = ReaderCache(size=(self.size, self.size))
@@ -207,19 +205,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from .checkpoint import load_model
-    from .cli import _load_config, _videos, write_json
-    from .data import probe_video
+    from ..data.datasets import check_videos, load_videos
+    from ..io import load_config, write_json
+    from ..models.checkpoint import load_model
 
-    cfg: RetrievalConfig = _load_config(args.config, RetrievalConfig)  # type: ignore[assignment]
+    cfg = load_config(args.config, RetrievalConfig)
     if args.level:
         cfg = cfg.model_copy(update={"level": args.level})
     similarity = args.similarity or cfg.similarity
-    videos = _videos(cfg)  # type: ignore[arg-type]
-    for rec, path in videos:  # data errors first: cheaper to find than a model is to load
-        reason = probe_video(rec, path)
-        if reason:
-            raise HVLInputError(f"{path}: {reason}")
+    videos = load_videos(cfg.dataset, cfg.domain)
+    check_videos(videos)  # data errors first: cheaper to find than a model is to load
     if len(videos) < 2:
         raise HVLInputError(f"{cfg.dataset.path}: retrieval needs at least 2 videos, got {len(videos)}")
     model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
@@ -237,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         print(f"wrote {write_json(args.json, result)}")
     if not args.no_mlflow:
-        from .tracking import log_json, log_metrics, start_eval_run
+        from ..tracking import log_json, log_metrics, start_eval_run
 
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
         tag = f"{cfg.level}/{result['similarity']}"

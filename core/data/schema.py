@@ -10,25 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-
-class HVLInputError(ValueError):
-    """Bad user input: the message names the file, the place in it and the fix."""
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
-def format_validation_error(err: ValidationError, file: str | Path, line: int | None = None) -> str:
-    where = f"{file}" + (f", line {line}" if line is not None else "")
-    msgs = [f"  field '{_loc(e['loc'])}': {e['msg']} (got {e.get('input')!r:.80})" for e in err.errors()]
-    return f"{where}: invalid entry\n" + "\n".join(msgs)
+from ..errors import HVLInputError, format_validation_error
+from ..io import read_yaml
 
 
 class _Strict(BaseModel):
@@ -213,18 +198,6 @@ class PromptFile(_Strict):
     def texts_for(self, c: PromptClass) -> list[str]:
         templates = self.templates if c.templates is None else c.templates
         return list(c.prompts) + [t.replace("{}", c.text or c.name) for t in templates]
-
-
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise HVLInputError(f"{path}: file not found")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise HVLInputError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-    except yaml.YAMLError as e:
-        raise HVLInputError(f"{path}: not valid YAML ({e})") from None
 
 
 def load_prompt_file(path: str | Path) -> PromptFile:

@@ -5,29 +5,13 @@ Videos are found as ``<root>/<game>/<id>.<ext>`` (GamePhysics' layout; files dir
 embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
 takes every ``world``-th video) and written by a :class:`ShardWriter` prediction writer.
 
-On-disk format (``FORMAT``, version 1)::
-
-    <index>/index.json        header: format, version, checkpoint (path + sha256), level, dim,
-                              fps, image_size, dtype, videos_root
-    <index>/shards/<name>.npy     float16 [rows, dim]: one L2-normalised embedding per frame
-    <index>/shards/<name>.jsonl   one line per video, in row order:
-                              {"key": "<game>/<id>.mp4", "video_id", "game", "path", "row", "t": [s, ...]}
-                              (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
-    <index>/ann/                  optional approximate index (see hvl.core.search)
-
-Crash safety: a shard holds whole videos only. Its ``.npy`` is written to a temporary file,
-fsynced and renamed, then its ``.jsonl`` the same way; the ``.jsonl`` is the commit record,
-so a shard without one (a ``kill -9`` between the renames) is ignored and later removed. A
-re-run indexes exactly the videos that no committed shard lists: no duplicates, no half
-videos. Everything is read back with ``np.load(allow_pickle=False)`` and ``json``.
+The on-disk format and its crash safety are described in :mod:`hvl.core.search.store`.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import os
 import sys
 import uuid
 import warnings
@@ -37,9 +21,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .schema import HVLInputError
+from ..errors import HVLInputError
+from .ann import refresh_ann
+from .store import (
+    FORMAT,
+    VERSION,
+    ensure_header,
+    file_sha256,
+    indexed_keys,
+    remove_orphans,
+    write_shard,
+)
 
-FORMAT, VERSION = "hvl-frame-index", 1
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 DEFAULT_SHARD_ROWS = 16384
 
@@ -79,115 +72,6 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
     return out
 
 
-# ------------------------------------------------------------------ on-disk format
-def _fsync_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _fsync_write(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def read_header(index_dir: str | Path) -> dict[str, Any]:
-    path = Path(index_dir) / "index.json"
-    if not path.is_file():
-        raise HVLInputError(f"{path}: not an hvl index (no index.json); build one with `hvl index <videos> --out {index_dir}`")
-    try:
-        h = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the index") from None
-    if h.get("format") != FORMAT or h.get("version") != VERSION:
-        raise HVLInputError(f"{path}: field 'format'/'version' is {h.get('format')!r}/{h.get('version')!r}, "
-                            f"expected {FORMAT!r}/{VERSION}; rebuild the index with this hvl")
-    return h
-
-
-def committed_shards(index_dir: str | Path) -> list[str]:
-    """Names of committed shards (both files present), sorted."""
-    d = Path(index_dir) / "shards"
-    if not d.is_dir():
-        return []
-    return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
-
-
-def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
-    path = Path(index_dir) / "shards" / f"{name}.jsonl"
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise HVLInputError(f"{path}, line {n}: corrupt shard metadata ({e.msg}); delete this shard "
-                                "(its .npy and .jsonl) and re-run `hvl index` to re-embed its videos") from None
-    return rows
-
-
-def read_shard_embeddings(index_dir: str | Path, name: str, mmap: bool = False) -> np.ndarray:
-    path = Path(index_dir) / "shards" / f"{name}.npy"
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (ValueError, OSError) as e:
-        raise HVLInputError(f"{path}: unreadable shard ({e}); delete it and its .jsonl, then re-run `hvl index`") from None
-
-
-def indexed_keys(index_dir: str | Path) -> set[str]:
-    return {v["key"] for name in committed_shards(index_dir) for v in read_shard_meta(index_dir, name)}
-
-
-def remove_orphans(index_dir: str | Path) -> list[str]:
-    """Delete what killed runs left: temporary files and ``.npy`` shards that were never committed."""
-    d = Path(index_dir) / "shards"
-    gone = []
-    for p in list(d.glob(".*.tmp")) + [p for p in d.glob("*.npy") if not p.with_suffix(".jsonl").is_file()]:
-        p.unlink(missing_ok=True)
-        gone.append(p.name)
-    return gone
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
-    """Create ``index.json``, or check that an existing index was built the same way (else its
-    shards would mix embedding spaces)."""
-    path = index_dir / "index.json"
-    if not path.is_file():
-        write_json(path, want)
-        return want
-    have = read_header(index_dir)
-    for key in ("checkpoint_sha256", "level", "dim", "fps", "image_size"):
-        if have.get(key) != want.get(key):
-            raise HVLInputError(f"{path}: field '{key}' is {have.get(key)!r} but this run has {want.get(key)!r}; "
-                                "an index holds one model's embeddings at one setting: use a new --out, "
-                                "or the same --ckpt/--level/--fps")
-    return have
-
-
 # ------------------------------------------------------------------ decoding and embedding
 def frame_times(duration: float, fps: float) -> list[float]:
     return [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
@@ -198,8 +82,8 @@ def _frame_dataset(videos: list[VideoEntry], fps: float, image_size: int, chunk:
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
 
-    from .transforms import FrameTransform
-    from .video import Video, open_source
+    from ..data.transforms import FrameTransform
+    from ..data.video import Video, open_source
 
     class VideoFrames(IterableDataset):
         def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -310,7 +194,6 @@ def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_b
                 return
             name = f"{self.token}-r{self.rank}-{self.seq:05d}"
             self.seq += 1
-            shards = index_dir / "shards"
             emb = np.concatenate([e for _, e, _ in self.done]).astype(np.float16)
             lines, row = [], 0
             for vi, e, t in self.done:
@@ -318,8 +201,7 @@ def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_b
                 lines.append(json.dumps({"key": v.key, "video_id": v.video_id, "game": v.game, "path": v.path,
                                          "row": row, "t": [round(float(x), 6) for x in t]}))
                 row += len(e)
-            _fsync_write(shards / f"{name}.npy", _npy_bytes(emb))
-            _fsync_write(shards / f"{name}.jsonl", ("\n".join(lines) + "\n").encode())
+            write_shard(index_dir, name, emb, lines)
             self.committed_videos += len(self.done)
             self.done, self.rows = [], 0
 
@@ -346,7 +228,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path, out: str | Path, fps: 
     already loaded ``(model, meta)`` of ``ckpt`` (saves loading it twice)."""
     import pytorch_lightning as pl
 
-    from .checkpoint import load_model
+    from ..models.checkpoint import load_model
 
     if fps <= 0:
         raise HVLInputError(f"--fps must be > 0 (got {fps})")
@@ -382,9 +264,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path, out: str | Path, fps: 
 
 
 def _refresh_ann(out: Path, kind: str) -> dict[str, Any] | None:
-    """Build or refresh the approximate index when the index is large enough (see hvl.core.search)."""
-    from .search import refresh_ann
-
+    """Build or refresh the approximate index when the index is large enough (see :mod:`hvl.core.search.ann`)."""
     meta = refresh_ann(out, kind)
     return None if meta is None else {k: meta[k] for k in ("kind", "factory", "recall_at_10") if k in meta}
 

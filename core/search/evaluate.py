@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .schema import HVLInputError, format_validation_error, read_yaml
+from ..data import datasets
+from ..errors import HVLInputError, format_validation_error
+from ..io import load_config, read_yaml, write_json
 
 QUERY_TYPES = ("simple", "compound", "bug")
 KS = (1, 5, 10)
@@ -42,11 +44,8 @@ class QuerySet(BaseModel):
     queries: list[Query] = Field(min_length=1)
 
 
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DatasetSpec(datasets.DatasetSpec):
     reader: str = Field("gamephysics", description="a reader of the domain, e.g. 'gamephysics', or 'manifest'")
-    path: str
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class BugSearchConfig(BaseModel):
@@ -97,7 +96,10 @@ def _random_map(n: int, n_rel: int, draws: int = 200, seed: int = 0) -> float:
 def score_queries(rankings: list[list[int]], relevant: list[set[int]], n_videos: int) -> list[dict[str, float]]:
     """Per query: R@1/5/10 (hit rate) and AP, from each query's ranking (video indices, best first)."""
     import torch
-    from torchmetrics.functional.retrieval import retrieval_average_precision, retrieval_hit_rate
+    from torchmetrics.functional.retrieval import (
+        retrieval_average_precision,
+        retrieval_hit_rate,
+    )
 
     out = []
     for order, rel in zip(rankings, relevant):
@@ -130,13 +132,13 @@ def summarize(queries: list[Query], per_query: list[dict[str, float]], n_videos:
 def evaluate(cfg: BugSearchConfig, ckpt: str | Path, progress: bool = True) -> dict[str, Any]:
     import torch
 
-    from .checkpoint import load_model
-    from .cli import _videos
-    from .index import VideoEntry, build_index, file_sha256
-    from .search import embed_queries, load_index, rank_all
+    from ..models.checkpoint import load_model
+    from .index import VideoEntry, build_index
+    from .query import embed_queries, load_index, rank_all
+    from .store import file_sha256
 
     qs = load_queries(cfg.queries)
-    records = _videos(cfg)  # type: ignore[arg-type]  (same fields as the zero-shot config)
+    records = datasets.load_videos(cfg.dataset, cfg.domain)
     entries = [VideoEntry(key=str(r.meta.get("key", Path(p).name)), video_id=r.video_id,
                           game=str(r.meta.get("game", "")), path=str(p)) for r, p in records]
     known = {e.video_id for e in entries}
@@ -190,10 +192,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from .checkpoint import read_checkpoint
-    from .cli import _load_config, write_json
+    from ..models.checkpoint import read_checkpoint
 
-    cfg: BugSearchConfig = _load_config(args.config, BugSearchConfig)  # type: ignore[assignment]
+    cfg = load_config(args.config, BugSearchConfig)
     if args.agg:
         cfg.agg = args.agg
     result = evaluate(cfg, args.ckpt, progress=not args.no_progress)
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         print(f"wrote {write_json(args.json, result)}")
     if not args.no_mlflow:
-        from .tracking import log_files, log_json, log_metrics, start_eval_run
+        from ..tracking import log_files, log_json, log_metrics, start_eval_run
 
         meta = read_checkpoint(args.ckpt).get("hvl", {})
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))

@@ -5,7 +5,7 @@ video, and how sure are we of that (bootstrap intervals over *videos*, the unit 
 samples — frames of one video are not independent); which phases are confused; where in the
 procedure it fails (phase ribbons, accuracy along the procedure); whether the prompt wording
 changes it; and which frames it gets confidently wrong. Everything here starts from
-:func:`hvl.core.zeroshot.predict` and the metric functions `hvl zeroshot` uses, so the numbers
+:func:`hvl.core.evaluation.zeroshot.predict` and the metric functions `hvl zeroshot` uses, so the numbers
 for prompt file A are `hvl zeroshot`'s. :func:`evaluate_clinical` runs it all, writes a
 self-contained HTML report with PNG figures and logs both to MLflow; the notebook
 ``notebooks/clinical_evaluation.ipynb`` only calls it and displays what it returns.
@@ -27,14 +27,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from hvl.core.data import datasets
+from hvl.core.data.datasets import Resolved
+from hvl.core.errors import HVLInputError
+from hvl.core.evaluation.metrics import PHASE_METRICS, phase_metrics
+from hvl.core.evaluation.zeroshot import sample_eval_frames
+from hvl.core.evaluation.zeroshot import summarize as zeroshot_summary
 from torch import Tensor
-from torchmetrics.functional.classification import (multiclass_confusion_matrix, multiclass_f1_score,
-                                                    multiclass_precision, multiclass_recall)
-
-from .metrics import PHASE_METRICS, phase_metrics
-from .schema import HVLInputError
-from .zeroshot import Resolved, sample_eval_frames
-from .zeroshot import summarize as zeroshot_summary
+from torchmetrics.functional.classification import (
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
 
 SMOOTHING_METHODS = ("mode", "median")
 PER_PHASE = ("precision", "recall", "f1")
@@ -44,16 +49,7 @@ PER_PHASE = ("precision", "recall", "f1")
 def load_videos(dataset: str | Path, fmt: str = "manifest", domain: str = "surgical",
                 **options: Any) -> list[Resolved]:
     """The videos to review, read as `hvl zeroshot` reads them: a manifest, or a domain reader (e.g. cholec80)."""
-    from .registry import get_domain
-    from .zeroshot import manifest_videos
-
-    if fmt == "manifest":
-        return manifest_videos(dataset)
-    d = get_domain(domain)
-    if fmt not in d.readers:
-        raise HVLInputError(f"dataset format '{fmt}' is neither 'manifest' nor a reader of domain '{domain}' "
-                            f"(it has {sorted(d.readers)})")
-    return d.readers[fmt](dataset, **options)
+    return datasets.load_videos(datasets.DatasetSpec(reader=fmt, path=str(dataset), options=options), domain)
 
 
 # ------------------------------------------------------------------ metrics
@@ -245,9 +241,9 @@ def compare_prompts(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mappin
 
 # ------------------------------------------------------------------ failures
 def eval_frame_indices(videos: Sequence[Resolved], names: Sequence[str], fps: float, size: int = 64) -> list[list[int]]:
-    """Per video, the decoded frame index of each frame :func:`~hvl.core.zeroshot.predict` scored, in order.
+    """Per video, the decoded frame index of each frame :func:`~hvl.core.evaluation.zeroshot.predict` scored, in order.
 
-    Recomputed with the same :func:`~hvl.core.zeroshot.sample_eval_frames`, so position k of a
+    Recomputed with the same :func:`~hvl.core.evaluation.zeroshot.sample_eval_frames`, so position k of a
     video's predictions is frame ``indices[v][k]`` of its file.
     """
     index, _, _ = sample_eval_frames(list(videos), list(names), fps, 1 << 30, size)
@@ -272,8 +268,8 @@ def confident_errors(preds: Sequence[Tensor], labels: Sequence[Tensor], probs: S
 
 def decode_frames(videos: Sequence[Resolved], refs: Sequence[tuple[int, int]],
                   size: tuple[int, int] | None = None) -> list[tuple[np.ndarray, float]]:
-    """``(video, frame index)`` → (RGB ``uint8`` image, time in seconds), via :mod:`hvl.core.video`."""
-    from .video import ReaderCache
+    """``(video, frame index)`` → (RGB ``uint8`` image, time in seconds), via :mod:`hvl.core.data.video`."""
+    from hvl.core.data.video import ReaderCache
 
     readers = ReaderCache(1, size=size)
     out = []
@@ -570,9 +566,9 @@ def _score_prompts(model: Any, videos: Sequence[Resolved], spec: str, level: str
                    image_size: int, batch_size: int, num_workers: int, progress: bool, smoothing: str, window: int,
                    n_boot: int, ci_level: float, seed: int) -> dict[str, Any]:
     """Predict with one prompt file and compute everything the report shows for it."""
-    from .registry import resolve_prompt_file
-    from .schema import load_prompt_file
-    from .zeroshot import predict
+    from hvl.core.data.schema import load_prompt_file
+    from hvl.core.evaluation.zeroshot import predict
+    from hvl.core.registry import resolve_prompt_file
 
     path = resolve_prompt_file(spec)
     prompts = load_prompt_file(path)
@@ -610,8 +606,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     ``video_ids`` go to a domain reader such as ``cholec80`` and are ignored for a manifest.
     """
     import torch as _torch
-
-    from .checkpoint import load_model
+    from hvl.core.models.checkpoint import load_model
 
     if smoothing not in SMOOTHING_METHODS:
         raise ValueError(f"smoothing must be one of {SMOOTHING_METHODS}, got {smoothing!r}")
@@ -679,7 +674,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     out = Path(out_dir)
     run_id = None
     if mlflow:
-        from .tracking import start_eval_run
+        from hvl.core.tracking import start_eval_run
 
         run_id = start_eval_run(experiment, meta.get("mlflow_run_id"), uri=tracking_uri)
     result: dict[str, Any] = {
@@ -699,7 +694,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
                   figures={k: str(p) for k, p in written["figures"].items()}, out_dir=str(out),
                   seconds=round(time.perf_counter() - t0, 2))
     if run_id:
-        from .tracking import log_files, log_metrics
+        from hvl.core.tracking import log_files, log_metrics
 
         metrics: dict[str, float] = {}
         for r in runs.values():

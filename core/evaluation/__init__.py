@@ -1,0 +1,17 @@
+"""Embeddings → metrics.
+
+Zero-shot classification from prompt files (:mod:`.zeroshot`, the ``hvl zeroshot`` command), phase
+metrics (:mod:`.metrics`, torchmetrics) and text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
+May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves; never search or the CLI.
+"""
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["ZeroShotConfig", "check_inputs", "class_embeddings", "evaluate", "predict",
+                     "sample_eval_frames", "summarize"], "zeroshot"),
+    **dict.fromkeys(["mean_over_videos", "phase_metrics"], "metrics"),
+    **dict.fromkeys(["RetrievalConfig", "embed_sentences", "embed_videos", "evaluate_retrieval",
+                     "group_by_sentence", "retrieval_metrics", "retrieval_ranks", "summarize_ranks"], "retrieval"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,21 @@
+"""Embeddings → an on-disk frame index → ranked videos and moments.
+
+The index format and reading it back (:mod:`.store`), building it from a video folder (:mod:`.index`,
+``hvl index``), the approximate FAISS index tuned by measured recall (:mod:`.ann`), ranked search with
+its aggregations (:mod:`.query`, ``hvl search``) and query-set evaluation (:mod:`.evaluate`,
+``hvl bugsearch-eval``). May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves;
+never evaluation or the CLI.
+"""
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["FORMAT", "VERSION", "FrameIndex", "committed_shards", "file_sha256", "read_header",
+                     "read_index"], "store"),
+    **dict.fromkeys(["VideoEntry", "build_index", "scan_videos"], "index"),
+    **dict.fromkeys(["ANN_MIN_ROWS", "TARGET_RECALL", "ann_kind_for", "build_ann", "refresh_ann"], "ann"),
+    **dict.fromkeys(["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "rank_all", "search"],
+                    "query"),
+    **dict.fromkeys(["BugSearchConfig", "QuerySet", "load_queries"], "evaluate"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,182 @@
+"""`hvl search`: text query → ranked videos and their best moments, from an `hvl index` folder.
+
+Frames are scored by inner product with the query embedding (both L2-normalised: cosine).
+Frame scores become a video ranking by one of three aggregations:
+
+* ``max``: a video's best frame (GamePhysics' "Top-K": the first hit per video);
+* ``topk-mean``: the mean of a video's ``topk`` best frames (less swayed by one odd frame);
+* ``count``: how many of the ``pool`` best frames of the whole index belong to the video
+  (GamePhysics' "Majority"; favours long videos).
+
+Ties, and under ``count`` videos with no frame in the pool, are ordered by the best frame.
+
+Exact search scores every frame (a float32 matmul; or only the frames of ``--game``, like
+GamePhysics' per-game index). Indexes of ``ANN_MIN_ROWS`` frames or more also get an
+approximate FAISS index (``<index>/ann/``, chosen by size, see :func:`ann_kind_for`): it
+proposes a frame pool, and every frame of the videos in that pool is then rescored exactly,
+so only a video whose frames all miss the pool can be lost. Its recall@10 against exact
+search is measured when it is built and stored in ``ann/ann.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import HVLInputError
+from .ann import load_ann, set_breadth
+from .store import FrameIndex, file_sha256, read_index
+
+__all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "rank_all", "search"]
+
+AGGREGATIONS = ("max", "topk-mean", "count")
+
+
+# ------------------------------------------------------------------ aggregation (pure numpy)
+@dataclass
+class Ranking:
+    """Videos (ids into the index's video table), best first, with their score and best frame row."""
+
+    video: np.ndarray
+    score: np.ndarray
+    best_row: np.ndarray
+    best_score: np.ndarray
+    count: np.ndarray
+
+
+def aggregate(scores: np.ndarray, rows: np.ndarray, row_video: np.ndarray, agg: str = "max", topk: int = 3,
+              pool: int = 1000) -> Ranking:
+    """Rank the videos of ``rows`` (frame rows with ``scores``) by ``agg``; every video present is ranked."""
+    if agg not in AGGREGATIONS:
+        raise HVLInputError(f"--agg '{agg}' is unknown; use one of {AGGREGATIONS}")
+    if topk < 1 or pool < 1:
+        raise HVLInputError(f"--topk and --pool must be >= 1 (got {topk}, {pool})")
+    scores = np.asarray(scores, np.float64)
+    vid = row_video[rows]
+    order = np.lexsort((-scores, vid))                # grouped by video, best frame first in each group
+    v_sorted, s_sorted = vid[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
+    lengths = np.diff(np.r_[starts, len(order)])
+    videos, best = v_sorted[starts], s_sorted[starts]
+    best_row = rows[order[starts]]
+    in_pool = np.zeros(len(scores), bool)
+    in_pool[np.argsort(-scores, kind="stable")[:pool]] = True
+    count = np.add.reduceat(in_pool[order].astype(np.int64), starts)
+    if agg == "max":
+        key = best
+    elif agg == "topk-mean":
+        m = np.minimum(lengths, topk)
+        cs = np.r_[0.0, np.cumsum(s_sorted)]
+        key = (cs[starts + m] - cs[starts]) / m
+    else:
+        key = count.astype(np.float64)
+    rank = np.lexsort((videos, -best, -key))
+    return Ranking(videos[rank], key[rank], best_row[rank], best[rank], count[rank])
+
+
+def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
+    """The index at ``path``, with its approximate index when one covers exactly its shards."""
+    idx = read_index(path)
+    if use_ann:
+        idx.ann, idx.ann_meta = load_ann(idx.root, idx.shards, len(idx.emb))
+    return idx
+
+
+# ------------------------------------------------------------------ search
+def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3, pool: int = 1000,
+           game: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
+    """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
+    q = np.asarray(query, np.float32).reshape(-1)
+    if game is not None:
+        rows = np.flatnonzero(np.array([v["game"] == game for v in idx.videos])[idx.row_video])
+        if not len(rows):
+            games = sorted({v["game"] for v in idx.videos})
+            raise HVLInputError(f"--game '{game}' is not in the index; it has {games[:20]}")
+        method = "exact (game)"
+    elif idx.ann is not None and not exact:
+        m = idx.ann_meta
+        if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
+            set_breadth(idx.ann, m["param"], m["pool_value"])
+        _, found = idx.ann.search(q[None], min(len(idx.emb), max(pool, k * 10)))
+        cand = np.unique(idx.row_video[found[0][found[0] >= 0]])
+        rows = idx.video_rows(cand)
+        method = f"{idx.ann_meta['kind']} ({idx.ann_meta['factory']}) + exact rescoring"
+    else:
+        rows = np.arange(len(idx.emb))
+        method = "exact"
+    scores = idx.emb[rows] @ q if len(rows) < len(idx.emb) else idx.emb @ q
+    r = aggregate(scores, rows, idx.row_video, agg, topk, pool)
+    results = []
+    for rank in range(min(k, len(r.video))):
+        v = idx.videos[int(r.video[rank])]
+        vr = np.arange(v["start"], v["start"] + v["n"])
+        vs = idx.emb[vr] @ q
+        top = np.argsort(-vs, kind="stable")[:moments]
+        results.append({"rank": rank + 1, "video_id": v["video_id"], "game": v["game"], "path": v["path"],
+                        "score": round(float(r.score[rank]), 6), "best_time": float(idx.row_time[r.best_row[rank]]),
+                        "best_score": round(float(r.best_score[rank]), 6), "pool_count": int(r.count[rank]),
+                        "moments": [{"t": float(idx.row_time[vr[j]]), "score": round(float(vs[j]), 6)} for j in top]})
+    return {"agg": agg, "k": k, "topk": topk, "pool": pool, "game": game, "method": method,
+            "frames": int(len(idx.emb)), "videos": len(idx.videos), "results": results}
+
+
+def rank_all(idx: FrameIndex, query: np.ndarray, agg: str = "max", topk: int = 3, pool: int = 1000) -> Ranking:
+    """Every video of the index ranked exactly (evaluation wants the full ranking)."""
+    q = np.asarray(query, np.float32).reshape(-1)
+    return aggregate(idx.emb @ q, np.arange(len(idx.emb)), idx.row_video, agg, topk, pool)
+
+
+def embed_queries(model, texts: list[str], level: str) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        e = model.embed_text(list(texts), level).float()
+        return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
+
+
+def format_table(query: str, res: dict[str, Any]) -> str:
+    lines = [f"query: {query!r}   agg={res['agg']}   {res['method']}   {res['frames']} frames / {res['videos']} videos",
+             f"{'rank':>4}  {'video':<20}{'game':<16}{'score':>8}{'best @':>9}   moments (t: score)"]
+    for r in res["results"]:
+        mom = ", ".join(f"{m['t']:.1f}s: {m['score']:.3f}" for m in r["moments"])
+        lines.append(f"{r['rank']:>4}  {r['video_id']:<20.20}{r['game']:<16.16}{r['score']:>8.3f}"
+                     f"{r['best_time']:>8.1f}s   {mom}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", help="text, e.g. \"a car falling through the floor\"")
+    p.add_argument("--index", required=True, help="folder written by `hvl index`")
+    p.add_argument("--k", type=int, default=10, help="videos to return")
+    p.add_argument("--game", help="search only this game's videos (exact)")
+    p.add_argument("--agg", choices=AGGREGATIONS, default="max", help="frame scores -> video score")
+    p.add_argument("--topk", type=int, default=3, help="frames averaged by --agg topk-mean")
+    p.add_argument("--pool", type=int, default=1000, help="frame pool for --agg count (GamePhysics: 1000)")
+    p.add_argument("--exact", action="store_true", help="ignore the approximate index")
+    p.add_argument("--ckpt", help="checkpoint for the text encoder (default: the one in index.json)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ..models.checkpoint import load_model
+
+    if args.k < 1:
+        raise HVLInputError(f"--k must be >= 1 (got {args.k})")
+    idx = load_index(args.index, use_ann=not args.exact)
+    ckpt = args.ckpt or idx.header["checkpoint"]
+    if not Path(ckpt).is_file():
+        raise HVLInputError(f"{ckpt}: the index's checkpoint is gone; pass the same model with --ckpt")
+    if args.ckpt and file_sha256(ckpt) != idx.header["checkpoint_sha256"]:
+        raise HVLInputError(f"{ckpt}: not the checkpoint the index was built with (sha256 differs, see "
+                            f"{Path(args.index) / 'index.json'}); its text embeddings would not match the frames")
+    model, _ = load_model(ckpt)
+    q = embed_queries(model, [args.query], idx.header["level"])[0]
+    res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, game=args.game, exact=args.exact)
+    res = {"query": args.query, "index": str(args.index), "level": idx.header["level"]} | res
+    print(json.dumps(res, indent=2) if args.json else format_table(args.query, res))
+    return res

@@ -1,0 +1,187 @@
+"""The on-disk frame index: header, shards of frame embeddings, and reading them back.
+
+On-disk format (``FORMAT``, version 1)::
+
+    <index>/index.json        header: format, version, checkpoint (path + sha256), level, dim,
+                              fps, image_size, dtype, videos_root
+    <index>/shards/<name>.npy     float16 [rows, dim]: one L2-normalised embedding per frame
+    <index>/shards/<name>.jsonl   one line per video, in row order:
+                              {"key": "<game>/<id>.mp4", "video_id", "game", "path", "row", "t": [s, ...]}
+                              (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
+    <index>/ann/                  optional approximate index (see :mod:`hvl.core.search.ann`)
+
+Crash safety: a shard holds whole videos only. Its ``.npy`` is written to a temporary file,
+fsynced and renamed, then its ``.jsonl`` the same way; the ``.jsonl`` is the commit record,
+so a shard without one (a ``kill -9`` between the renames) is ignored and later removed. A
+re-run indexes exactly the videos that no committed shard lists: no duplicates, no half
+videos. Everything is read back with ``np.load(allow_pickle=False)`` and ``json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import HVLInputError
+from ..io import atomic_write_bytes, write_json
+
+__all__ = ["FORMAT", "VERSION", "FrameIndex", "committed_shards", "ensure_header", "file_sha256", "indexed_keys",
+           "read_header", "read_index", "read_shard_embeddings", "read_shard_meta", "remove_orphans", "write_shard"]
+
+FORMAT, VERSION = "hvl-frame-index", 1
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_header(index_dir: str | Path) -> dict[str, Any]:
+    path = Path(index_dir) / "index.json"
+    if not path.is_file():
+        raise HVLInputError(f"{path}: not an hvl index (no index.json); build one with `hvl index <videos> --out {index_dir}`")
+    try:
+        h = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the index") from None
+    if h.get("format") != FORMAT or h.get("version") != VERSION:
+        raise HVLInputError(f"{path}: field 'format'/'version' is {h.get('format')!r}/{h.get('version')!r}, "
+                            f"expected {FORMAT!r}/{VERSION}; rebuild the index with this hvl")
+    return h
+
+
+def committed_shards(index_dir: str | Path) -> list[str]:
+    """Names of committed shards (both files present), sorted."""
+    d = Path(index_dir) / "shards"
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
+
+
+def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
+    path = Path(index_dir) / "shards" / f"{name}.jsonl"
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise HVLInputError(f"{path}, line {n}: corrupt shard metadata ({e.msg}); delete this shard "
+                                "(its .npy and .jsonl) and re-run `hvl index` to re-embed its videos") from None
+    return rows
+
+
+def read_shard_embeddings(index_dir: str | Path, name: str, mmap: bool = False) -> np.ndarray:
+    path = Path(index_dir) / "shards" / f"{name}.npy"
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError) as e:
+        raise HVLInputError(f"{path}: unreadable shard ({e}); delete it and its .jsonl, then re-run `hvl index`") from None
+
+
+def write_shard(index_dir: Path, name: str, emb: np.ndarray, lines: list[str]) -> None:
+    """``.npy`` first, then the ``.jsonl`` that commits it (a shard without one is an orphan)."""
+    shards = Path(index_dir) / "shards"
+    atomic_write_bytes(shards / f"{name}.npy", _npy_bytes(emb))
+    atomic_write_bytes(shards / f"{name}.jsonl", ("\n".join(lines) + "\n").encode())
+
+
+def indexed_keys(index_dir: str | Path) -> set[str]:
+    return {v["key"] for name in committed_shards(index_dir) for v in read_shard_meta(index_dir, name)}
+
+
+def remove_orphans(index_dir: str | Path) -> list[str]:
+    """Delete what killed runs left: temporary files and ``.npy`` shards that were never committed."""
+    d = Path(index_dir) / "shards"
+    gone = []
+    for p in list(d.glob(".*.tmp")) + [p for p in d.glob("*.npy") if not p.with_suffix(".jsonl").is_file()]:
+        p.unlink(missing_ok=True)
+        gone.append(p.name)
+    return gone
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
+    """Create ``index.json``, or check that an existing index was built the same way (else its
+    shards would mix embedding spaces)."""
+    path = index_dir / "index.json"
+    if not path.is_file():
+        write_json(path, want)
+        return want
+    have = read_header(index_dir)
+    for key in ("checkpoint_sha256", "level", "dim", "fps", "image_size"):
+        if have.get(key) != want.get(key):
+            raise HVLInputError(f"{path}: field '{key}' is {have.get(key)!r} but this run has {want.get(key)!r}; "
+                                "an index holds one model's embeddings at one setting: use a new --out, "
+                                "or the same --ckpt/--level/--fps")
+    return have
+
+
+# ------------------------------------------------------------------ the loaded index
+@dataclass
+class FrameIndex:
+    """All committed shards of an index, concatenated; videos' rows are contiguous."""
+
+    root: Path
+    header: dict[str, Any]
+    emb: np.ndarray                      # float32 [N, D]
+    row_video: np.ndarray                # int64 [N]: row -> video table index
+    row_time: np.ndarray                 # float64 [N]: seconds
+    videos: list[dict[str, Any]]         # video_id, game, path, key, start, n
+    shards: list[str]
+    ann: Any = None
+    ann_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.header["dim"])
+
+    def video_rows(self, vids: np.ndarray) -> np.ndarray:
+        if len(vids) == 0:
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.arange(self.videos[v]["start"], self.videos[v]["start"] + self.videos[v]["n"])
+                               for v in vids])
+
+
+def read_index(path: str | Path) -> FrameIndex:
+    """Every committed shard, checked against the header; no approximate index (see :func:`hvl.core.search.query.load_index`)."""
+    root = Path(path)
+    header = read_header(root)
+    names = committed_shards(root)
+    if not names:
+        raise HVLInputError(f"{root}: index has no committed shards; run `hvl index <videos> --out {root}` first")
+    embs, videos, vid_of_row, times = [], [], [], []
+    row = 0
+    for name in names:
+        e = read_shard_embeddings(root, name)
+        if e.ndim != 2 or e.shape[1] != header["dim"]:
+            raise HVLInputError(f"{root}/shards/{name}.npy: shape {e.shape} does not match dim {header['dim']} "
+                                "of index.json; delete the shard and re-run `hvl index`")
+        meta = read_shard_meta(root, name)
+        n = sum(len(m["t"]) for m in meta)
+        if n != len(e):
+            raise HVLInputError(f"{root}/shards/{name}.jsonl: lists {n} frames but {name}.npy has {len(e)} rows; "
+                                "delete the shard and re-run `hvl index`")
+        for m in meta:
+            videos.append({k: m[k] for k in ("video_id", "game", "path", "key")} | {"start": row + m["row"],
+                                                                                   "n": len(m["t"])})
+            vid_of_row.append(np.full(len(m["t"]), len(videos) - 1, np.int64))
+            times.append(np.asarray(m["t"], np.float64))
+        embs.append(e)
+        row += len(e)
+    return FrameIndex(root, header, np.concatenate(embs).astype(np.float32), np.concatenate(vid_of_row),
+                      np.concatenate(times), videos, names)
+
+
