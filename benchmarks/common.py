@@ -121,12 +121,7 @@ def long_data(work: Path, n_videos: int = 8, seconds: float = 60.0, fps: float =
               gop: int = 25, seed: int = 0) -> Path:
     """Longer, larger videos than the demo (default 8 x 60 s, 224x224, 25 fps, a keyframe a second)
     with a manifest in hvl's format: 4 s clips every 2 s, 10 s phases, one abstract per video."""
-    from hvl.core.data.schema import (
-        ClipSegment,
-        PhaseSegment,
-        VideoRecord,
-        write_manifest,
-    )
+    from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
     from hvl.core.data.video import write_video
 
     out = work / f"long_{n_videos}x{int(seconds)}s_{size}px_{int(fps)}fps_gop{gop}"

@@ -35,17 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import psutil
 import torch
-from common import (
-    DEFAULT_WORK,
-    demo_data,
-    emit,
-    ffmpeg_version,
-    log,
-    long_data,
-    machine,
-    recipe_init_args,
-    seed_all,
-)
+from common import DEFAULT_WORK, demo_data, emit, ffmpeg_version, log, long_data, machine, recipe_init_args, seed_all
 from hvl.core.data.datamodule import HierarchicalDataset, HVLDataModule, Item, collate
 from hvl.core.data.schema import VideoRecord
 from hvl.core.data.video import Video, open_source

@@ -22,15 +22,7 @@ from typing import Any
 import psutil
 import pytorch_lightning as pl
 import torch
-from common import (
-    DEFAULT_WORK,
-    demo_data,
-    emit,
-    log,
-    machine,
-    recipe_init_args,
-    seed_all,
-)
+from common import DEFAULT_WORK, demo_data, emit, log, machine, recipe_init_args, seed_all
 from hvl.core.data.datamodule import HVLDataModule
 from hvl.core.models.module import HierarchicalVLM
 

@@ -1,13 +1,7 @@
 """Encoders: the packaged text model with mean pooling and caching; HF vision models from a config."""
 import pytest
 import torch
-from hvl.core.models.encoders import (
-    HFVisionEncoder,
-    SmallCNN,
-    TextEncoder,
-    VideoEncoder,
-    build_frame_encoder,
-)
+from hvl.core.models.encoders import HFVisionEncoder, SmallCNN, TextEncoder, VideoEncoder, build_frame_encoder
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from helpers import ddp_averaged, free_port
-from hvl.core.models.finegrained import (
-    FineGrainedConfig,
-    finegrained_infonce,
-    finegrained_similarity,
-    pad_tokens,
-)
+from hvl.core.models.finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 from hvl.core.models.losses import text_keys
 
 

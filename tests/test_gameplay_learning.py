@@ -48,9 +48,7 @@ def test_demo_fit_then_bugsearch_eval(tmp_path, monkeypatch):
     assert m["n_videos"] == N_TEST and m["n_frames"] == N_TEST * 12  # 6 s clips at the recipe's 2 fps
     assert sum(m[t]["n_queries"] for t in ("simple", "compound", "bug")) == m["overall"]["n_queries"]
 
-    from mlflow import (
-        MlflowClient,  # the eval's metrics land in the training run, as zero-shot's do
-    )
+    from mlflow import MlflowClient  # the eval's metrics land in the training run, as zero-shot's do
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     [run] = client.search_runs([client.get_experiment_by_name("hvl-gameplay-demo").experiment_id])

@@ -4,14 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hvl.core.models.losses import (
-    LogitScale,
-    hierarchical_infonce,
-    infonce,
-    masked_mean,
-    milnce,
-    text_keys,
-)
+from hvl.core.models.losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
 
 
 def _by_hand_infonce(a, b, s):

@@ -1,11 +1,7 @@
 """Retrieval metrics against hand-computed cases: several videos per sentence, ties, MedR/MeanR."""
 import pytest
 import torch
-from hvl.core.evaluation.retrieval import (
-    group_by_sentence,
-    retrieval_metrics,
-    retrieval_ranks,
-)
+from hvl.core.evaluation.retrieval import group_by_sentence, retrieval_metrics, retrieval_ranks
 
 
 def test_group_by_sentence_keeps_first_seen_order_and_ignores_spacing():

@@ -2,12 +2,7 @@
 import json
 
 import pytest
-from hvl.core.data.schema import (
-    VideoRecord,
-    load_manifest,
-    load_prompt_file,
-    write_manifest,
-)
+from hvl.core.data.schema import VideoRecord, load_manifest, load_prompt_file, write_manifest
 from hvl.core.errors import HVLInputError
 
 GOOD = {"video_id": "v1", "path": "videos/v1.mp4", "texts": ["an abstract"], "duration": 10.0,

@@ -3,13 +3,7 @@ import numpy as np
 from hvl.core.data.schema import load_manifest, load_prompt_file
 from hvl.core.data.video import Video, open_source
 from hvl.domains.sign import PROMPTS_DIR
-from hvl.domains.sign.demo import (
-    COMBOS,
-    GLOSSES,
-    generate,
-    split_sentences,
-    translation,
-)
+from hvl.domains.sign.demo import COMBOS, GLOSSES, generate, split_sentences, translation
 
 
 def test_test_sentences_are_new_combinations_of_trained_glosses():

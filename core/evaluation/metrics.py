@@ -6,11 +6,7 @@ macro averages count only classes present in that video's truth or prediction (a
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_f1_score,
-    multiclass_jaccard_index,
-)
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score, multiclass_jaccard_index
 
 PHASE_METRICS = ("accuracy", "f1_macro", "jaccard")
 

@@ -11,20 +11,8 @@ from torch import Tensor, nn
 
 from ..data.datamodule import LEVELS
 from .encoders import Head, TextEncoder, VideoEncoder
-from .finegrained import (
-    FineGrainedConfig,
-    finegrained_infonce,
-    finegrained_similarity,
-    pad_tokens,
-)
-from .losses import (
-    LogitScale,
-    hierarchical_infonce,
-    infonce,
-    masked_mean,
-    milnce,
-    text_keys,
-)
+from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
+from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
 
 
 class HierarchicalVLM(pl.LightningModule):

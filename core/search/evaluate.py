@@ -96,10 +96,7 @@ def _random_map(n: int, n_rel: int, draws: int = 200, seed: int = 0) -> float:
 def score_queries(rankings: list[list[int]], relevant: list[set[int]], n_videos: int) -> list[dict[str, float]]:
     """Per query: R@1/5/10 (hit rate) and AP, from each query's ranking (video indices, best first)."""
     import torch
-    from torchmetrics.functional.retrieval import (
-        retrieval_average_precision,
-        retrieval_hit_rate,
-    )
+    from torchmetrics.functional.retrieval import retrieval_average_precision, retrieval_hit_rate
 
     out = []
     for order, rel in zip(rankings, relevant):

@@ -23,15 +23,7 @@ import numpy as np
 
 from ..errors import HVLInputError
 from .ann import refresh_ann
-from .store import (
-    FORMAT,
-    VERSION,
-    ensure_header,
-    file_sha256,
-    indexed_keys,
-    remove_orphans,
-    write_shard,
-)
+from .store import FORMAT, VERSION, ensure_header, file_sha256, indexed_keys, remove_orphans, write_shard
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 DEFAULT_SHARD_ROWS = 16384
