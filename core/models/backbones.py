@@ -1,0 +1,79 @@
+"""Pretrained image-text pairs as hvl backbones: frames and texts into the model's own joint space.
+
+A :class:`Backbone` gives per-frame image embeddings and per-text embeddings in one space (already
+projected: CLIP's ``visual_projection`` / ``text_projection``, SigLIP's pooling heads, SurgVLP's
+``global_embedder``), the model's logit scale (and bias), and the :class:`~hvl.core.data.transforms.Preprocess`
+its frames need. The LightningModule builds every level's space on top of it, starting at identity, so
+that at step 0 hvl scores exactly as the published model does.
+
+Backbones are named by a spec string: a local HF directory (``/models/clip-vit-base-patch32``), or
+``<kind>:<path>`` for a converted published checkpoint (``surgvlp:/models/PeskaVLP.pth``); kinds register
+themselves in :data:`BACKBONES`.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..data.transforms import Preprocess
+from ..errors import HVLInputError
+
+__all__ = ["BACKBONES", "Backbone", "load_backbone"]
+
+
+class Backbone(nn.Module):
+    """The interface every pretrained image-text pair implements."""
+
+    kind: str = ""
+    embed_dim: int
+    preprocess: Preprocess
+    init_logit_scale: float = 100.0      # multiplies cosine similarity (CLIP: exp(logit_scale))
+    init_logit_bias: float | None = None  # SigLIP adds a bias before its sigmoid
+
+    def image_features(self, pixels: Tensor) -> Tensor:
+        """``[N, 3, H, W]`` preprocessed frames → ``[N, embed_dim]`` (projected, not normalised)."""
+        raise NotImplementedError
+
+    def text_features(self, texts: list[str]) -> Tensor:
+        """``N`` texts → ``[N, embed_dim]`` (projected, not normalised)."""
+        raise NotImplementedError
+
+    def text_token_features(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Per-token ``[N, L, embed_dim]`` and mask ``[N, L]`` for fine-grained similarity, where the model has them."""
+        raise HVLInputError(f"backbone '{self.kind}' has no per-token text embeddings; "
+                            "drop model.finegrained for this backbone")
+
+    def lock(self, image_unlocked: int | None = None, text_unlocked: int | None = None) -> None:
+        """Freeze all but the last ``image_unlocked`` vision blocks / ``text_unlocked`` text layers
+        (None: all trainable; 0: the whole tower frozen), as open_clip's ``--lock-image-unlocked-groups``."""
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this backbone without its source directory (config, tokenizer, preprocessing)."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+# kind -> module defining ``load(path, **kwargs) -> Backbone``; imported on use (each pulls its own libraries)
+BACKBONES: dict[str, str] = {"hf": "hvl.core.models.hf_backbones", "surgvlp": "hvl.core.models.surgvlp"}
+
+
+def load_backbone(spec: str, **kwargs: Any) -> Backbone:
+    """``<kind>:<path>`` (e.g. ``surgvlp:/models/HecVL.pth``) or a local HF model directory (kind ``hf``)."""
+    kind, sep, path = spec.partition(":")
+    if not sep or len(kind) == 1:  # "C:\\..." is a path, not a kind
+        kind, path = "hf", spec
+    if kind not in BACKBONES:
+        raise HVLInputError(f"--model '{spec}': unknown backbone kind '{kind}'; use a local HF model directory "
+                            f"or one of {[k + ':<path>' for k in BACKBONES if k != 'hf']}")
+    if not Path(path).exists():
+        raise HVLInputError(f"--model '{spec}': {path} does not exist (hvl loads models offline: point it at a "
+                            "local directory or checkpoint file)")
+    return importlib.import_module(BACKBONES[kind]).load(path, **kwargs)
