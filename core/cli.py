@@ -21,6 +21,8 @@ MODULE_COMMANDS = {
     "index": ("hvl.core.search.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
+    "recipes": ("hvl.core.recipes", "list the shipped recipes (`--config <domain>/<name>`), or copy one out to edit"),
+    "notebook": ("hvl.core.notebooks", "list the shipped notebooks, or copy one out to run with papermill"),
 }
 
 
@@ -66,8 +68,12 @@ def demo_main(args: argparse.Namespace) -> None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; only ``command``'s own arguments are filled in (the others are imported on use)."""
+    from importlib.metadata import version
+
     p = argparse.ArgumentParser(prog="hvl", description=__doc__,
-                                epilog="Training: hvl {fit,validate,test,predict} --config recipes/<domain>/<recipe>.yaml")
+                                epilog="Training: hvl {fit,validate,test,predict} --config <domain>/<recipe> "
+                                       "(a shipped recipe, see `hvl recipes`) or --config <file>.yaml")
+    p.add_argument("--version", action="version", version=f"hvl {version('hvl')}")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="generate a domain's seeded demo dataset")
     d.add_argument("domain")
@@ -88,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     _quiet_env()
     try:
+        from .recipes import resolve_config_args
+
+        # one place for every command: `--config surgical/demo_pretrain` names a shipped recipe, a path stays a path
+        argv = resolve_config_args(argv)
+        if from_console:
+            sys.argv[1:] = argv  # LightningCLI reads sys.argv itself
         if argv and argv[0] in LIGHTNING_COMMANDS:
             lightning_main(None if from_console else argv)
             return 0
