@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[1] / "core"
-LEAVES = {"errors", "io", "registry", "tracking", "_lazy"}
+# recipes / notebooks: the shipped recipes and notebooks (package data) by name, `hvl recipes`, `hvl notebook`
+LEAVES = {"errors", "io", "registry", "tracking", "_lazy", "recipes", "notebooks"}
 # what each part of hvl.core may import, besides itself
 ALLOWED = {
     "errors": set(), "_lazy": set(), "tracking": set(), "io": {"errors"}, "registry": {"errors"},
+    "recipes": {"errors", "io"}, "notebooks": {"errors", "recipes"},
     "data": LEAVES - {"tracking"},
     "models": {"data"} | LEAVES,
     "evaluation": {"models", "data"} | LEAVES,
