@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from ..errors import HVLInputError, format_validation_error
 from .datasets import probe_videos
 from .schema import Manifest, VideoRecord, load_manifest
-from .transforms import FrameTransform
+from .transforms import FrameTransform, Preprocess
 from .video import ReaderCache, Video, open_source
 
 LEVELS = ("clip", "phase", "video")
@@ -99,13 +99,16 @@ class HierarchicalDataset(Dataset):
     """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
-                 augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
-        """``augment``: training-time augmentation settings; ``None`` (validation) = none."""
+                 augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1,
+                 preprocess: Preprocess | None = None):
+        """``augment``: training-time augmentation settings; ``None`` (validation) = none. ``preprocess``: a
+        pretrained model's frame preprocessing (default: squash to ``image_size``², ImageNet mean/std)."""
         self.manifest, self.levels, self.augment = manifest, levels, augment
         self.max_texts, self.max_children = max_texts, max_children
-        self.transform = FrameTransform(image_size, train=augment is not None,
+        pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=augment is not None, preprocess=pre,
                                         **(augment.model_dump() if augment else {}))
-        self.decode_size = (image_size, image_size)
+        self.decode_size = pre.decode_size
         self._readers: ReaderCache | None = None
         self._cache_size = reader_cache
 
@@ -287,6 +290,13 @@ class HVLDataModule(pl.LightningDataModule):
         self.levels = {lv: LevelConfig(**raw[lv]) for lv in LEVELS if lv in raw}
         self.augment = augment_config(augment)
 
+    @property
+    def preprocess(self) -> Preprocess:
+        """The model's own preprocessing when it starts from a pretrained backbone, else ``image_size``² squares."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        pre = getattr(model, "preprocess", None)
+        return pre if pre is not None else Preprocess.square(self.hparams.image_size)
+
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
@@ -310,7 +320,8 @@ class HVLDataModule(pl.LightningDataModule):
                 self._report_skipped(m.file, bad)
                 m = Manifest(file=m.file, videos=good)
         return (HierarchicalDataset(m, self.levels, self.hparams.image_size, augment=augment,
-                                    max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
+                                    max_texts=self.hparams.max_texts, max_children=self.hparams.max_children,
+                                    preprocess=self.preprocess),
                 build_items(m, self.levels))
 
     def _report_skipped(self, manifest: Path, bad: list[dict[str, str]]) -> None:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import DatasetSpec, Resolved, check_videos, load_videos
 from ..data.schema import PromptFile, load_prompt_file
-from ..data.transforms import FrameTransform
+from ..data.transforms import FrameTransform, Preprocess
 from ..data.video import ReaderCache
 from ..errors import HVLInputError
 from ..io import load_config, write_json
@@ -69,10 +69,11 @@ def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
 class _FrameChunks(Dataset):
     """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
 
-    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int):
+    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int,
+                 preprocess: Preprocess | None = None):
         self.videos, self.index = videos, index
-        self.size = image_size
-        self.transform = FrameTransform(image_size, train=False)
+        self.pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=False, preprocess=self.pre)
         self._readers: ReaderCache | None = None
 
     def __len__(self) -> int:
@@ -80,7 +81,7 @@ class _FrameChunks(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Tensor]:
         if self._readers is None:
-            self._readers = ReaderCache(size=(self.size, self.size))
+            self._readers = ReaderCache(size=self.pre.decode_size)
         vi, idx = self.index[i]
         raw = self._readers(self.videos[vi][1]).source.get(idx)
         return vi, self.transform(raw)
@@ -114,14 +115,15 @@ def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chu
 @torch.no_grad()
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
-            progress: bool = True) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+            progress: bool = True, preprocess: Preprocess | None = None) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Per video: predicted class, true class and class probabilities of each sampled frame."""
     if level not in model.video_heads:
         raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
     model.eval()
     text = class_embeddings(model, prompts, level)
     index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size)
-    loader = DataLoader(_FrameChunks(videos, index, image_size), batch_size=None, num_workers=num_workers)
+    loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess), batch_size=None,
+                        num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
     for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
         img = model.embed_frames(frames.to(model.device), level)
@@ -160,8 +162,10 @@ def format_table(result: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ CLI: hvl zeroshot
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models.checkpoint import add_model_arguments
+
     p.add_argument("--config", required=True)
-    p.add_argument("--ckpt", required=True)
+    add_model_arguments(p)
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--prompts", help="override the config's prompt file (path or <domain>:<name>)")
     p.add_argument("--level", help="override the embedding level")
@@ -170,7 +174,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..models.checkpoint import load_model
+    from ..models.checkpoint import load_for_eval, preprocess_of
     from ..registry import resolve_prompt_file
 
     cfg = load_config(args.config, ZeroShotConfig)
@@ -181,12 +185,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     level = args.level or cfg.level or prompts.level or "phase"
     videos = load_videos(cfg.dataset, cfg.domain)
     check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
-    model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
-    image_size = cfg.image_size or meta.get("image_size") or 64
+    model, meta = load_for_eval(args.ckpt, args.model, args.text_model, args.trust_remote_code)
+    pre = preprocess_of(meta, cfg.image_size)
     t0 = time.perf_counter()
-    result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=image_size, batch_size=cfg.batch_size,
-                      num_workers=cfg.num_workers, progress=not args.no_progress)
-    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt), seconds=round(time.perf_counter() - t0, 2))
+    result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
+                      batch_size=cfg.batch_size, num_workers=cfg.num_workers, progress=not args.no_progress,
+                      preprocess=pre)
+    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt or args.model),
+                  pretrained=args.model is not None, preprocess=pre.model_dump(mode="json"),
+                  seconds=round(time.perf_counter() - t0, 2))
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(args.json, result)}")
