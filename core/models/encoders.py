@@ -141,12 +141,21 @@ class HFVisionEncoder(nn.Module):
 
         if (path is None) == (config is None):
             raise ValueError("HFVisionEncoder needs exactly one of path= or config=")
+        self.preprocess = None  # a pretrained directory's own resize / crop / mean / std, when it ships them
         if path is not None:
             self.model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+            proc = Path(path) / "preprocessor_config.json"
+            if proc.is_file():
+                import json
+
+                from ..data.transforms import Preprocess
+
+                self.preprocess = Preprocess.from_image_processor(json.loads(proc.read_text(encoding="utf-8")))
         else:
             cfg = dict(config)
             self.model = AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
-        self.dim = self.model.config.hidden_size
+        hidden = getattr(self.model.config, "hidden_size", None) or self.model.config.hidden_sizes[-1]
+        self.dim = int(hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(pixel_values=x)

@@ -89,8 +89,10 @@ class HierarchicalVLM(pl.LightningModule):
 
     @property
     def preprocess(self):
-        """The pretrained backbone's frame preprocessing, or None (from scratch: the data module's square size)."""
-        return self.backbone.preprocess if self.backbone is not None else None
+        """The frame preprocessing a pretrained part asks for, or None (from scratch: the data module's squares)."""
+        if self.backbone is not None:
+            return self.backbone.preprocess
+        return getattr(self.video.frames, "preprocess", None)  # a pretrained HF vision encoder's own
 
     @property
     def embed_dim(self) -> int:
@@ -222,7 +224,8 @@ class HierarchicalVLM(pl.LightningModule):
         checkpoint["hvl"] = meta
         if self.backbone is not None:  # everything needed to rebuild it without the original directory
             meta["backbone_spec"] = self.backbone.spec()
-            meta["preprocess"] = self.backbone.preprocess.model_dump(mode="json")
+        if self.preprocess is not None:
+            meta["preprocess"] = self.preprocess.model_dump(mode="json")
         if self.text.frozen and self.backbone is None:  # frozen weights come back from text_encoder.path: keep checkpoints small
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
                                         if not k.startswith("text.model.")}
