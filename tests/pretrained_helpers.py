@@ -75,3 +75,26 @@ def make_clip_towers(root: Path, seed: int = 0) -> tuple[Path, Path]:
     t.save_pretrained(root / "text")
     _tokenizer().save_pretrained(root / "text")
     return root / "vision", root / "text"
+
+
+def make_vit(root: Path, seed: int = 0) -> Path:
+    """A tiny ViTModel with its image processor (fixed 32 x 32, ImageNet-style mean/std 0.5)."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(seed)
+    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                       image_size=IMAGE, patch_size=8)).save_pretrained(root)
+    ViTImageProcessor(size={"height": IMAGE, "width": IMAGE}).save_pretrained(root)
+    return root
+
+
+def make_bert(root: Path, seed: int = 0) -> Path:
+    """A tiny BertModel with the packaged MiniLM WordPiece tokenizer (a stand-in for Bio_ClinicalBERT)."""
+    from transformers import BertConfig, BertModel
+
+    tok = _tokenizer()
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(root)
+    tok.save_pretrained(root)
+    return root

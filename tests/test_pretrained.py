@@ -201,3 +201,144 @@ def test_search_refuses_an_index_of_another_model(demos, tiny_models, tmp_path, 
     assert "not the model the index was built with" in capsys.readouterr().err
     assert main(["index", "data/demo_gameplay/videos", "--model", str(other), "--out", "idx2", "--no-progress"]) == 2
     assert "field 'checkpoint_sha256'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ fine-tuning: recipes, resume, WiSE-FT
+def _recipe(name: str, out: Path, demos: Path, model_swap: dict, data: dict, schedule: dict) -> Path:
+    """A shipped real-scale recipe with its model paths swapped for tiny models of the same family, its data for
+    the demo's, and a CPU-sized trainer; everything else as shipped."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "recipes" / name).read_text())
+    init = cfg["model"]["init_args"]
+    for dotted, value in model_swap.items():
+        node = init
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        assert leaf in node, f"{name}: model.init_args.{dotted} is not in the recipe"
+        node[leaf] = value
+    cfg["data"]["init_args"].update(train=str(demos / data["train"]), val=str(demos / data["val"]), num_workers=0,
+                                    schedule=schedule)
+    cfg["trainer"].update(accelerator="cpu", devices=1, strategy="auto", precision="32-true", max_steps=2,
+                          limit_val_batches=1, enable_progress_bar=False, log_every_n_steps=1)
+    cfg["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(out / "ckpt")
+    cfg["trainer"]["callbacks"][0]["init_args"].pop("every_n_train_steps", None)
+    path = out / name.replace("/", "_")
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_bert(tmp_path_factory):
+    from pretrained_helpers import make_bert, make_vit
+
+    root = tmp_path_factory.mktemp("vitbert")
+    return make_vit(root / "vit"), make_bert(root / "bert")
+
+
+@pytest.mark.parametrize("name", ["gameplay/gamephysics_clip.yaml", "sign/how2sign_clip.yaml",
+                                  "surgical/svl_pretrain.yaml"])
+def test_real_scale_recipes_train_two_steps_on_tiny_models(name, demos, tiny_models, tiny_vit_bert, tmp_path,
+                                                           monkeypatch):
+    clip = str(tiny_models["clip"][0])
+    vit, bert = tiny_vit_bert
+    swap, data, sched = {
+        "gameplay/gamephysics_clip.yaml": ({"backbone.path": clip}, ("demo_gameplay", "train", "train"),
+                                           {"clip": {"frames": 2, "batch_size": 4, "every": 1, "per_video": 2},
+                                            "video": {"frames": 3, "batch_size": 2, "every": 2}}),
+        "sign/how2sign_clip.yaml": ({"backbone.path": clip}, ("demo_sign", "train", "val"),
+                                    {"video": {"frames": 3, "batch_size": 2, "every": 1}}),
+        "surgical/svl_pretrain.yaml": ({"text_encoder.path": str(bert), "video_encoder.frame_encoder.path": str(vit),
+                                        "embed_dim": 16}, ("demo_surgical", "train", "train"),
+                                       {"clip": {"frames": 2, "batch_size": 4, "every": 1},
+                                        "phase": {"frames": 3, "batch_size": 2, "every": 1},
+                                        "video": {"frames": 4, "batch_size": 2, "every": 1}}),
+    }[name]
+    d, tr, va = data
+    cfg = _recipe(name, tmp_path, demos, swap, {"train": f"data/{d}/{tr}.jsonl", "val": f"data/{d}/{va}.jsonl"},
+                  sched)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["fit", "--config", str(cfg)]) == 0
+    ck = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert ck["global_step"] == 2
+    pre = ck["hvl"]["preprocess"]   # the pretrained model's own preprocessing trained the model and is stored
+    assert pre["resize"] == ("shortest_edge" if "clip" in name else "fixed") and pre["mean"][0] != 0.485
+
+
+@pytest.fixture(scope="session")
+def finetuned(demos, tiny_models, tmp_path_factory):
+    """A few steps of hierarchical fine-tuning from the tiny CLIP (last vision block unlocked, text frozen)."""
+    out = tmp_path_factory.mktemp("finetune")
+    clip = str(tiny_models["clip"][0])
+    cfg = _recipe("gameplay/gamephysics_clip.yaml", out, demos,
+                  {"backbone.path": clip, "backbone.image_unlocked": 1, "lr": 1e-2, "backbone_lr": 1e-3,
+                   "warmup_steps": 1},
+                  {"train": "data/demo_surgical/train.jsonl", "val": "data/demo_surgical/train.jsonl"},
+                  {"clip": {"frames": 2, "batch_size": 4, "every": 1}, "video": {"frames": 3, "batch_size": 2,
+                                                                                  "every": 1}})
+    mp = pytest.MonkeyPatch()
+    mp.chdir(out)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
+    assert main(["fit", "--config", str(cfg), "--trainer.max_steps", "3"]) == 0
+    mp.undo()
+    return out, cfg, out / "ckpt" / "last.ckpt"
+
+
+def test_finetuning_moves_the_heads_and_the_unlocked_blocks_only(finetuned, tiny_models):
+    _, _, ckpt = finetuned
+    model, _ = load_model(ckpt)
+    zs, _ = load_pretrained(str(tiny_models["clip"][0]))
+    sd, sd0 = model.state_dict(), zs.state_dict()
+    assert model.video_heads["clip"].up.weight.abs().max() > 0     # heads left identity
+    changed = {k for k in sd if k.startswith("backbone.") and not torch.equal(sd[k], sd0[k])}
+    assert changed and all(k.startswith(("backbone.vision.encoder.layers.1.", "backbone.vision.post_layernorm",
+                                         "backbone.vision_proj")) for k in changed), sorted(changed)[:5]
+
+
+def test_finetuned_checkpoint_rebuilds_without_the_model_directory_and_resumes(finetuned, tiny_models, tmp_path,
+                                                                               monkeypatch):
+    out, cfg, ckpt = finetuned
+    model, meta = load_model(ckpt)
+    src = Path(tiny_models["clip"][0])
+    hidden = src.with_name("clip_moved")
+    src.rename(hidden)  # the checkpoint carries config, tokenizer and preprocessing: the directory is not needed
+    try:
+        again, meta2 = load_model(ckpt)
+        px = torch.randn(2, 3, IMAGE, IMAGE)
+        with torch.no_grad():
+            assert torch.equal(again.embed_frames(px, "clip"), model.embed_frames(px, "clip"))
+            assert torch.equal(again.embed_text(TEXTS, "video"), model.embed_text(TEXTS, "video"))
+        assert meta2["preprocess"] == meta["preprocess"]
+    finally:
+        hidden.rename(src)
+    monkeypatch.chdir(out)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
+    assert main(["fit", "--config", str(cfg), "--trainer.max_steps", "5", "--ckpt_path", str(ckpt)]) == 0
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 5
+
+
+def test_wise_ft_interpolates_between_zero_shot_and_finetuned(finetuned, tiny_models, tmp_path):
+    _, _, ckpt = finetuned
+    px = torch.randn(3, 3, IMAGE, IMAGE)
+    ft, _ = load_model(ckpt)
+    zs, _ = load_pretrained(str(tiny_models["clip"][0]))
+    outs = {}
+    for alpha in (0.0, 0.5, 1.0):
+        assert main(["wise-ft", "--finetuned", str(ckpt), "--alpha", str(alpha), "--out", str(tmp_path / f"{alpha}.ckpt")]) == 0
+        m, meta = load_model(tmp_path / f"{alpha}.ckpt")
+        assert meta["wise_ft"]["alpha"] == alpha
+        with torch.no_grad():
+            outs[alpha] = (m.embed_frames(px, "clip"), m.embed_text(TEXTS, "clip"), m.scales["clip"]())
+    with torch.no_grad():
+        ref0 = (zs.embed_frames(px, "clip"), zs.embed_text(TEXTS, "clip"), zs.scales["clip"]())
+        ref1 = (ft.embed_frames(px, "clip"), ft.embed_text(TEXTS, "clip"), ft.scales["clip"]())
+    for got, want in ((outs[0.0], ref0), (outs[1.0], ref1)):
+        for a, b in zip(got, want):
+            assert (a - b).abs().max() < 1e-6
+    assert (outs[0.5][0] - ref0[0]).abs().max() > 1e-4 and (outs[0.5][0] - ref1[0]).abs().max() > 1e-4
+    with pytest.raises(HVLInputError, match="alpha"):
+        from hvl.core.models.wiseft import wise_ft
+
+        wise_ft(ckpt, 1.5, tmp_path / "x.ckpt")

@@ -108,9 +108,10 @@ class HFBackbone(Backbone):
         return self.vision_proj(_pooled(self.vision(pixel_values=pixels)))
 
     def tokenize(self, texts: list[str]) -> dict[str, Tensor]:
+        # texts longer than the model's position table are truncated, as its processor does (CLIP: 77 tokens)
+        limit = getattr(getattr(self.text, "config", None), "max_position_embeddings", None) or 77
         kw = (dict(padding="max_length", max_length=self.pad_to) if self.pad_to
-              else dict(padding=True, max_length=self.tokenizer.model_max_length
-                        if self.tokenizer.model_max_length < 10_000 else 77))
+              else dict(padding=True, max_length=min(limit, self.tokenizer.model_max_length)))
         batch = self.tokenizer(texts, truncation=True, return_tensors="pt", **kw)
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
