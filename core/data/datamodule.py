@@ -24,7 +24,7 @@ from ..errors import HVLInputError, format_validation_error
 from .datasets import probe_videos
 from .schema import Manifest, VideoRecord, load_manifest
 from .transforms import FrameTransform, Preprocess
-from .video import ReaderCache, Video, open_source
+from .video import ReaderCache
 
 LEVELS = ("clip", "phase", "video")
 
