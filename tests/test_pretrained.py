@@ -342,3 +342,20 @@ def test_wise_ft_interpolates_between_zero_shot_and_finetuned(finetuned, tiny_mo
         from hvl.core.models.wiseft import wise_ft
 
         wise_ft(ckpt, 1.5, tmp_path / "x.ckpt")
+
+
+def test_clinical_review_takes_a_pretrained_model_and_agrees_with_zeroshot(demos, tiny_models, tmp_path,
+                                                                            monkeypatch):
+    from hvl.domains.surgical import clinical
+
+    clip = str(tiny_models["clip"][0])
+    monkeypatch.chdir(demos)
+    assert main(["zeroshot", "--config", str(ROOT / "recipes/surgical/demo_zeroshot.yaml"), "--model", clip,
+                 "--json", str(tmp_path / "zs.json"), "--no-mlflow", "--no-progress"]) == 0
+    zs = json.loads((tmp_path / "zs.json").read_text())
+    res = clinical.evaluate_clinical(clip, "data/demo_surgical/test.jsonl", "surgical:demo", mlflow=False,
+                                     out_dir=tmp_path / "report", n_boot=50, gallery_size=2)
+    got = res["a"]["zeroshot"]
+    assert {k: got[k] for k in ("accuracy", "f1_macro", "jaccard")} == {k: zs[k] for k in ("accuracy", "f1_macro",
+                                                                                            "jaccard")}
+    assert (tmp_path / "report" / "report.html").is_file()
