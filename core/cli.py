@@ -21,6 +21,8 @@ MODULE_COMMANDS = {
     "index": ("hvl.core.search.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
+    "prepare": ("hvl.core.data.prepare.command",
+                "raw videos + transcripts (+ chapters, abstracts) -> train/val/test manifests and a report"),
 }
 
 
