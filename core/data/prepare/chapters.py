@@ -44,7 +44,8 @@ def _csv_chapters(path: Path) -> list[Chapter]:
 
 
 def _vtt_chapters(path: Path) -> list[Chapter]:
-    return [Chapter(s, e, clean_text(t), clean_text(t), str(path), f"line {n}") for n, s, e, t in _vtt_cues(path)]
+    return [Chapter(s, e, clean_text(t, markup=True), clean_text(t, markup=True), str(path), f"line {n}")
+            for n, s, e, t in _vtt_cues(path)]
 
 
 # "00:00 Title", "1:02:03 - Title", "• 12:30 | Title", "(0:45) Title"

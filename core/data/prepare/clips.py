@@ -131,24 +131,25 @@ def build_clips(sources: dict[str, list[Sentence]], anchor: str, duration: float
             continue
         near = sorted((s for s in others if _overlap(ws, we, s.start, s.end) > 0),
                       key=lambda s: (-_overlap(ws, we, s.start, s.end), s.start, s.source))
-        texts, seen = [a.text], {normalise(a.text)}
+        prev = clips[-1] if clips else None
+        if prev is not None and normalise(prev.texts[0]) == normalise(a.text) and \
+                _overlap(ws, we, prev.start, prev.end) > 0:
+            counts["duplicate_clips"] += 1  # the same sentence again (ASR repeats, rolling captions)
+            continue
+        texts, seen, dup = [a.text], {normalise(a.text)}, 0
         for s in near:
             if len(texts) > cfg.k:
                 break
             key = normalise(s.text)
             if key in seen:
-                counts["duplicate_texts"] += 1
+                dup += 1
                 continue
             seen.add(key)
             texts.append(s.text)
+        counts["duplicate_texts"] += dup
         counts["extra_positives"] += len(texts) - 1
         if cfg.pad == "anchor" and len(texts) < cfg.k + 1:
             counts["padded_positives"] += cfg.k + 1 - len(texts)
             texts += [a.text] * (cfg.k + 1 - len(texts))
-        clip = Clip(ws, we, tuple(texts))
-        if clips and (clips[-1] == clip or (normalise(clips[-1].texts[0]) == normalise(a.text)
-                                            and _overlap(ws, we, clips[-1].start, clips[-1].end) > 0)):
-            counts["duplicate_clips"] += 1
-            continue
-        clips.append(clip)
+        clips.append(Clip(ws, we, tuple(texts)))
     return clips

@@ -43,6 +43,7 @@ def reencode_h264(src: Path, dst: Path, size: int, gop: int, crf: int = 20) -> b
     """``src`` → ``dst`` (H.264, shorter side ``size``, keyframe every ``gop`` frames, same frame rate).
     Returns False when an up-to-date copy was already there."""
     import av
+    from av.video.frame import PictureType
 
     meta = dst.with_name(dst.name + ".json")
     key = source_key(src, codec="h264", size=size, gop=gop, crf=crf)
@@ -61,7 +62,8 @@ def reencode_h264(src: Path, dst: Path, size: int, gop: int, crf: int = 20) -> b
                             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
             for frame in inp.decode(vin):
                 frame = frame.reformat(width=w, height=h, format="yuv420p")
-                frame.pts = None
+                # the source's keyframe flags would force extra keyframes; the GOP alone decides
+                frame.pts, frame.pict_type = None, PictureType.NONE
                 for packet in vout.encode(frame):
                     out.mux(packet)
             for packet in vout.encode():

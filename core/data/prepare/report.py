@@ -91,7 +91,7 @@ def summarise(splits: dict[str, list[VideoRecord]], counts: Counter, problems: l
         "problems": {"count": len(problems), "by_kind": dict(sorted(Counter(p["kind"] for p in problems).items())),
                      "first": problems[:50]},
         "top_clip_texts": [{"text": t, "count": c} for t, c in sorted(top.items(), key=lambda x: (-x[1], x[0]))[:10]],
-        "samples": _samples(splits.get("train") or all_recs, seed),
+        "samples": _samples(all_recs, seed),
     }
 
 

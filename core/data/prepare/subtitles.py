@@ -56,9 +56,12 @@ _TAG = re.compile(r"</?[^>\n]*>|\{\\[^}]*\}")  # <i>, <c.red>, <v Bob>, <00:01.0
 _SPACE = re.compile(r"\s+")
 
 
-def clean_text(text: str) -> str:
-    """Markup and entities out, whitespace collapsed: what a text encoder should see."""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+def clean_text(text: str, markup: bool = False) -> str:
+    """Whitespace collapsed; for subtitle formats (``markup``) also tags and entities out: what a text
+    encoder should see. Plain-text formats (CSV, JSON, description lines) keep '<' and '&' as written."""
+    if markup:
+        text = html.unescape(_TAG.sub("", text))
+    return _SPACE.sub(" ", text).strip()
 
 
 _TS = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]\d)(?:[.,](\d{1,3}))?$")
@@ -109,7 +112,7 @@ def parse_srt(path: str | Path) -> list[Cue]:
             raise HVLInputError(f"{path}, line {first + i}: expected a SubRip timing line "
                                 f"('00:00:01,000 --> 00:00:02,000'), got {lines[i].strip()!r:.60}")
         start, end = _timing(lines[i], path, first + i, "SubRip")
-        cues.append(Cue(start, end, clean_text(" ".join(lines[i + 1:])), str(path), f"line {first + i}"))
+        cues.append(Cue(start, end, clean_text(" ".join(lines[i + 1:]), markup=True), str(path), f"line {first + i}"))
     return cues
 
 
@@ -133,7 +136,7 @@ def _vtt_cues(path: Path) -> list[tuple[int, float, float, str]]:
 
 def parse_vtt(path: str | Path) -> list[Cue]:
     path = Path(path)
-    return [Cue(s, e, clean_text(t), str(path), f"line {n}") for n, s, e, t in _vtt_cues(path)]
+    return [Cue(s, e, clean_text(t, markup=True), str(path), f"line {n}") for n, s, e, t in _vtt_cues(path)]
 
 
 def _number(v: object) -> float | None:
