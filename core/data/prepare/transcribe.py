@@ -59,8 +59,9 @@ def load_asr(model_dir: str | Path, chunk_seconds: float = 30.0, device: str | N
         raise HVLInputError(f"--asr {d}: a '{cfg.model_type}' model is not a speech-recognition model; "
                             "use a Whisper (or other speech-to-text) checkpoint")
     try:
+        # a local directory: transformers reads it and asks no hub (the CLI also sets HF_HUB_OFFLINE)
         return pipeline("automatic-speech-recognition", model=str(d), chunk_length_s=chunk_seconds,
-                        device=device or "cpu", model_kwargs={"local_files_only": True})
+                        device=device or "cpu", ignore_warning=True)
     except (OSError, ValueError) as e:
         raise HVLInputError(f"--asr {d}: cannot load a speech-recognition pipeline ({e}); "
                             "the directory needs the model, its tokenizer and feature extractor") from None
