@@ -49,8 +49,14 @@ def write_av(path: Path, seconds: float, audio: bool = True) -> Path:
 def whisper_dir(tmp_path_factory) -> Path:
     """WhisperForConditionalGeneration from a 1-layer, 16-wide config; a byte-level BPE tokenizer over the
     256 byte symbols with Whisper's special and timestamp tokens; WhisperFeatureExtractor needs no files."""
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     d = tmp_path_factory.mktemp("whisper")

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hvl.core.data.prepare.clips import (Clip, ClipConfig, Sentence, build_clips, is_filler, merge_fragments,
-                                         prepare_sentences)
+from hvl.core.data.prepare.clips import (
+    Clip,
+    ClipConfig,
+    Sentence,
+    build_clips,
+    is_filler,
+    merge_fragments,
+    prepare_sentences,
+)
 from hvl.core.data.prepare.splits import assign_splits
 from hvl.core.data.prepare.subtitles import Cue
 

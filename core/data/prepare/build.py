@@ -22,7 +22,7 @@ from ..schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
 from .chapters import Chapter, read_abstracts, read_chapters
 from .checks import KINDS, Problem, check_cues, raise_errors
 from .clips import ClipConfig, build_clips, prepare_sentences
-from .layout import Inputs, Layout, read_splits, discover
+from .layout import Inputs, Layout, discover, read_splits
 from .report import render_html, summarise
 from .splits import SPLITS, assign_splits, check_split_names
 from .subtitles import read_transcript

@@ -13,8 +13,14 @@ from pathlib import Path
 from ...errors import HVLInputError
 from .subtitles import _vtt_cues, clean_text, csv_rows, csv_time, parse_timestamp, read_text
 
-__all__ = ["Chapter", "CHAPTER_SUFFIXES", "ABSTRACT_SUFFIXES", "read_chapters", "read_abstracts",
-           "parse_youtube_chapters"]
+__all__ = [
+    "ABSTRACT_SUFFIXES",
+    "CHAPTER_SUFFIXES",
+    "Chapter",
+    "parse_youtube_chapters",
+    "read_abstracts",
+    "read_chapters",
+]
 
 CHAPTER_SUFFIXES = (".csv", ".vtt", ".txt")
 ABSTRACT_SUFFIXES = (".txt", ".csv")

@@ -21,7 +21,7 @@ from ...io import load_config
 from .chapters import ABSTRACT_SUFFIXES, CHAPTER_SUFFIXES
 from .subtitles import TRANSCRIPT_SUFFIXES, csv_rows
 
-__all__ = ["Inputs", "Layout", "LayoutSpec", "VIDEO_SUFFIXES", "discover"]
+__all__ = ["VIDEO_SUFFIXES", "Inputs", "Layout", "LayoutSpec", "discover"]
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -112,7 +112,7 @@ def _id_and_source(name: str, ids: set[str]) -> tuple[str, str] | None:
 def _by_id(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in _files(folder, suffixes):
-        vid = p.stem[: -len(".mp4")] if p.stem.endswith(".mp4") else p.stem  # PeskaVLP: <video>.mp4.csv or <video>.csv
+        vid = p.stem.removesuffix(".mp4")  # PeskaVLP: <video>.mp4.csv or <video>.csv
         if vid in out:
             raise HVLInputError(f"{p}: a second {what} for '{vid}' (also {out[vid].name}); keep one")
         out[vid] = p

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +58,16 @@ def reencode_h264(src: Path, dst: Path, size: int, gop: int, crf: int = 20) -> b
             rate = vin.average_rate or vin.guessed_rate or 25
             w, h = _scaled(vin.codec_context.width, vin.codec_context.height, size)
             vout = out.add_stream("libx264", rate=rate)
+            tb = vout.codec_context.time_base = Fraction(1, 1) / rate
             vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
             vout.options = {"crf": str(crf), "preset": "veryfast",
                             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"}
-            for frame in inp.decode(vin):
+            for i, frame in enumerate(inp.decode(vin)):
                 frame = frame.reformat(width=w, height=h, format="yuv420p")
-                # the source's keyframe flags would force extra keyframes; the GOP alone decides
-                frame.pts, frame.pict_type = None, PictureType.NONE
+                # frames renumbered at the stream's rate (left to PyAV, pts restart after ~10 s of a
+                # long-GOP source and the muxer refuses them); the source's keyframe flags would force
+                # extra keyframes, so they are cleared: the GOP alone decides
+                frame.pts, frame.time_base, frame.pict_type = i, tb, PictureType.NONE
                 for packet in vout.encode(frame):
                     out.mux(packet)
             for packet in vout.encode():

@@ -16,8 +16,18 @@ from pathlib import Path
 
 from ...errors import HVLInputError
 
-__all__ = ["Cue", "TRANSCRIPT_SUFFIXES", "clean_text", "parse_srt", "parse_vtt", "parse_whisper_json", "parse_csv",
-           "read_text", "read_transcript", "parse_timestamp"]
+__all__ = [
+    "TRANSCRIPT_SUFFIXES",
+    "Cue",
+    "clean_text",
+    "parse_csv",
+    "parse_srt",
+    "parse_timestamp",
+    "parse_vtt",
+    "parse_whisper_json",
+    "read_text",
+    "read_transcript",
+]
 
 TRANSCRIPT_SUFFIXES = (".srt", ".vtt", ".json", ".csv")
 

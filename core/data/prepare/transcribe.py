@@ -43,8 +43,10 @@ def decode_audio(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
 def load_asr(model_dir: str | Path, chunk_seconds: float = 30.0, device: str | None = None) -> Any:
     """transformers' ASR pipeline on ``model_dir``; an error naming the directory if it is not a speech model."""
     from transformers import AutoConfig, pipeline
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CTC_MAPPING_NAMES,
-                                                        MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CTC_MAPPING_NAMES,
+        MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+    )
 
     d = Path(model_dir)
     if not (d / "config.json").is_file():
