@@ -22,6 +22,8 @@ MODULE_COMMANDS = {
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
     "wise-ft": ("hvl.core.models.wiseft", "weight-space ensemble of a fine-tuned checkpoint and its zero-shot model"),
+    "prepare": ("hvl.core.data.prepare.command",
+                "raw videos + transcripts (+ chapters, abstracts) -> train/val/test manifests and a report"),
 }
 
 

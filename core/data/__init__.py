@@ -2,7 +2,8 @@
 
 Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`),
 frame transforms (:mod:`.transforms`), evaluation datasets and their checks (:mod:`.datasets`), and the
-hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`). May import only the
+hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`); raw videos and transcripts turned
+into manifests by :mod:`.prepare` (``hvl prepare``). May import only the
 leaves of :mod:`hvl.core` (errors, io, registry); never models, evaluation, search or the CLI.
 """
 from .._lazy import lazy_exports
@@ -17,6 +18,7 @@ _EXPORTS = {
                      "probe_videos"], "datasets"),
     **dict.fromkeys(["LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "LevelConfig",
                      "LevelScheduleSampler", "collate"], "datamodule"),
+    "PrepareConfig": "prepare",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -102,10 +102,23 @@ class FrameFolder:
         return torch.from_numpy(np.stack(out))
 
 
+def _folder_fps(path: Path) -> float:
+    """A frame folder's rate: ``frames.json`` written beside the frames (``hvl prepare --frames``), else 25."""
+    meta = path / "frames.json"
+    if meta.is_file():
+        import json
+
+        try:
+            return float(json.loads(meta.read_text())["fps"])
+        except (ValueError, KeyError, TypeError):
+            raise HVLInputError(f"{meta}: expected a JSON object with a numeric 'fps'") from None
+    return 25.0
+
+
 def open_source(path: str | Path, fps: float | None = None, size: tuple[int, int] | None = None) -> FrameSource:
     path = Path(path)
     if path.is_dir():
-        return FrameFolder(path, fps=fps or 25.0, size=size)
+        return FrameFolder(path, fps=fps or _folder_fps(path), size=size)
     return DecordVideo(path, fps=fps, size=size)
 
 
