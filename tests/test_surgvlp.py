@@ -302,3 +302,22 @@ def test_preprocessing_matches_resize_centercrop_normalise():
     levels = ((got - ref) * torch.tensor(surgvlp.IMAGENET_STD).view(3, 1, 1) * 255).abs()
     print(f"preprocessing: max {levels.max():.2f} levels, mean {levels.mean():.3f} levels")
     assert levels.max() <= 2.0 + 1e-4 and levels.mean() < 0.5
+
+
+def test_hvl_zeroshot_runs_a_published_checkpoint_with_its_preprocessing(ckpt, text_dir, tmp_path, monkeypatch):
+    """`hvl zeroshot --model surgvlp:<file> --text-model <dir>`: the published model used directly, its
+    Resize((360, 640)) -> CenterCrop(224) -> ImageNet preprocessing selected and recorded in the results."""
+    import json
+
+    from hvl.core.cli import main
+    from hvl.domains.surgical.demo import generate
+
+    generate(tmp_path / "data" / "demo_surgical", n_train=0, n_val=0, n_test=1, size=64, progress=False)
+    monkeypatch.chdir(tmp_path)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_zeroshot.yaml"
+    assert main(["zeroshot", "--config", str(recipe), "--model", f"surgvlp:{ckpt}", "--text-model", str(text_dir),
+                 "--json", "m.json", "--no-mlflow", "--no-progress"]) == 0
+    m = json.loads(Path("m.json").read_text())
+    assert m["pretrained"] and m["checkpoint"] == f"surgvlp:{ckpt}" and m["n_frames"] > 0
+    assert m["preprocess"]["resize"] == "fixed" and m["preprocess"]["size"] == [360, 640]
+    assert m["preprocess"]["crop"] == 224 and m["preprocess"]["mean"] == [0.485, 0.456, 0.406]
