@@ -321,3 +321,31 @@ def test_hvl_zeroshot_runs_a_published_checkpoint_with_its_preprocessing(ckpt, t
     assert m["pretrained"] and m["checkpoint"] == f"surgvlp:{ckpt}" and m["n_frames"] > 0
     assert m["preprocess"]["resize"] == "fixed" and m["preprocess"]["size"] == [360, 640]
     assert m["preprocess"]["crop"] == 224 and m["preprocess"]["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_fit_starts_from_a_published_checkpoint(ckpt, text_dir, tmp_path, monkeypatch):
+    """The shipped fine-tuning recipe, model swapped for the random published-layout checkpoint, trains 2 steps;
+    the heads start at the published space and the checkpoint records the published preprocessing."""
+    import yaml
+
+    from hvl.core.cli import main
+    from hvl.domains.surgical.demo import generate
+
+    data = generate(tmp_path / "data", n_train=2, n_val=0, n_test=0, size=64, progress=False)["manifests"]
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes/surgical/svl_finetune_from_peskavlp.yaml")
+                         .read_text())
+    cfg["model"]["init_args"]["backbone"].update(path=f"surgvlp:{ckpt}", text_path=str(text_dir))
+    cfg["data"]["init_args"].update(train=data["train"], val=data["train"], num_workers=0,
+                                    schedule={"clip": {"frames": 2, "batch_size": 2, "every": 1},
+                                              "phase": {"frames": 2, "batch_size": 2, "every": 1},
+                                              "video": {"frames": 2, "batch_size": 2, "every": 1}})
+    cfg["trainer"].update(accelerator="cpu", devices=1, strategy="auto", precision="32-true", max_steps=2,
+                          limit_val_batches=1, enable_progress_bar=False)
+    cfg["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(tmp_path / "ck")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["fit", "--config", str(tmp_path / "r.yaml")]) == 0
+    saved = torch.load(tmp_path / "ck" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 2 and saved["hvl"]["preprocess"]["size"] == [360, 640]
+    assert saved["hvl"]["backbone_spec"]["kind"] == "surgvlp"
