@@ -1,0 +1,22 @@
+"""Raw material → decoded, transformed frames and texts.
+
+Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`),
+frame transforms (:mod:`.transforms`), evaluation datasets and their checks (:mod:`.datasets`), and the
+hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`). May import only the
+leaves of :mod:`hvl.core` (errors, io, registry); never models, evaluation, search or the CLI.
+"""
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["ClipSegment", "Manifest", "PhaseSegment", "PromptClass", "PromptFile", "VideoRecord",
+                     "load_manifest", "load_prompt_file", "write_manifest"], "schema"),
+    **dict.fromkeys(["BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "ReaderCache", "Video",
+                     "open_source", "read_frames", "write_video"], "video"),
+    "FrameTransform": "transforms",
+    **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "load_videos", "manifest_videos", "probe_video",
+                     "probe_videos"], "datasets"),
+    **dict.fromkeys(["LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "LevelConfig",
+                     "LevelScheduleSampler", "collate"], "datamodule"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
