@@ -21,6 +21,7 @@ MODULE_COMMANDS = {
     "index": ("hvl.core.search.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
+    "probe": ("hvl.core.data.probe", "what hvl sees in each video (codec, size, rotation, frame rate, decoder)"),
 }
 
 

@@ -1,4 +1,5 @@
 """The demo recipe runs data-parallel by changing only trainer.devices / trainer.strategy (2 CPU processes, gloo)."""
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pr
 
 
 def test_fit_on_two_processes(tmp_path):
-    data = generate(tmp_path / "data", n_train=4, n_val=4, n_test=0, progress=False)["manifests"]
+    # the demo's own validation set (2 videos: one per device) with a small training set
+    data = generate(tmp_path / "data", n_train=4, n_test=0, progress=False)["manifests"]
+    assert len(load_manifest(data["val"]).videos) == 2
     hvl = shutil.which("hvl", path=str(Path(sys.executable).parent)) or "hvl"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     cmd = [hvl, "fit", "--config", str(RECIPE), "--trainer.accelerator", "cpu", "--trainer.devices", "2",
@@ -27,7 +30,17 @@ def test_fit_on_two_processes(tmp_path):
     # what `hvl fit` prints is worth reading: none of the messages a user can do nothing about
     for noise in ("args parameter", "in eval mode at the start of training", "litlogger", "LeafSpec"):
         assert noise not in out, noise
+    assert "videos of" in out and "read by decord" in out  # the probe's table in the training log
     ckpt = torch.load(tmp_path / "checkpoints" / "surgical_demo" / "last.ckpt", weights_only=True)
+    # what the probe saw is in the MLflow run: every video, its codec, frame rate and decoder
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    probe = json.loads(Path(client.download_artifacts(ckpt["hvl"]["mlflow_run_id"], "data/video_probe.json",
+                                                      str(tmp_path))).read_text())["manifests"]
+    rows = probe[str(Path(data["val"]))]
+    assert len(rows) == 2 and {(r["codec"], r["rate"], r["backend"]) for r in rows} == {("h264", "constant", "decord")}
+    assert sum(len(r) for r in probe.values()) == 6
     # each rank took half of each global batch: steps = clips // (32 per device × 2 devices)
     n_clips = sum(len(v.clips) for v in load_manifest(data["train"]).videos)
     assert ckpt["global_step"] == n_clips // 64 >= 1
