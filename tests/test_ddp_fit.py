@@ -20,7 +20,7 @@ def test_fit_on_two_processes(tmp_path):
     hvl = shutil.which("hvl", path=str(Path(sys.executable).parent)) or "hvl"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     cmd = [hvl, "fit", "--config", str(RECIPE), "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-           "--trainer.strategy", "ddp", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+           "--trainer.strategy", "ddp", "--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false",
            "--data.init_args.train", data["train"], "--data.init_args.val", data["val"],
            "--data.init_args.num_workers", "0"]
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -41,6 +41,7 @@ def test_fit_on_two_processes(tmp_path):
     rows = probe[str(Path(data["val"]))]
     assert len(rows) == 2 and {(r["codec"], r["rate"], r["backend"]) for r in rows} == {("h264", "constant", "decord")}
     assert sum(len(r) for r in probe.values()) == 6
-    # each rank took half of each global batch: steps = clips // (32 per device × 2 devices)
+    # each rank took half of each global batch: steps = clips // (32 per device × 2 devices), and steps
+    # without the phase or video level (they train every 3rd / 5th step) ran too
     n_clips = sum(len(v.clips) for v in load_manifest(data["train"]).videos)
-    assert ckpt["global_step"] == n_clips // 64 >= 1
+    assert ckpt["global_step"] == 2 * (n_clips // 64) >= 3

@@ -304,10 +304,21 @@ class HVLDataModule(pl.LightningDataModule):
         world = self.trainer.world_size if self.trainer else 1
         h = self.hparams
         self._dist = (rank, world)
+        self._tell_ddp_about_skipped_levels()
         if stage in (None, "fit"):
             self.train_set = self._dataset(h.train, augment=self.augment)
         if h.val and stage in (None, "fit", "validate"):
             self.val_set = self._dataset(h.val, augment=None)
+
+    def _tell_ddp_about_skipped_levels(self) -> None:
+        """A level trained every N > 1 steps is missing from the other steps, and so are its heads' gradients.
+        DDP then stops at the next step (it waits for gradients that never come) unless it is told to look for
+        unused parameters. Set here, before the strategy wraps the model, so ``--trainer.strategy ddp`` is
+        enough; gradients of skipped heads stay None, exactly as on one device."""
+        strategy = getattr(self.trainer, "strategy", None)
+        kwargs = getattr(strategy, "_ddp_kwargs", None)  # Lightning's DDPStrategy keeps DDP's arguments here
+        if isinstance(kwargs, dict) and any(cfg.every > 1 for cfg in self.levels.values()):
+            kwargs.setdefault("find_unused_parameters", True)
 
     def _dataset(self, path: str, augment: Augment | None) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
         m = load_manifest(path)

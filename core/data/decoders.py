@@ -112,7 +112,7 @@ def _stream_info(path: str, size: int, mtime_ns: int) -> StreamInfo:
     try:
         with av.open(path) as box:
             if not box.streams.video:
-                raise HVLInputError(f"{path}: the file has no video stream")
+                raise HVLInputError(f"{path}: cannot decode video (the file has no video stream)")
             s = box.streams.video[0]
             ticks, keys = [], []
             for pkt in box.demux(s):
@@ -122,11 +122,11 @@ def _stream_info(path: str, size: int, mtime_ns: int) -> StreamInfo:
                 ticks.append(ts)
                 keys.append(pkt.is_keyframe)
             if not ticks:
-                raise HVLInputError(f"{path}: the video stream has no frames")
+                raise HVLInputError(f"{path}: cannot decode video (its video stream has no frames)")
             box.seek(int(s.start_time or 0), stream=s)
             first = next(box.decode(s), None)
             if first is None:
-                raise HVLInputError(f"{path}: no frame of the video stream decodes")
+                raise HVLInputError(f"{path}: cannot decode video (no frame of its video stream decodes)")
             codec, pix_fmt = s.codec_context.codec.canonical_name, first.format.name  # 'av1', not 'libdav1d'
             container = box.format.name.split(",")[0]
             tb, nominal = s.time_base, float(s.average_rate or s.guessed_rate or 0)
@@ -339,7 +339,8 @@ def _auto_choice(path: str, size: int, mtime_ns: int, out_size: tuple[int, int] 
         v = DecordVideo(Path(path), size=out_size, info=info)
         v.get([0, len(v) - 1])
     except HVLInputError as e:
-        return "pyav", "decord: " + str(e).split(": ", 1)[-1].split("; set video_backend")[0]
+        why = str(e).split(": ", 1)[-1].split("; set video_backend")[0]
+        return "pyav", why if why.startswith("decord") else f"decord: {why}"
     return "decord", f"decord reads {info.codec} frame-exactly and decodes this file"
 
 
