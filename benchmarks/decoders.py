@@ -10,6 +10,7 @@
   against the common practice of extracting frames first: decode the stream sequentially with
   PyAV and keep one frame per second. Each runs in a fresh process; its RSS is sampled after every
   chunk (``rss_mb``: start, peak, end; flat = end − start close to 0 over the whole video).
+  The three patterns run interleaved ``--repeats`` times; the fastest run of each counts.
 
     python benchmarks/decoders.py [--quick] [--minutes 5] [--work DIR] > decoders.json
 """
@@ -145,10 +146,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="seconds, not minutes (CI smoke run)")
     ap.add_argument("--minutes", type=float, default=5.0, help="length of the long recording (Cholec80: ~30-90)")
     ap.add_argument("--gop", type=int, default=250, help="keyframe interval of the long recording, frames")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved runs of the backend comparison; best counts")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK / "decoders")
     a = ap.parse_args()
-    minutes, short_s, reads = (0.5, 12.0, 20) if a.quick else (a.minutes, 60.0, 150)
+    minutes, short_s, reads = (0.1, 8.0, 10) if a.quick else (a.minutes, 60.0, 150)
     info = machine()
     short = write_stream(a.work / f"h264_224_{short_s:g}s.mp4", short_s, (224, 224), 25, 25)
     best: dict[str, dict[str, float]] = {}
@@ -160,9 +161,17 @@ def main() -> None:
                 "ratio_pyav_vs_decord": {k: round(best["pyav"][k] / best["decord"][k], 3) for k in best["pyav"]}}
     log("backends:", backends)
     long = write_stream(a.work / f"h264_854x480_{minutes:g}min_gop{a.gop}.mp4", minutes * 60, (480, 854), 25, a.gop)
-    runs = {"sequential_keep_1_per_s": _in_child(_sequential_keep_one_per_second, long, "pyav")}
-    for b in ("decord", "pyav"):
-        runs[f"hvl_{b}"] = _in_child(_hvl_one_fps, long, b)
+    patterns = {"sequential_keep_1_per_s": (_sequential_keep_one_per_second, "pyav"),
+                "hvl_decord": (_hvl_one_fps, "decord"), "hvl_pyav": (_hvl_one_fps, "pyav")}
+    runs: dict[str, dict[str, Any]] = {}
+    for rep in range(a.repeats):  # interleaved, fastest run counts (the machine is shared)
+        for name, (fn, b) in patterns.items():
+            r = _in_child(fn, long, b)
+            log(f"long video, {name}, run {rep + 1}: {r['frames_per_s']} frames/s, RSS {r['rss_mb']}")
+            every = runs.get(name, {}).get("frames_per_s_every_run", []) + [r["frames_per_s"]]
+            if name not in runs or r["frames_per_s"] > runs[name]["frames_per_s"]:
+                runs[name] = r
+            runs[name]["frames_per_s_every_run"] = every
     base = runs["sequential_keep_1_per_s"]["frames_per_s"]
     emit({"benchmark": "decoders", "machine": info, "backends": backends,
           "long_video": {"file": {"size": "854x480", "fps": 25, "gop": a.gop, "minutes": minutes},
