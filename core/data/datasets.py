@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HVLInputError
 from ..registry import get_domain
-from .schema import Manifest, VideoRecord, load_manifest
 from .decoders import choose_backend, stream_info
+from .schema import Manifest, VideoRecord, load_manifest
 from .video import Video, open_source
 
 __all__ = ["DatasetSpec", "Resolved", "check_videos", "describe_video", "format_probe_table", "load_videos",
