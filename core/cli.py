@@ -24,6 +24,7 @@ MODULE_COMMANDS = {
     "wise-ft": ("hvl.core.models.wiseft", "weight-space ensemble of a fine-tuned checkpoint and its zero-shot model"),
     "prepare": ("hvl.core.data.prepare.command",
                 "raw videos + transcripts (+ chapters, abstracts) -> train/val/test manifests and a report"),
+    "probe": ("hvl.core.data.probe", "what hvl sees in each video (codec, size, rotation, frame rate, decoder)"),
 }
 
 

@@ -10,7 +10,7 @@ import argparse
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ class ZeroShotConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
     image_size: int | None = Field(None, description="default: the training data module's image_size")
+    video_backend: Literal["auto", "decord", "pyav"] = Field("auto", description="decoder (see hvl.core.data.decoders)")
     experiment: str = "hvl-zeroshot"
 
 
@@ -70,8 +71,8 @@ class _FrameChunks(Dataset):
     """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
 
     def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int,
-                 preprocess: Preprocess | None = None):
-        self.videos, self.index = videos, index
+                 preprocess: Preprocess | None = None, backend: str = "auto"):
+        self.videos, self.index, self.backend = videos, index, backend
         self.pre = preprocess or Preprocess.square(image_size)
         self.transform = FrameTransform(image_size, train=False, preprocess=self.pre)
         self._readers: ReaderCache | None = None
@@ -81,16 +82,17 @@ class _FrameChunks(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Tensor]:
         if self._readers is None:
-            self._readers = ReaderCache(size=self.pre.decode_size)
+            self._readers = ReaderCache(size=self.pre.decode_size, backend=self.backend)
         vi, idx = self.index[i]
         raw = self._readers(self.videos[vi][1]).source.get(idx)
         return vi, self.transform(raw)
 
 
-def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int,
-                       size: int) -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
-    """Frame indices to classify and their labels; frames whose time has no known label are left out."""
-    readers = ReaderCache(1, size=(size, size))
+def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int, size: int,
+                       backend: str = "auto") -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
+    """Frame indices to classify and their labels; frames whose time has no known label are left out.
+    Time ``t = k / fps`` takes the frame presented at ``t`` (by timestamp: exact for variable frame rates)."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
     lookup = {n: i for i, n in enumerate(names)}
     index, labels, durations = [], [], []
     for vi, (rec, path) in enumerate(videos):
@@ -115,14 +117,15 @@ def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chu
 @torch.no_grad()
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
-            progress: bool = True, preprocess: Preprocess | None = None) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+            progress: bool = True, preprocess: Preprocess | None = None,
+            video_backend: str = "auto") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Per video: predicted class, true class and class probabilities of each sampled frame."""
     if level not in model.video_heads:
         raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
     model.eval()
     text = class_embeddings(model, prompts, level)
-    index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size)
-    loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess), batch_size=None,
+    index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size, video_backend)
+    loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess, video_backend), batch_size=None,
                         num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
     for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
                       batch_size=cfg.batch_size, num_workers=cfg.num_workers, progress=not args.no_progress,
-                      preprocess=pre)
+                      preprocess=pre, video_backend=cfg.video_backend)
     result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt or args.model),
                   pretrained=args.model is not None, preprocess=pre.model_dump(mode="json"),
                   seconds=round(time.perf_counter() - t0, 2))

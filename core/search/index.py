@@ -1,8 +1,9 @@
 """`hvl index`: embed the frames of a video folder into a resumable on-disk frame index.
 
 Videos are found as ``<root>/<game>/<id>.<ext>`` (GamePhysics' layout; files directly under
-``<root>`` get game ``""``). Frames are decoded at ``--fps`` (frame ``k`` at ``t = k / fps``),
-embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
+``<root>`` get game ``""``). Frames are decoded at ``--fps`` (sample ``k`` is the frame presented at
+``k / fps``; the index stores that frame's presentation timestamp, so a moment's time is when the
+embedded frame appears in a player, also in variable-frame-rate files), embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
 takes every ``world``-th video) and written by a :class:`ShardWriter` prediction writer.
 
 The on-disk format and its crash safety are described in :mod:`hvl.core.search.store`.
@@ -69,7 +70,7 @@ def frame_times(duration: float, fps: float) -> list[float]:
     return [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
 
 
-def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess, chunk: int):
+def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess, chunk: int, backend: str = "auto"):
     """An IterableDataset of ``{vi, frames, t, last}`` chunks (or ``{vi, error}``), videos split over workers."""
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
@@ -84,10 +85,10 @@ def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess, chunk: int)
             transform = FrameTransform(preprocess.output_size[0], train=False, preprocess=preprocess)
             for vi in range(wid, len(videos), nw):
                 try:
-                    v = Video(open_source(videos[vi].path, size=preprocess.decode_size))
-                    times = frame_times(v.duration, fps)
-                    chunks = [times[i:i + chunk] for i in range(0, len(times), chunk)]
-                    decoded = [(ts, v.source.get([v.index_at(t) for t in ts])) for ts in chunks]
+                    v = Video(open_source(videos[vi].path, size=preprocess.decode_size, backend=backend))
+                    frames = [v.index_at(t) for t in frame_times(v.duration, fps)]
+                    chunks = [frames[i:i + chunk] for i in range(0, len(frames), chunk)]
+                    decoded = [([v.time_of(i) for i in ix], v.source.get(ix)) for ix in chunks]
                 except HVLInputError as e:  # reported by the writer with the policy; never a worker traceback
                     yield {"vi": vi, "error": str(e)}
                     continue
@@ -99,7 +100,7 @@ def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess, chunk: int)
 
 
 def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, preprocess, chunk: int,
-                  num_workers: int):
+                  num_workers: int, backend: str = "auto"):
     """Wrap the trained model for ``Trainer.predict``: each rank gets its own slice of the videos."""
     import pytorch_lightning as pl
     import torch
@@ -113,7 +114,7 @@ def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, prepr
         def predict_dataloader(self) -> DataLoader:
             rank, world = self.trainer.global_rank, self.trainer.world_size
             mine = videos[rank::world]
-            return DataLoader(_frame_dataset(mine, fps, preprocess, chunk), batch_size=None,
+            return DataLoader(_frame_dataset(mine, fps, preprocess, chunk, backend), batch_size=None,
                               num_workers=min(num_workers, len(mine)))
 
         @torch.no_grad()
@@ -211,9 +212,10 @@ def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_b
 def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path, fps: float = 1.0,
                 level: str = "clip", batch_size: int = 64, num_workers: int = 2, devices: int | str = 1,
                 accelerator: str = "auto", shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error",
-                progress: bool = True, ann: str = "auto", videos: list[VideoEntry] | None = None,
-                loaded: tuple[Any, dict[str, Any]] | None = None, model: str | None = None,
-                text_model: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
+                progress: bool = True, ann: str = "auto", video_backend: str = "auto",
+                videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None,
+                model: str | None = None, text_model: str | None = None,
+                trust_remote_code: bool = False) -> dict[str, Any]:
     """Index the videos not yet in ``out``; returns counts. Safe to re-run and to interrupt.
 
     The frames are embedded by ``ckpt`` (an hvl checkpoint) or ``model`` (a pretrained image-text model used
@@ -249,7 +251,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
     writer = make_writer(out, todo, shard_rows, on_bad_video, progress)
     trainer = pl.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, callbacks=[writer])
-    embedder = make_embedder(net, level, todo, fps, pre, batch_size, num_workers)
+    embedder = make_embedder(net, level, todo, fps, pre, batch_size, num_workers, video_backend)
     with warnings.catch_warnings():  # the writer keys rows by video and time, not by batch indices
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(embedder, return_predictions=False)
@@ -282,6 +284,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
     p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
                    help="approximate index: auto = none below 100k frames, IVF-fp16 below 20M, IVF-PQ above")
+    p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
+                   help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see README, Data)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -290,6 +294,6 @@ def run(args: argparse.Namespace) -> None:
     res = build_index(args.videos, args.ckpt, args.out, fps=args.fps, level=args.level, batch_size=args.batch_size,
                       num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
                       shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
-                      ann=args.ann, model=args.model, text_model=args.text_model,
+                      ann=args.ann, video_backend=args.video_backend, model=args.model, text_model=args.text_model,
                       trust_remote_code=args.trust_remote_code)
     print(json.dumps(res, indent=2))
