@@ -21,6 +21,7 @@ MODULE_COMMANDS = {
     "index": ("hvl.core.search.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
+    "serve": ("hvl.core.search.serve.command", "search and review web app over an index (127.0.0.1 by default)"),
 }
 
 
