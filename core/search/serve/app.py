@@ -58,7 +58,10 @@ class Limits:
 def _errors_text(errors: list[dict[str, Any]]) -> str:
     parts = []
     for e in errors:
-        loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query", "path", "form"))
+        loc = list(e.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "form", "header", "cookie"):  # where, not which field
+            loc = loc[1:]
+        loc = ".".join(str(x) for x in loc)
         parts.append(f"field '{loc}': {e.get('msg')}" if loc else str(e.get("msg")))
     return "; ".join(parts)
 
@@ -98,6 +101,9 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
                token: str | None = None, limits: Limits = Limits()) -> FastAPI:
     app = FastAPI(title="hvl serve", version="1",
                   description="Search an hvl index by text or by example, grow a query set, review zero-shot predictions.")
+
+    app.state.engine, app.state.thumbs, app.state.queries, app.state.review = engine, thumbs, queries, review
+    app.state.limits = limits
 
     # ------------------------------------------------------------------ security and errors
     if token:

@@ -146,8 +146,9 @@ function play(r, t) {
 function seekTo(t) {
   const v = $("player");
   state.pending = null;
+  v.pause();
+  v.addEventListener("seeked", () => v.play().catch(() => {}), { once: true });  // plays from exactly t
   v.currentTime = Math.min(t, Number.isFinite(v.duration) ? v.duration : t);
-  v.play().catch(() => {});
 }
 
 async function exportAs(format) {

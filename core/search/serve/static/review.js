@@ -92,7 +92,7 @@ async function init() {
   try {
     const list = (S.list = await api("/api/review"));
     $("summary").textContent = `${list.videos.length} videos · ${list.classes.length} classes · ${list.level} level · ${list.fps} fps`;
-    $("smoothed-label").textContent = `smoothed (${list.smoothing.method}, ${list.smoothing.window})`;
+    $("smoothed-label").textContent = `smoothed (${list.smoothing.method} ${list.smoothing.window})`;
     for (const v of list.videos) $("video-select").append(new Option(`${v.video_id} — acc ${pct(v.metrics.accuracy)}`, v.video_id));
     metricsTable($("all-metrics"), [["mean over videos", list.metrics]]);
     await show(list.videos[0].video_id);
