@@ -15,6 +15,8 @@ from ...errors import HVLInputError
 from ..query import embed_queries, load_index, search
 from ..store import FrameIndex, file_sha256
 
+TEXT_CACHE_LIMIT = 10_000  # query strings kept by the text encoder's cache before it is emptied
+
 
 class SearchEngine:
     """``search_text`` / ``search_frame`` / ``search_image``: `hvl search` over one loaded index."""
@@ -49,7 +51,12 @@ class SearchEngine:
     def embed_text(self, text: str) -> np.ndarray:
         with self.lock:
             self.text_calls += 1
-            return embed_queries(self.model, [text], self.level)[0]
+            q = embed_queries(self.model, [text], self.level)[0]
+            # a frozen text encoder caches every string it embeds (for training); a server's queries never end
+            text_encoder = getattr(self.model, "text", None)
+            if len(getattr(text_encoder, "_cache", ())) > TEXT_CACHE_LIMIT:
+                text_encoder.clear_cache()
+            return q
 
     def embed_image(self, rgb: np.ndarray) -> np.ndarray:
         """``[H, W, 3]`` uint8 → the L2-normalised frame embedding, preprocessed as `hvl index` does its frames."""
