@@ -437,3 +437,12 @@ def test_serve_command_binds_loopback_by_default():
 
     args = build_parser("serve").parse_args(["serve", "--index", "idx"])
     assert args.host == "127.0.0.1" and args.token is None and args.port == 8000
+
+
+def test_the_text_encoders_cache_stays_bounded(client, engine, monkeypatch):
+    from hvl.core.search.serve import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "TEXT_CACHE_LIMIT", 3)
+    for i in range(8):
+        text_search(client, query=f"query number {i}", k=1)
+        assert len(engine.model.text._cache) <= 4
