@@ -163,7 +163,7 @@ def main() -> None:
 
     idx = load_index(index)
     model, _ = load_model(idx.header["checkpoint"])
-    info["index"] = {"path": str(index), "videos": len(idx.videos), "frames": int(len(idx.emb)),
+    info["index"] = {"path": str(index), "videos": len(idx.videos), "frames": len(idx.emb),
                      "level": idx.header["level"]}
     base = []
     for text in texts_for("library", min(a.queries, 100)):
