@@ -55,7 +55,7 @@ def server(tmp_path_factory):
     cmd = [sys.executable, "-m", "hvl.core.cli", "serve", "--index", str(data.index), "--zeroshot",
            str(data.predictions), "--port", str(port), "--queries", str(work / "queries.yaml"),
            "--cache", str(work / "thumbs")]
-    log = open(work / "serve.log", "w")
+    log = open(work / "serve.log", "w")  # noqa: SIM115 (open while the server runs, closed at teardown)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -117,7 +117,7 @@ def seeked(drv, timeout=30):
 
 
 def test_search_page(server, browser, tmp_path):
-    url, work, data = server
+    url, work, _ = server
     drv = browser
     drv.get(url + "/")
     wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the page")
@@ -192,7 +192,7 @@ def test_search_page(server, browser, tmp_path):
 
 
 def test_review_page(server, browser, tmp_path):
-    url, work, data = server
+    url = server[0]
     drv = browser
     drv.get(url + "/review")
     wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the review page")
@@ -222,7 +222,8 @@ def test_review_page(server, browser, tmp_path):
         at = seeked(drv)
         assert abs(at - t) <= 1 / VIDEO_FPS + span / width, (at, t)  # a frame, plus a pixel's worth of time
         k = min(len(d["t"]) - 1, int(at * d["fps"] + 1e-6))
-        wait(drv, lambda x: f"truth {listing['classes'][d['truth'][k]]}" in x.find_element(By.ID, "frame-info").text,
+        want = f"truth {listing['classes'][d['truth'][k]]}"
+        wait(drv, lambda x, want=want: want in x.find_element(By.ID, "frame-info").text,
              what="the frame readout")
         left = js(drv, "return parseFloat(document.getElementById('playhead').style.left)")
         assert abs(left - 100 * at / span) < 1.0
