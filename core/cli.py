@@ -25,6 +25,7 @@ MODULE_COMMANDS = {
     "prepare": ("hvl.core.data.prepare.command",
                 "raw videos + transcripts (+ chapters, abstracts) -> train/val/test manifests and a report"),
     "probe": ("hvl.core.data.probe", "what hvl sees in each video (codec, size, rotation, frame rate, decoder)"),
+    "serve": ("hvl.core.search.serve.command", "search and review web app over an index (127.0.0.1 by default)"),
 }
 
 

@@ -61,3 +61,12 @@ def test_decoders_quick_reports_ratios(tmp_path):
     assert {r["frames"] for r in runs.values()} == {6}
     assert all(r["rss_mb"]["peak"] >= r["rss_mb"]["start"] > 0 for r in runs.values())
     assert out["long_video"]["ratio_hvl_decord_vs_sequential"] > 0
+
+
+def test_serve_load_quick_reports_latency_and_no_errors(tmp_path):
+    out = run_bench("serve_load.py", "--quick", "--work", str(tmp_path), timeout=300)
+    assert out["benchmark"] == "serve_load" and out["config"]["clients"] == 2 and out["config"]["queries"] == 20
+    for run in ("in_process", "http_1_client", "http_concurrent"):
+        assert 0 < out[run]["p50_ms"] <= out[run]["p95_ms"], run
+    assert out["http_concurrent"]["requests"] == 20 and out["http_concurrent"]["errors"] == 0
+    assert out["no_request_failed"] is True and out["ratios"]["http_1_client_p50_vs_in_process"] > 0
