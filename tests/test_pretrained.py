@@ -359,3 +359,71 @@ def test_clinical_review_takes_a_pretrained_model_and_agrees_with_zeroshot(demos
     assert {k: got[k] for k in ("accuracy", "f1_macro", "jaccard")} == {k: zs[k] for k in ("accuracy", "f1_macro",
                                                                                             "jaccard")}
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+# ------------------------------------------------------------------ frozen-backbone feature cache
+def _cache_fit(demos, clip, out, cache_dir, extra=()):
+    cfg = _recipe("gameplay/gamephysics_clip.yaml", out, demos, {"backbone.path": clip, "backbone.image_unlocked": 0},
+                  {"train": "data/demo_surgical/train.jsonl", "val": "data/demo_surgical/train.jsonl"},
+                  {"clip": {"frames": 2, "batch_size": 4, "every": 1}, "video": {"frames": 3, "batch_size": 2,
+                                                                                  "every": 1}})
+    args = ["fit", "--config", str(cfg), "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
+            "--data.init_args.augment", "false", *extra]
+    if cache_dir:
+        args += ["--data.init_args.feature_cache", str(cache_dir)]
+    return main(args)
+
+
+def test_feature_cache_gives_the_loss_of_decoding_and_follows_the_preprocessing(demos, tiny_models, tmp_path,
+                                                                                monkeypatch):
+    from hvl.core.data.datamodule import HVLDataModule
+    from hvl.core.models.module import HierarchicalVLM
+
+    clip = str(tiny_models["clip"][0])
+    torch.manual_seed(0)
+    model = HierarchicalVLM(backbone={"path": clip, "image_unlocked": 0, "text_unlocked": 0}, levels=["clip", "video"])
+    fp, _ = model.frozen_frame_encoder()
+    sched = {"clip": {"frames": 2, "batch_size": 4, "every": 1}, "video": {"frames": 3, "batch_size": 2, "every": 1}}
+    train = str(demos / "data/demo_surgical/train.jsonl")
+
+    class FakeTrainer:  # what setup() reads of a trainer: the model, rank and world size, the device
+        lightning_module, global_rank, world_size, loggers = model, 0, 1, []
+        strategy = type("S", (), {"root_device": torch.device("cpu")})()
+
+    def batch(cache_dir):
+        dm = HVLDataModule(train=train, schedule=sched, augment=False, num_workers=0, feature_cache=cache_dir,
+                           on_bad_video="ignore")
+        dm.trainer = FakeTrainer()
+        dm.setup("fit")
+        ds, items = dm.train_set
+        return {lv: __import__("hvl.core.data.datamodule", fromlist=["collate"]).collate(
+            [ds[(it, 0)] for it in items[lv][:sched[lv]["batch_size"]]])[lv] for lv in ("clip", "video")}, ds
+
+    decoded, _ = batch(None)
+    cached, ds = batch(str(tmp_path / "cache"))
+    assert ds.features is not None and cached["clip"]["frames"].ndim == 3  # [B, T, D] features, not pixels
+    assert cached["clip"]["frames"].shape[-1] == model.embed_dim
+    model.eval()
+    with torch.no_grad():
+        for lv in ("clip", "video"):
+            a, b = model.level_loss(lv, decoded[lv]), model.level_loss(lv, cached[lv])
+            assert abs(a.item() - b.item()) < 2e-3, (lv, a.item(), b.item())  # float16 storage of features
+    key_dir = ds.features.dir
+    assert json.loads((key_dir / "key.json").read_text())["encoder"] == fp
+    # other preprocessing -> another cache folder, built from scratch
+    other = Preprocess.model_validate(model.preprocess.model_dump() | {"mean": (0.5, 0.5, 0.5)})
+    model.backbone.preprocess = other
+    _, ds2 = batch(str(tmp_path / "cache"))
+    assert ds2.features.dir != key_dir and len(list(ds2.features.dir.glob("*.idx.npy"))) == len(
+        list(key_dir.glob("*.idx.npy"))) > 0
+
+
+def test_feature_cache_is_refused_when_the_frame_encoder_trains_or_frames_are_augmented(demos, tiny_models,
+                                                                                        tmp_path, monkeypatch):
+    clip = str(tiny_models["clip"][0])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert _cache_fit(demos, clip, tmp_path, tmp_path / "c", ["--model.init_args.backbone.image_unlocked", "1"]) == 2
+    assert _cache_fit(demos, clip, tmp_path, tmp_path / "c", ["--data.init_args.augment", "true"]) == 2
+    assert _cache_fit(demos, clip, tmp_path, tmp_path / "c") == 0
+    assert list((tmp_path / "c").glob("*/key.json"))

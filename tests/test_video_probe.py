@@ -75,10 +75,12 @@ def test_zero_shot_samples_the_frame_presented_at_each_time(folder):
 
 
 def test_index_stores_the_embedded_frames_presentation_time(folder):
+    from hvl.core.data.transforms import Preprocess
     from hvl.core.search.index import VideoEntry, _frame_dataset
 
     path = folder / "videos" / "vfr.mp4"
-    chunks = list(_frame_dataset([VideoEntry("vfr.mp4", "vfr", "", str(path))], fps=4, image_size=32, chunk=5))
+    chunks = list(_frame_dataset([VideoEntry("vfr.mp4", "vfr", "", str(path))], fps=4, preprocess=Preprocess.square(32),
+                                  chunk=5))
     t = np.concatenate([c["t"].numpy() for c in chunks])
     pts = np.array(vfr_times()) / 1000
     want = [pts[np.flatnonzero(pts <= k / 4 + 1e-9)[-1]] for k in range(10)]  # not k / 4: when the frame shows

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from ..errors import HVLInputError, format_validation_error
 from .datasets import format_probe_table, probe_videos
 from .schema import Manifest, VideoRecord, load_manifest
+from .cache import FeatureCache
 from .transforms import FrameTransform, Preprocess
 from .video import ReaderCache
 
@@ -110,8 +111,11 @@ class HierarchicalDataset(Dataset):
         self.transform = FrameTransform(image_size, train=augment is not None, preprocess=pre,
                                         **(augment.model_dump() if augment else {}))
         self.decode_size = pre.decode_size
+        self._eval_transform = FrameTransform(image_size, train=False, preprocess=pre)
         self._readers: ReaderCache | None = None
         self._cache_size = reader_cache
+        self.features: FeatureCache | None = None  # set by the DataModule when the frame encoder is frozen
+        self._record: dict[str, set[int]] | None = None
 
     def _video(self, rec: VideoRecord):
         if self._readers is None:  # opened lazily so each DataLoader worker gets its own decoders
@@ -119,9 +123,29 @@ class HierarchicalDataset(Dataset):
         return self._readers(self.manifest.resolve(rec))
 
     def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> torch.Tensor:
-        raw = self._video(rec).read(start, end, num=num)
+        idx = self._video(rec).indices(start, end, num=num)
+        if self._record is not None:  # collecting what the schedule reads (to build the feature cache)
+            self._record.setdefault(rec.video_id, set()).update(idx)
+            return torch.zeros(0)
+        if self.features is not None:  # a frozen frame encoder's features instead of pixels: [T, D]
+            return self.features.get(rec.video_id, idx)
+        raw = self._video(rec).source.get(idx)
         self.transform.set_random_state(seed)
         return self.transform(raw)
+
+    def frames_read(self, items: list[Item]) -> dict[str, list[int]]:
+        """Per video id, every frame index these items read (sampling is deterministic: bin centres)."""
+        self._record = {}
+        try:
+            for it in items:
+                self[(it, 0)]
+            return {k: sorted(v) for k, v in self._record.items()}
+        finally:
+            self._record = None
+
+    def read_preprocessed(self, rec: VideoRecord, indices: list[int]) -> torch.Tensor:
+        """Frames ``indices`` of ``rec``, decoded and preprocessed without augmentation: ``[n, 3, H, W]``."""
+        return self._eval_transform(self._video(rec).source.get(indices))
 
     def __getitem__(self, key: tuple[Item, int]) -> dict[str, Any]:
         item, seed = key
@@ -283,7 +307,7 @@ class HVLDataModule(pl.LightningDataModule):
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
                  steps_per_epoch: int | None = None, seed: int = 0, augment: bool | dict[str, Any] = True,
                  on_bad_video: Literal["error", "skip", "ignore"] = "error",
-                 video_backend: Literal["auto", "decord", "pyav"] = "auto"):
+                 video_backend: Literal["auto", "decord", "pyav"] = "auto", feature_cache: str | None = None):
         """``on_bad_video``: every video is opened once at setup; an unusable one stops the run
         (``error``) or is left out and listed in ``data/skipped_videos.json`` in the MLflow run
         (``skip``). ``ignore`` skips the check (huge datasets already vetted). What the check saw
@@ -291,7 +315,10 @@ class HVLDataModule(pl.LightningDataModule):
         ``data/video_probe.json`` in the MLflow run.
         ``video_backend``: which decoder reads the videos; ``auto`` takes decord where it is
         frame-exact and PyAV for the rest (see :mod:`hvl.core.data.decoders`).
-        ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`."""
+        ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`.
+        ``feature_cache``: a folder; when the model's frame encoder is frozen (``model.backbone.image_unlocked: 0``),
+        the frames the schedule reads are encoded once into it (:mod:`hvl.core.data.cache`) and training reads
+        those features instead of decoding video. Needs ``augment: false`` (features of unaugmented frames)."""
         super().__init__()
         self.save_hyperparameters()
         raw = DEFAULT_SCHEDULE if schedule is None else schedule
@@ -344,10 +371,39 @@ class HVLDataModule(pl.LightningDataModule):
             if bad:
                 self._report_skipped(m.file, bad)
                 m = Manifest(file=m.file, videos=good)
-        return (HierarchicalDataset(m, self.levels, h.image_size, augment=augment, max_texts=h.max_texts,
-                                    max_children=h.max_children, video_backend=h.video_backend,
-                                    preprocess=self.preprocess),
-                build_items(m, self.levels))
+        ds = HierarchicalDataset(m, self.levels, h.image_size, augment=augment, max_texts=h.max_texts,
+                                 max_children=h.max_children, video_backend=h.video_backend, preprocess=self.preprocess)
+        items = build_items(m, self.levels)
+        if h.feature_cache:
+            self._attach_features(ds, items, augment)
+        return ds, items
+
+    def _attach_features(self, ds: HierarchicalDataset, items: dict[str, list[Item]], augment: Augment | None) -> None:
+        """Encode (once) every frame the schedule reads with the model's frozen frame encoder; the dataset then
+        serves those features. Each rank builds every ``world``-th video, then all wait for the whole cache."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        frozen = getattr(model, "frozen_frame_encoder", None)
+        enc = frozen() if callable(frozen) else None
+        if enc is None:
+            raise HVLInputError("data.feature_cache is set but the model's frame encoder trains (features would go "
+                                "stale): freeze it (model.backbone.image_unlocked: 0) or drop data.feature_cache")
+        if augment is not None:
+            raise HVLInputError("data.feature_cache caches features of unaugmented frames: set data.augment: false, "
+                                "or drop data.feature_cache to decode (and augment) every step")
+        fingerprint, module = enc
+        cache = FeatureCache(self.hparams.feature_cache, fingerprint, self.preprocess.model_dump(mode="json"))
+        rank, world = self._dist
+        needed = ds.frames_read([it for lv in items.values() for it in lv])
+        recs = {r.video_id: r for r in ds.manifest.videos}
+        mine = {v: (recs[v], idx) for k, (v, idx) in enumerate(sorted(needed.items())) if k % world == rank}
+        device = torch.device("cpu")
+        if self.trainer is not None:  # encode where training will run (Lightning moves the model there anyway)
+            device = self.trainer.strategy.root_device
+            model.to(device)
+        cache.build(mine, ds.read_preprocessed, lambda x: module(x.to(device)), progress=rank == 0)
+        if self.trainer is not None and world > 1:
+            self.trainer.strategy.barrier("feature_cache")
+        ds.features = cache
 
     def _report_probe(self, manifest: Path, rows: list[dict[str, Any]]) -> None:
         """The probe's table in the log (rank 0; 40 lines at most) and every row in the MLflow run."""

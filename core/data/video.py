@@ -143,16 +143,20 @@ class Video:
         """When frame ``index`` starts being shown (its presentation timestamp, seconds)."""
         return float(self.pts[index])
 
-    def read(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
-             num: int | None = None) -> torch.Tensor:
+    def indices(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
+                num: int | None = None) -> list[int]:
+        """The frames :meth:`read` decodes for this time range (at ``fps``, or ``num`` uniform samples)."""
         if (fps is None) == (num is None):
             raise ValueError("give exactly one of fps= or num=")
         end = self.duration if end is None else min(end, self.duration)
         if start >= end:
             raise HVLInputError(f"{self.source.path}: time range [{start}, {end}) is empty "
                                 f"(video lasts {self.duration:.2f}s)")
-        idx = self.indices_at_fps(start, end, fps) if fps else self.indices_uniform(start, end, num)
-        return self.source.get(idx)
+        return self.indices_at_fps(start, end, fps) if fps else self.indices_uniform(start, end, num)
+
+    def read(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
+             num: int | None = None) -> torch.Tensor:
+        return self.source.get(self.indices(start, end, fps=fps, num=num))
 
 
 class ReaderCache:

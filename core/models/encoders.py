@@ -249,7 +249,8 @@ class VideoEncoder(nn.Module):
     def frame_features(self, x: Tensor) -> Tensor:
         """``[B, T, C, H, W]`` → per-frame features ``[B, T, D]`` (after temporal context, if any)."""
         b, t = x.shape[:2]
-        f = self.frames(x.flatten(0, 1)).view(b, t, -1)
+        # [B, T, D]: features a frozen frame encoder already computed (the feature cache); skip it
+        f = x if x.ndim == 3 else self.frames(x.flatten(0, 1)).view(b, t, -1)
         return self.temporal(f) if self.temporal is not None else f
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,6 +1,7 @@
 """The LightningModule: one shared video/text backbone, a separate embedding space per level."""
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from typing import Any
@@ -93,6 +94,23 @@ class HierarchicalVLM(pl.LightningModule):
         if self.backbone is not None:
             return self.backbone.preprocess
         return getattr(self.video.frames, "preprocess", None)  # a pretrained HF vision encoder's own
+
+    def frozen_frame_encoder(self):
+        """``(fingerprint, module)`` of the frame encoder when none of it trains (its features can be cached),
+        else None; the fingerprint hashes its weights, so a cache of another model is never read."""
+        if self.backbone is None:
+            return None
+        frames = self.video.frames
+        bb = self.backbone
+        vision = [p for n, p in bb.named_parameters() if n.startswith(("vision", "resnet", "global_embedder"))]
+        if not vision or any(p.requires_grad for p in vision):
+            return None
+        import hashlib
+
+        h = hashlib.sha256(json.dumps(bb.spec().get("configs", bb.kind), sort_keys=True, default=str).encode())
+        for p in vision:
+            h.update(p.detach().cpu().numpy().tobytes())
+        return h.hexdigest(), frames
 
     @property
     def embed_dim(self) -> int:
