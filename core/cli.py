@@ -21,6 +21,11 @@ MODULE_COMMANDS = {
     "index": ("hvl.core.search.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.query", "search an index with a text query: ranked videos and their best moments"),
     "bugsearch-eval": ("hvl.core.search.evaluate", "evaluate text -> video search on a query set (recall@k, mAP)"),
+    "wise-ft": ("hvl.core.models.wiseft", "weight-space ensemble of a fine-tuned checkpoint and its zero-shot model"),
+    "prepare": ("hvl.core.data.prepare.command",
+                "raw videos + transcripts (+ chapters, abstracts) -> train/val/test manifests and a report"),
+    "probe": ("hvl.core.data.probe", "what hvl sees in each video (codec, size, rotation, frame rate, decoder)"),
+    "serve": ("hvl.core.search.serve.command", "search and review web app over an index (127.0.0.1 by default)"),
     "recipes": ("hvl.core.recipes", "list the shipped recipes (`--config <domain>/<name>`), or copy one out to edit"),
     "notebook": ("hvl.core.notebooks", "list the shipped notebooks, or copy one out to run with papermill"),
 }

@@ -49,3 +49,24 @@ def test_search_quick_reports_latency_and_recall():
     assert out["ann"]["kind"] == "ivf" and out["ann"]["build_seconds"] > 0 and out["ann"]["index_mib"] > 0
     assert out["ann"]["recall_at_10"] >= 0.9 and out["video_search"]["ann"]["recall_at_10_vs_exact"] >= 0.9
     assert isinstance(out["meets_target"], bool) and out["target"] == {"p50_ms": 10.0, "recall_at_10": 0.95}
+
+
+def test_decoders_quick_reports_ratios(tmp_path):
+    out = run_bench("decoders.py", "--quick", "--repeats", "1", "--work", str(tmp_path), timeout=300)
+    b = out["backends"]
+    assert b["decord"]["segments_frames_per_s"] > 0 and b["pyav"]["sequential_frames_per_s"] > 0
+    assert set(b["ratio_pyav_vs_decord"]) == {"segments_frames_per_s", "sequential_frames_per_s"}
+    runs = out["long_video"]["runs"]
+    # 6 s at 1 fps: every pattern keeps the same 6 frames, and says how its memory went
+    assert {r["frames"] for r in runs.values()} == {6}
+    assert all(r["rss_mb"]["peak"] >= r["rss_mb"]["start"] > 0 for r in runs.values())
+    assert out["long_video"]["ratio_hvl_decord_vs_sequential"] > 0
+
+
+def test_serve_load_quick_reports_latency_and_no_errors(tmp_path):
+    out = run_bench("serve_load.py", "--quick", "--work", str(tmp_path), timeout=300)
+    assert out["benchmark"] == "serve_load" and out["config"]["clients"] == 2 and out["config"]["queries"] == 20
+    for run in ("in_process", "http_1_client", "http_concurrent"):
+        assert 0 < out[run]["p50_ms"] <= out[run]["p95_ms"], run
+    assert out["http_concurrent"]["requests"] == 20 and out["http_concurrent"]["errors"] == 0
+    assert out["no_request_failed"] is True and out["ratios"]["http_1_client_p50_vs_in_process"] > 0

@@ -65,8 +65,22 @@ def test_batch_is_clipped_to_available_samples_and_rejects_singletons():
     assert s.batch["video"] == 2
     import pytest
     from hvl.core.errors import HVLInputError
-    with pytest.raises(HVLInputError, match="fewer than 2 per device"):
-        LevelScheduleSampler(_items(n_video=3), LEVELS, world_size=2)
+    with pytest.raises(HVLInputError, match=">= 2 in all and >= 1 per device"):
+        LevelScheduleSampler(_items(n_video=3), LEVELS, world_size=4)
+    with pytest.raises(HVLInputError, match="level 'video' has 1 sample"):
+        LevelScheduleSampler(_items(n_video=1), LEVELS, world_size=1)
+
+
+def test_two_samples_on_two_devices_make_one_global_batch():
+    """A 2-video validation set on 2 devices: one sample per rank, both videos in the (gathered) batch."""
+    shards = [list(LevelScheduleSampler(_items(n_video=2), LEVELS, shuffle=False, rank=r, world_size=2))
+              for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) >= 1
+    for b0, b1 in zip(*shards):
+        v0 = [k[0] for k in b0 if k[0].level == "video"]
+        v1 = [k[0] for k in b1 if k[0].level == "video"]
+        if v0 or v1:
+            assert len(v0) == len(v1) == 1 and {v0[0].video, v1[0].video} == {0, 1}
 
 
 def test_collate_groups_levels_and_pads_texts():

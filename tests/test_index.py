@@ -35,9 +35,9 @@ def fast_load(monkeypatch, ckpt):
     cache = {}
     real = ckpt_mod.load_model
 
-    def cached(path, map_location="cpu"):
+    def cached(path, map_location="cpu", trust_remote_code=False):
         if str(path) not in cache:
-            cache[str(path)] = real(path, map_location)
+            cache[str(path)] = real(path, map_location, trust_remote_code)
         return cache[str(path)]
 
     monkeypatch.setattr(ckpt_mod, "load_model", cached)

@@ -1,8 +1,10 @@
 """Raw material → decoded, transformed frames and texts.
 
-Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`),
+Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`) and the
+video decoders behind it (:mod:`.decoders`; what each reads is shown by `hvl probe`, :mod:`.probe`),
 frame transforms (:mod:`.transforms`), evaluation datasets and their checks (:mod:`.datasets`), and the
-hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`). May import only the
+hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`); raw videos and transcripts turned
+into manifests by :mod:`.prepare` (``hvl prepare``). May import only the
 leaves of :mod:`hvl.core` (errors, io, registry); never models, evaluation, search or the CLI.
 """
 from .._lazy import lazy_exports
@@ -10,13 +12,15 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["ClipSegment", "Manifest", "PhaseSegment", "PromptClass", "PromptFile", "VideoRecord",
                      "load_manifest", "load_prompt_file", "write_manifest"], "schema"),
-    **dict.fromkeys(["BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "ReaderCache", "Video",
-                     "open_source", "read_frames", "write_video"], "video"),
+    **dict.fromkeys(["BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "PyAVVideo", "ReaderCache",
+                     "Video", "open_source", "read_frames", "write_video"], "video"),
+    **dict.fromkeys(["BACKENDS", "StreamInfo", "choose_backend", "stream_info"], "decoders"),
     "FrameTransform": "transforms",
-    **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "load_videos", "manifest_videos", "probe_video",
-                     "probe_videos"], "datasets"),
+    **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "describe_video", "format_probe_table",
+                     "load_videos", "manifest_videos", "probe_video", "probe_videos"], "datasets"),
     **dict.fromkeys(["LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "LevelConfig",
                      "LevelScheduleSampler", "collate"], "datamodule"),
+    "PrepareConfig": "prepare",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

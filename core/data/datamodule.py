@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from ..errors import HVLInputError, format_validation_error
-from .datasets import probe_videos
+from .datasets import format_probe_table, probe_videos
 from .schema import Manifest, VideoRecord, load_manifest
-from .transforms import FrameTransform
-from .video import ReaderCache, Video, open_source
+from .cache import FeatureCache
+from .transforms import FrameTransform, Preprocess
+from .video import ReaderCache
 
 LEVELS = ("clip", "phase", "video")
 
@@ -99,25 +100,52 @@ class HierarchicalDataset(Dataset):
     """``dataset[(Item, seed)]`` → one sample of its level: frames plus the texts it pairs with."""
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
-                 augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1):
-        """``augment``: training-time augmentation settings; ``None`` (validation) = none."""
+                 augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1,
+                 preprocess: Preprocess | None = None, video_backend: str = "auto"):
+        """``augment``: training-time augmentation settings; ``None`` (validation) = none. ``preprocess``: a
+        pretrained model's frame preprocessing (default: squash to ``image_size``², ImageNet mean/std)."""
+        self.video_backend = video_backend
         self.manifest, self.levels, self.augment = manifest, levels, augment
         self.max_texts, self.max_children = max_texts, max_children
-        self.transform = FrameTransform(image_size, train=augment is not None,
+        pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=augment is not None, preprocess=pre,
                                         **(augment.model_dump() if augment else {}))
-        self.decode_size = (image_size, image_size)
+        self.decode_size = pre.decode_size
+        self._eval_transform = FrameTransform(image_size, train=False, preprocess=pre)
         self._readers: ReaderCache | None = None
         self._cache_size = reader_cache
+        self.features: FeatureCache | None = None  # set by the DataModule when the frame encoder is frozen
+        self._record: dict[str, set[int]] | None = None
 
     def _video(self, rec: VideoRecord):
         if self._readers is None:  # opened lazily so each DataLoader worker gets its own decoders
-            self._readers = ReaderCache(self._cache_size, size=self.decode_size)
+            self._readers = ReaderCache(self._cache_size, size=self.decode_size, backend=self.video_backend)
         return self._readers(self.manifest.resolve(rec))
 
     def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> torch.Tensor:
-        raw = self._video(rec).read(start, end, num=num)
+        idx = self._video(rec).indices(start, end, num=num)
+        if self._record is not None:  # collecting what the schedule reads (to build the feature cache)
+            self._record.setdefault(rec.video_id, set()).update(idx)
+            return torch.zeros(0)
+        if self.features is not None:  # a frozen frame encoder's features instead of pixels: [T, D]
+            return self.features.get(rec.video_id, idx)
+        raw = self._video(rec).source.get(idx)
         self.transform.set_random_state(seed)
         return self.transform(raw)
+
+    def frames_read(self, items: list[Item]) -> dict[str, list[int]]:
+        """Per video id, every frame index these items read (sampling is deterministic: bin centres)."""
+        self._record = {}
+        try:
+            for it in items:
+                self[(it, 0)]
+            return {k: sorted(v) for k, v in self._record.items()}
+        finally:
+            self._record = None
+
+    def read_preprocessed(self, rec: VideoRecord, indices: list[int]) -> torch.Tensor:
+        """Frames ``indices`` of ``rec``, decoded and preprocessed without augmentation: ``[n, 3, H, W]``."""
+        return self._eval_transform(self._video(rec).source.get(indices))
 
     def __getitem__(self, key: tuple[Item, int]) -> dict[str, Any]:
         item, seed = key
@@ -177,7 +205,8 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
     """Yields one step's keys: for each level due at this step, ``batch_size`` items of this rank's shard.
 
     Each level walks its own seeded permutation (reshuffled when exhausted), shared by all
-    ranks; rank ``r`` takes slice ``r`` of each global batch. The epoch length is set by the
+    ranks; rank ``r`` takes slice ``r`` of each global batch (one sample per rank is allowed: the
+    losses gather across ranks). The epoch length is set by the
     most frequent level's data (or ``steps_per_epoch``).
     """
 
@@ -185,11 +214,15 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
                  seed: int = 0, rank: int = 0, world_size: int = 1, steps_per_epoch: int | None = None):
         self.items, self.shuffle, self.seed = items, shuffle, seed
         self.rank, self.world = rank, world_size
+        # The losses gather every rank's embeddings, so the contrastive batch is the global one: it needs
+        # >= 2 samples in all, and on several devices one per device is enough (the demos' 2-video
+        # validation sets on 2 devices). Every rank takes the same share, as the gather requires.
         self.batch = {lv: min(cfg.batch_size, len(items[lv]) // world_size) for lv, cfg in levels.items()}
         for lv, b in self.batch.items():
-            if b < 2:
-                raise HVLInputError(f"level '{lv}' has {len(items[lv])} samples for {world_size} device(s): "
-                                    "fewer than 2 per device; add data or train on fewer devices")
+            if b < 1 or b * world_size < 2:
+                raise HVLInputError(f"level '{lv}' has {len(items[lv])} sample(s) for {world_size} device(s): a "
+                                    f"contrastive batch needs >= 2 in all and >= 1 per device; add data or "
+                                    "train on fewer devices")
         self.every = {lv: cfg.every for lv, cfg in levels.items()}
         self.per_video = {lv: cfg.per_video for lv, cfg in levels.items()}
         lead = min(self.every, key=lambda lv: (self.every[lv], -len(items[lv])))
@@ -273,11 +306,19 @@ class HVLDataModule(pl.LightningDataModule):
     def __init__(self, train: str, val: str | None = None, schedule: dict[str, dict[str, int]] | None = None,
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
                  steps_per_epoch: int | None = None, seed: int = 0, augment: bool | dict[str, Any] = True,
-                 on_bad_video: Literal["error", "skip", "ignore"] = "error"):
+                 on_bad_video: Literal["error", "skip", "ignore"] = "error",
+                 video_backend: Literal["auto", "decord", "pyav"] = "auto", feature_cache: str | None = None):
         """``on_bad_video``: every video is opened once at setup; an unusable one stops the run
         (``error``) or is left out and listed in ``data/skipped_videos.json`` in the MLflow run
-        (``skip``). ``ignore`` skips the check (huge datasets already vetted).
-        ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`."""
+        (``skip``). ``ignore`` skips the check (huge datasets already vetted). What the check saw
+        (codec, size, rotation, frame rate, decoder per video) is printed as a table and stored as
+        ``data/video_probe.json`` in the MLflow run.
+        ``video_backend``: which decoder reads the videos; ``auto`` takes decord where it is
+        frame-exact and PyAV for the rest (see :mod:`hvl.core.data.decoders`).
+        ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`.
+        ``feature_cache``: a folder; when the model's frame encoder is frozen (``model.backbone.image_unlocked: 0``),
+        the frames the schedule reads are encoded once into it (:mod:`hvl.core.data.cache`) and training reads
+        those features instead of decoding video. Needs ``augment: false`` (features of unaugmented frames)."""
         super().__init__()
         self.save_hyperparameters()
         raw = DEFAULT_SCHEDULE if schedule is None else schedule
@@ -287,20 +328,41 @@ class HVLDataModule(pl.LightningDataModule):
         self.levels = {lv: LevelConfig(**raw[lv]) for lv in LEVELS if lv in raw}
         self.augment = augment_config(augment)
 
+    @property
+    def preprocess(self) -> Preprocess:
+        """The model's own preprocessing when it starts from a pretrained backbone, else ``image_size``² squares."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        pre = getattr(model, "preprocess", None)
+        return pre if pre is not None else Preprocess.square(self.hparams.image_size)
+
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         h = self.hparams
         self._dist = (rank, world)
+        self._tell_ddp_about_skipped_levels()
         if stage in (None, "fit"):
             self.train_set = self._dataset(h.train, augment=self.augment)
         if h.val and stage in (None, "fit", "validate"):
             self.val_set = self._dataset(h.val, augment=None)
 
+    def _tell_ddp_about_skipped_levels(self) -> None:
+        """A level trained every N > 1 steps is missing from the other steps, and so are its heads' gradients.
+        DDP then stops at the next step (it waits for gradients that never come) unless it is told to look for
+        unused parameters. Set here, before the strategy wraps the model, so ``--trainer.strategy ddp`` is
+        enough; gradients of skipped heads stay None, exactly as on one device."""
+        strategy = getattr(self.trainer, "strategy", None)
+        kwargs = getattr(strategy, "_ddp_kwargs", None)  # Lightning's DDPStrategy keeps DDP's arguments here
+        if isinstance(kwargs, dict) and any(cfg.every > 1 for cfg in self.levels.values()):
+            kwargs.setdefault("find_unused_parameters", True)
+
     def _dataset(self, path: str, augment: Augment | None) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
         m = load_manifest(path)
-        if self.hparams.on_bad_video != "ignore":
-            good, bad = probe_videos(m)
+        h = self.hparams
+        if h.on_bad_video != "ignore":
+            report: list[dict[str, Any]] = []
+            good, bad = probe_videos(m, h.video_backend, self.preprocess.decode_size, report)
+            self._report_probe(m.file, report)
             if bad and self.hparams.on_bad_video == "error":
                 b = bad[0]
                 raise HVLInputError(f"{m.file}: video '{b['video_id']}' ({b['path']}): {b['reason']}\n"
@@ -309,9 +371,56 @@ class HVLDataModule(pl.LightningDataModule):
             if bad:
                 self._report_skipped(m.file, bad)
                 m = Manifest(file=m.file, videos=good)
-        return (HierarchicalDataset(m, self.levels, self.hparams.image_size, augment=augment,
-                                    max_texts=self.hparams.max_texts, max_children=self.hparams.max_children),
-                build_items(m, self.levels))
+        ds = HierarchicalDataset(m, self.levels, h.image_size, augment=augment, max_texts=h.max_texts,
+                                 max_children=h.max_children, video_backend=h.video_backend, preprocess=self.preprocess)
+        items = build_items(m, self.levels)
+        if h.feature_cache:
+            self._attach_features(ds, items, augment)
+        return ds, items
+
+    def _attach_features(self, ds: HierarchicalDataset, items: dict[str, list[Item]], augment: Augment | None) -> None:
+        """Encode (once) every frame the schedule reads with the model's frozen frame encoder; the dataset then
+        serves those features. Each rank builds every ``world``-th video, then all wait for the whole cache."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        frozen = getattr(model, "frozen_frame_encoder", None)
+        enc = frozen() if callable(frozen) else None
+        if enc is None:
+            raise HVLInputError("data.feature_cache is set but the model's frame encoder trains (features would go "
+                                "stale): freeze it (model.backbone.image_unlocked: 0) or drop data.feature_cache")
+        if augment is not None:
+            raise HVLInputError("data.feature_cache caches features of unaugmented frames: set data.augment: false, "
+                                "or drop data.feature_cache to decode (and augment) every step")
+        fingerprint, module = enc
+        cache = FeatureCache(self.hparams.feature_cache, fingerprint, self.preprocess.model_dump(mode="json"))
+        rank, world = self._dist
+        needed = ds.frames_read([it for lv in items.values() for it in lv])
+        recs = {r.video_id: r for r in ds.manifest.videos}
+        mine = {v: (recs[v], idx) for k, (v, idx) in enumerate(sorted(needed.items())) if k % world == rank}
+        device = torch.device("cpu")
+        if self.trainer is not None:  # encode where training will run (Lightning moves the model there anyway)
+            device = self.trainer.strategy.root_device
+            model.to(device)
+        cache.build(mine, ds.read_preprocessed, lambda x: module(x.to(device)), progress=rank == 0)
+        if self.trainer is not None and world > 1:
+            self.trainer.strategy.barrier("feature_cache")
+        ds.features = cache
+
+    def _report_probe(self, manifest: Path, rows: list[dict[str, Any]]) -> None:
+        """The probe's table in the log (rank 0; 40 lines at most) and every row in the MLflow run."""
+        from pytorch_lightning.utilities import rank_zero_info
+
+        self.probe = getattr(self, "probe", {})
+        self.probe[str(manifest)] = rows
+        rank_zero_info(f"videos of {manifest}:\n{format_probe_table(rows, limit=40)}")
+        self._log_json({"manifests": self.probe}, "data/video_probe.json")
+
+    def _log_json(self, obj: dict[str, Any], name: str) -> None:
+        if self.trainer is None or self.trainer.global_rank != 0:
+            return
+        for logger in self.trainer.loggers:
+            run_id = getattr(logger, "run_id", None)
+            if run_id and hasattr(logger.experiment, "log_dict"):
+                logger.experiment.log_dict(run_id, obj, name)
 
     def _report_skipped(self, manifest: Path, bad: list[dict[str, str]]) -> None:
         import warnings
@@ -319,10 +428,7 @@ class HVLDataModule(pl.LightningDataModule):
         self.skipped = getattr(self, "skipped", []) + [{"manifest": str(manifest), **b} for b in bad]
         warnings.warn(f"{manifest}: skipping {len(bad)} unusable video(s): "
                       + ", ".join(b["video_id"] for b in bad[:10]), stacklevel=2)
-        for logger in self.trainer.loggers if self.trainer else []:
-            run_id = getattr(logger, "run_id", None)
-            if run_id and hasattr(logger.experiment, "log_dict"):
-                logger.experiment.log_dict(run_id, {"skipped": self.skipped}, "data/skipped_videos.json")
+        self._log_json({"skipped": self.skipped}, "data/skipped_videos.json")
 
     def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool,
                 only: str | None = None) -> DataLoader:

@@ -1,7 +1,10 @@
-"""Frame access behind one interface: decord for video files, image folders for frame dumps.
+"""Frame access behind one interface: decoders for video files (:mod:`.decoders`), image folders for frame dumps.
 
-Time convention: frame ``i`` covers ``[i / fps, (i + 1) / fps)``; a timestamp ``t``
-maps to frame ``floor(t * fps)``. Readers return ``uint8`` tensors ``[T, H, W, 3]``.
+Time convention: presentation time is the truth. Every source reports each frame's presentation
+timestamp (``pts``, seconds from its first frame); frame ``i`` is shown from ``pts[i]`` until
+``pts[i + 1]``, so a time ``t`` maps to the last frame with ``pts <= t``. Constant-rate sources
+(nearly all) take the fast path ``floor(t * fps)``, which is the same frame. Readers return upright
+``uint8`` tensors ``[T, H, W, 3]``.
 """
 from __future__ import annotations
 
@@ -15,11 +18,18 @@ import numpy as np
 import torch
 
 from ..errors import HVLInputError
+from .decoders import BACKENDS, DecordVideo, PyAVVideo, choose_backend, open_video, stream_info
+
+__all__ = ["BACKENDS", "BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "PyAVVideo", "ReaderCache",
+           "Video", "choose_backend", "open_source", "read_frames", "stream_info", "write_video"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class FrameSource(Protocol):
+    """What a reader offers. ``pts`` (float seconds per frame), ``constant_rate`` and ``backend`` are
+    optional: a source without them is taken as constant-rate with frame ``i`` at ``i / fps``."""
+
     path: Path
     fps: float
 
@@ -27,62 +37,18 @@ class FrameSource(Protocol):
     def get(self, indices: list[int]) -> torch.Tensor: ...
 
 
-class DecordVideo:
-    def __init__(self, path: Path, fps: float | None = None, size: tuple[int, int] | None = None):
-        import decord
-
-        if not path.is_file():
-            raise HVLInputError(f"{path}: video file not found")
-        if path.stat().st_size == 0:
-            raise HVLInputError(f"{path}: video file is empty (0 bytes); re-export or remove it")
-        kw = {"width": size[1], "height": size[0]} if size else {}
-        try:
-            self._vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kw)
-        except Exception as e:  # decord raises bare DECORDError with C++ context
-            raise HVLInputError(f"{path}: cannot decode video ({str(e).splitlines()[0][:200]}); "
-                                "check the file is a complete H.264/MPEG-4 video") from None
-        self.path = path
-        native = float(self._vr.get_avg_fps())
-        self.fps = fps or native
-        if not math.isfinite(self.fps) or self.fps <= 0:
-            raise HVLInputError(f"{path}: video reports no frame rate; set 'fps' for this source")
-
-    def __len__(self) -> int:
-        return len(self._vr)
-
-    def get(self, indices: list[int]) -> torch.Tensor:
-        try:
-            frames = torch.from_numpy(self._vr.get_batch(list(indices)).asnumpy())
-        except Exception as e:
-            raise HVLInputError(f"{self.path}: failed to decode frames {indices[:4]}… "
-                                f"({str(e).splitlines()[0][:200]})") from None
-        self._park()
-        return frames
-
-    def _park(self) -> None:
-        """Stop decord's decoder thread between reads.
-
-        ``get_batch`` queues packets faster than its decoder thread consumes them, and after it
-        returns that thread goes on decoding (and colour-converting) the queued packets for up
-        to a second, using a core that the transforms, the other loader workers or the model
-        need (measured: ~0.5 core-seconds after a 4-frame read). A seek to frame 0 joins the
-        thread and drops its queue; the next read seeks anyway, and from frame 0 decord skips
-        its rewind-to-start step.
-        """
-        try:
-            self._vr.seek(0)
-        except Exception:  # only an optimisation: the frames are already read
-            pass
-
-
 class FrameFolder:
     """One image per frame, sorted by name (PHOENIX-2014T ships PNG frames like this)."""
+
+    backend = "frames"
+    constant_rate = True
 
     def __init__(self, path: Path, fps: float = 25.0, size: tuple[int, int] | None = None):
         self.path, self.fps, self.size = path, float(fps), size
         self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise HVLInputError(f"{path}: frame folder has no {'/'.join(IMAGE_SUFFIXES)} images")
+        self.pts = np.arange(len(self.files)) / self.fps  # a folder has no timestamps: its rate is the truth
 
     def __len__(self) -> int:
         return len(self.files)
@@ -102,11 +68,26 @@ class FrameFolder:
         return torch.from_numpy(np.stack(out))
 
 
-def open_source(path: str | Path, fps: float | None = None, size: tuple[int, int] | None = None) -> FrameSource:
+def _folder_fps(path: Path) -> float:
+    """A frame folder's rate: ``frames.json`` written beside the frames (``hvl prepare --frames``), else 25."""
+    meta = path / "frames.json"
+    if meta.is_file():
+        import json
+
+        try:
+            return float(json.loads(meta.read_text())["fps"])
+        except (ValueError, KeyError, TypeError):
+            raise HVLInputError(f"{meta}: expected a JSON object with a numeric 'fps'") from None
+    return 25.0
+
+
+def open_source(path: str | Path, fps: float | None = None, size: tuple[int, int] | None = None,
+                backend: str = "auto") -> FrameSource:
+    """A reader for a video file (``backend``: auto | decord | pyav, see :mod:`.decoders`) or a frame folder."""
     path = Path(path)
     if path.is_dir():
-        return FrameFolder(path, fps=fps or 25.0, size=size)
-    return DecordVideo(path, fps=fps, size=size)
+        return FrameFolder(path, fps=fps or _folder_fps(path), size=size)
+    return open_video(path, fps=fps, size=size, backend=backend)
 
 
 class Video:
@@ -123,9 +104,22 @@ class Video:
     def num_frames(self) -> int:
         return len(self.source)
 
-    @property
+    @cached_property
+    def pts(self) -> np.ndarray:
+        """float64 ``[N]``: each frame's presentation time in seconds."""
+        pts = getattr(self.source, "pts", None)
+        return np.arange(self.num_frames) / self.fps if pts is None else np.asarray(pts, np.float64)
+
+    @cached_property
+    def constant_rate(self) -> bool:
+        return bool(getattr(self.source, "constant_rate", True))
+
+    @cached_property
     def duration(self) -> float:
-        return self.num_frames / self.fps
+        """Until the last frame stops being shown."""
+        if self.constant_rate or self.num_frames < 2:
+            return self.num_frames / self.fps
+        return float(self.pts[-1] + (self.pts[-1] - self.pts[-2]))
 
     def indices_at_fps(self, start: float, end: float, fps: float) -> list[int]:
         """Frames at times ``start, start + 1/fps, …`` strictly before ``end``."""
@@ -138,18 +132,31 @@ class Video:
         return [self.index_at(start + (k + 0.5) * step) for k in range(num)]
 
     def index_at(self, t: float) -> int:
-        return min(max(int(math.floor(t * self.fps + 1e-6)), 0), self.num_frames - 1)
+        """The frame presented at time ``t``: the last one with ``pts <= t`` (clamped to the video)."""
+        if self.constant_rate:  # fast path; the same frame as the timestamps give
+            i = int(math.floor(t * self.fps + 1e-6))
+        else:
+            i = int(np.searchsorted(self.pts, t + 1e-6, side="right")) - 1
+        return min(max(i, 0), self.num_frames - 1)
 
-    def read(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
-             num: int | None = None) -> torch.Tensor:
+    def time_of(self, index: int) -> float:
+        """When frame ``index`` starts being shown (its presentation timestamp, seconds)."""
+        return float(self.pts[index])
+
+    def indices(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
+                num: int | None = None) -> list[int]:
+        """The frames :meth:`read` decodes for this time range (at ``fps``, or ``num`` uniform samples)."""
         if (fps is None) == (num is None):
             raise ValueError("give exactly one of fps= or num=")
         end = self.duration if end is None else min(end, self.duration)
         if start >= end:
             raise HVLInputError(f"{self.source.path}: time range [{start}, {end}) is empty "
                                 f"(video lasts {self.duration:.2f}s)")
-        idx = self.indices_at_fps(start, end, fps) if fps else self.indices_uniform(start, end, num)
-        return self.source.get(idx)
+        return self.indices_at_fps(start, end, fps) if fps else self.indices_uniform(start, end, num)
+
+    def read(self, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
+             num: int | None = None) -> torch.Tensor:
+        return self.source.get(self.indices(start, end, fps=fps, num=num))
 
 
 class ReaderCache:
@@ -161,8 +168,8 @@ class ReaderCache:
     keeps one, and samplers order work by video.
     """
 
-    def __init__(self, capacity: int = 1, size: tuple[int, int] | None = None):
-        self.capacity, self.size = capacity, size
+    def __init__(self, capacity: int = 1, size: tuple[int, int] | None = None, backend: str = "auto"):
+        self.capacity, self.size, self.backend = capacity, size, backend
         self._open: OrderedDict[str, Video] = OrderedDict()
 
     def __call__(self, path: str | Path, fps: float | None = None) -> Video:
@@ -170,7 +177,7 @@ class ReaderCache:
         if key in self._open:
             self._open.move_to_end(key)
             return self._open[key]
-        v = Video(open_source(path, fps=fps, size=self.size))
+        v = Video(open_source(path, fps=fps, size=self.size, backend=self.backend))
         self._open[key] = v
         if len(self._open) > self.capacity:
             self._open.popitem(last=False)
@@ -178,8 +185,8 @@ class ReaderCache:
 
 
 def read_frames(path: str | Path, start: float = 0.0, end: float | None = None, *, fps: float | None = None,
-                num: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
-    return Video(open_source(path, size=size)).read(start, end, fps=fps, num=num)
+                num: int | None = None, size: tuple[int, int] | None = None, backend: str = "auto") -> torch.Tensor:
+    return Video(open_source(path, size=size, backend=backend)).read(start, end, fps=fps, num=num)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18, keyframe_every: int = 10) -> Path:

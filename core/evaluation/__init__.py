@@ -7,8 +7,9 @@ May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves; never se
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(["ZeroShotConfig", "check_inputs", "class_embeddings", "evaluate", "predict",
-                     "sample_eval_frames", "summarize"], "zeroshot"),
+    **dict.fromkeys(["PREDICTIONS_FORMAT", "ZeroShotConfig", "check_inputs", "class_embeddings", "eval_frame_times",
+                     "evaluate", "predict", "sample_eval_frames", "smooth_mode", "summarize", "write_predictions"],
+                    "zeroshot"),
     **dict.fromkeys(["mean_over_videos", "phase_metrics"], "metrics"),
     **dict.fromkeys(["RetrievalConfig", "embed_sentences", "embed_videos", "evaluate_retrieval",
                      "group_by_sentence", "retrieval_metrics", "retrieval_ranks", "summarize_ranks"], "retrieval"),

@@ -103,11 +103,12 @@ def _span(rec: VideoRecord, video) -> tuple[float, float]:
 class _VideoFrames:
     """Video ``i`` → ``num`` frames sampled uniformly over its span, as the training loader does."""
 
-    def __init__(self, videos: list[tuple[VideoRecord, Path]], num: int, image_size: int):
-        from ..data.transforms import FrameTransform
+    def __init__(self, videos: list[tuple[VideoRecord, Path]], num: int, image_size: int, preprocess=None):
+        from ..data.transforms import FrameTransform, Preprocess
 
-        self.videos, self.num, self.size = videos, num, image_size
-        self.transform = FrameTransform(image_size, train=False)
+        self.videos, self.num = videos, num
+        self.pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=False, preprocess=self.pre)
         self._readers = None
 
     def __len__(self) -> int:
@@ -117,7 +118,7 @@ class _VideoFrames:
         from ..data.video import ReaderCache
 
         if self._readers is None:  # per DataLoader worker
-            self._readers = ReaderCache(size=(self.size, self.size))
+            self._readers = ReaderCache(size=self.pre.decode_size)
         rec, path = self.videos[i]
         v = self._readers(path)
         start, end = _span(rec, v)
@@ -125,13 +126,15 @@ class _VideoFrames:
 
 
 def embed_videos(model, videos: list[tuple[VideoRecord, Path]], level: str, frames: int, image_size: int,
-                 batch_size: int = 16, num_workers: int = 2, progress: bool = True) -> tuple[Tensor, Tensor]:
+                 batch_size: int = 16, num_workers: int = 2, progress: bool = True,
+                 preprocess=None) -> tuple[Tensor, Tensor]:
     """Per-frame ``[V, T, E]`` and pooled ``[V, E]`` embeddings of every video."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    loader = DataLoader(_VideoFrames(videos, frames, image_size), batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(_VideoFrames(videos, frames, image_size, preprocess), batch_size=batch_size,
+                        num_workers=num_workers)
     per_frame, pooled = [], []
     with torch.no_grad():
         for x in tqdm(loader, desc="videos", unit="batch", disable=not progress):
@@ -158,7 +161,7 @@ def embed_sentences(model, sentences: list[str], level: str, chunk: int = 256) -
 
 def evaluate_retrieval(model, videos: list[tuple[VideoRecord, Path]], level: str = "video",
                        similarity: str = "model", frames: int = 16, image_size: int = 64, batch_size: int = 16,
-                       num_workers: int = 2, progress: bool = True) -> dict[str, Any]:
+                       num_workers: int = 2, progress: bool = True, preprocess=None) -> dict[str, Any]:
     """Embed, score every sentence against every video, rank; metrics plus what was measured."""
     import torch
 
@@ -171,7 +174,7 @@ def evaluate_retrieval(model, videos: list[tuple[VideoRecord, Path]], level: str
     model.eval()
     sentences, of_video = group_by_sentence([rec.texts[0] for rec, _ in videos])
     kind = similarity if similarity != "model" else ("finegrained" if level in model.finegrained else "global")
-    vf, vg = embed_videos(model, videos, level, frames, image_size, batch_size, num_workers, progress)
+    vf, vg = embed_videos(model, videos, level, frames, image_size, batch_size, num_workers, progress, preprocess)
     tt, tm, tg = embed_sentences(model, sentences, level)
     with torch.no_grad():
         sim = model.pair_scores(level, vf, vg, tt, tm, tg, kind).T.float().cpu()   # [S, V]
@@ -194,7 +197,9 @@ def format_table(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="retrieval YAML (see recipes/sign/*_retrieval.yaml)")
-    p.add_argument("--ckpt", required=True)
+    from ..models.checkpoint import add_model_arguments
+
+    add_model_arguments(p)
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--similarity", choices=["model", "global", "finegrained"], help="override the config's")
     p.add_argument("--level", help="override the config's embedding level (e.g. video, clip)")
@@ -203,11 +208,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
 
     from ..data.datasets import check_videos, load_videos
     from ..io import load_config, write_json
-    from ..models.checkpoint import load_model
+    from ..models.checkpoint import load_for_eval, preprocess_of
 
     cfg = load_config(args.config, RetrievalConfig)
     if args.level:
@@ -217,17 +221,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_videos(videos)  # data errors first: cheaper to find than a model is to load
     if len(videos) < 2:
         raise HVLInputError(f"{cfg.dataset.path}: retrieval needs at least 2 videos, got {len(videos)}")
-    model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
+    model, meta = load_for_eval(args.ckpt, args.model, args.text_model, args.trust_remote_code)
     if cfg.level not in model.video_heads:
-        raise HVLInputError(f"{args.ckpt}: level '{cfg.level}' (from {'--level' if args.level else args.config}) "
+        raise HVLInputError(f"{args.ckpt or args.model}: level '{cfg.level}' (from {'--level' if args.level else args.config}) "
                             f"is not one this checkpoint was trained with; use one of {list(model.video_heads)}")
     schedule = meta.get("schedule") or {}
     frames = cfg.frames or (schedule.get(cfg.level) or {}).get("frames") or 16
-    image_size = cfg.image_size or meta.get("image_size") or 64
+    pre = preprocess_of(meta, cfg.image_size)
     t0 = time.perf_counter()
-    result = evaluate_retrieval(model, videos, cfg.level, similarity, frames=frames, image_size=image_size,
-                                batch_size=cfg.batch_size, num_workers=cfg.num_workers, progress=not args.no_progress)
-    result.update(checkpoint=str(args.ckpt), dataset=cfg.dataset.path, seconds=round(time.perf_counter() - t0, 2))
+    result = evaluate_retrieval(model, videos, cfg.level, similarity, frames=frames, image_size=pre.output_size[0],
+                                batch_size=cfg.batch_size, num_workers=cfg.num_workers, progress=not args.no_progress,
+                                preprocess=pre)
+    result.update(checkpoint=str(args.ckpt or args.model), pretrained=args.model is not None,
+                  preprocess=pre.model_dump(mode="json"), dataset=cfg.dataset.path, seconds=round(time.perf_counter() - t0, 2))
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(args.json, result)}")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,14 +23,14 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import DatasetSpec, Resolved, check_videos, load_videos
 from ..data.schema import PromptFile, load_prompt_file
-from ..data.transforms import FrameTransform
+from ..data.transforms import FrameTransform, Preprocess
 from ..data.video import ReaderCache
 from ..errors import HVLInputError
 from ..io import load_config, write_json
-from .metrics import mean_over_videos, phase_metrics
+from .metrics import PHASE_METRICS, mean_over_videos, phase_metrics
 
-__all__ = ["ZeroShotConfig", "check_inputs", "class_embeddings", "evaluate", "format_table", "predict",
-           "sample_eval_frames", "summarize"]
+__all__ = ["PREDICTIONS_FORMAT", "ZeroShotConfig", "check_inputs", "class_embeddings", "eval_frame_times", "evaluate",
+           "format_table", "predict", "sample_eval_frames", "smooth_mode", "summarize", "write_predictions"]
 
 
 class ZeroShotConfig(BaseModel):
@@ -41,6 +43,7 @@ class ZeroShotConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
     image_size: int | None = Field(None, description="default: the training data module's image_size")
+    video_backend: Literal["auto", "decord", "pyav"] = Field("auto", description="decoder (see hvl.core.data.decoders)")
     experiment: str = "hvl-zeroshot"
 
 
@@ -69,10 +72,11 @@ def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
 class _FrameChunks(Dataset):
     """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
 
-    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int):
-        self.videos, self.index = videos, index
-        self.size = image_size
-        self.transform = FrameTransform(image_size, train=False)
+    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int,
+                 preprocess: Preprocess | None = None, backend: str = "auto"):
+        self.videos, self.index, self.backend = videos, index, backend
+        self.pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=False, preprocess=self.pre)
         self._readers: ReaderCache | None = None
 
     def __len__(self) -> int:
@@ -80,48 +84,82 @@ class _FrameChunks(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, Tensor]:
         if self._readers is None:
-            self._readers = ReaderCache(size=(self.size, self.size))
+            self._readers = ReaderCache(size=self.pre.decode_size, backend=self.backend)
         vi, idx = self.index[i]
         raw = self._readers(self.videos[vi][1]).source.get(idx)
         return vi, self.transform(raw)
 
 
-def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int,
-                       size: int) -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
-    """Frame indices to classify and their labels; frames whose time has no known label are left out."""
-    readers = ReaderCache(1, size=(size, size))
-    lookup = {n: i for i, n in enumerate(names)}
+def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int, size: int,
+                       backend: str = "auto") -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
+    """Frame indices to classify and their labels; frames whose time has no known label are left out.
+    Time ``t = k / fps`` takes the frame presented at ``t`` (by timestamp: exact for variable frame rates)."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
     index, labels, durations = [], [], []
     for vi, (rec, path) in enumerate(videos):
-        v = readers(path)
-        dur = min(rec.duration or v.duration, v.duration)
-        times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
-        keep = [(v.index_at(t), lookup.get(rec.label_at(t))) for t in times]
-        unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
-        if unknown:
-            raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
-                                f"{names}; add them to the prompt file or fix the annotations")
-        keep = [(f, y) for f, y in keep if y is not None]
-        if not keep:
-            raise HVLInputError(f"{path}: no labelled frames at {fps} fps; video '{rec.video_id}' needs phases with labels")
-        frames = [f for f, _ in keep]
+        keep, dur = _labelled_frames(rec, path, readers(path), names, fps)
+        frames = [f for _, f, _ in keep]
         index += [(vi, frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
-        labels.append(torch.tensor([y for _, y in keep]))
+        labels.append(torch.tensor([y for _, _, y in keep]))
         durations.append(dur)
     return index, labels, durations
+
+
+def _labelled_frames(rec, path, v, names: list[str], fps: float) -> tuple[list[tuple[float, int, int]], float]:
+    """(time, decoded frame index, label) of each sampled frame with a known label, and the duration used."""
+    lookup = {n: i for i, n in enumerate(names)}
+    dur = min(rec.duration or v.duration, v.duration)
+    times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
+    unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
+    if unknown:
+        raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
+                            f"{names}; add them to the prompt file or fix the annotations")
+    keep = [(t, v.index_at(t), lookup[rec.label_at(t)]) for t in times if rec.label_at(t) is not None]
+    if not keep:
+        raise HVLInputError(f"{path}: no labelled frames at {fps} fps; video '{rec.video_id}' needs phases with labels")
+    return keep, dur
+
+
+def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size: int,
+                     backend: str = "auto") -> list[list[float]]:
+    """Per video, the time (s) of each frame :func:`predict` scores, in its order (the same selection)."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
+    return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
+
+
+def check_smooth_window(window: int) -> None:
+    if window < 1 or window % 2 == 0:
+        raise HVLInputError(f"--smooth-window must be an odd number of frames >= 1, centred on each frame (got {window})")
+
+
+def smooth_mode(pred: Tensor, window: int, num_classes: int) -> Tensor:
+    """Most frequent class in a centred window of ``window`` (odd) frames, truncated at the ends; a tie keeps
+    the frame's own class. Phases last minutes while a frame-wise classifier flickers: the review page shows
+    both, so a reviewer sees which errors are isolated."""
+    check_smooth_window(window)
+    pred = torch.as_tensor(pred, dtype=torch.long).flatten()
+    if pred.numel() == 0 or window == 1:
+        return pred.clone()
+    onehot = F.one_hot(pred, num_classes).T[None].to(torch.float64)  # [1, C, T]
+    counts = F.conv1d(F.pad(onehot, (window // 2, window // 2)), torch.ones(num_classes, 1, window, dtype=torch.float64),
+                      groups=num_classes)[0].T  # [T, C]: zero padding = truncated windows
+    counts[torch.arange(len(pred)), pred] += 0.5  # whole counts: +0.5 only breaks ties, towards the frame's own class
+    return counts.argmax(-1)
 
 
 @torch.no_grad()
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
-            progress: bool = True) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+            progress: bool = True, preprocess: Preprocess | None = None,
+            video_backend: str = "auto") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """Per video: predicted class, true class and class probabilities of each sampled frame."""
     if level not in model.video_heads:
         raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
     model.eval()
     text = class_embeddings(model, prompts, level)
-    index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size)
-    loader = DataLoader(_FrameChunks(videos, index, image_size), batch_size=None, num_workers=num_workers)
+    index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size, video_backend)
+    loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess, video_backend), batch_size=None,
+                        num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
     for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
         img = model.embed_frames(frames.to(model.device), level)
@@ -146,6 +184,50 @@ def evaluate(model, videos: list[Resolved], prompts: PromptFile, level: str, **k
     return summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, kw.get("fps", 1.0))
 
 
+PREDICTIONS_FORMAT = "hvl-zeroshot-predictions"
+
+
+def _file_name(video_id: str, taken: set[str]) -> str:
+    """A file name from the id (ids may hold any character); numbered if two ids map to the same name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", video_id).lstrip(".") or "video"
+    name, n = f"{stem}.json", 1
+    while name in taken:
+        name, n = f"{stem}-{n}.json", n + 1
+    taken.add(name)
+    return name
+
+
+def write_predictions(out: str | Path, videos: list[Resolved], result: dict[str, Any], times: list[list[float]],
+                      preds: Sequence[Tensor], labels: Sequence[Tensor], probs: Sequence[Tensor],
+                      window: int) -> Path:
+    """``<out>/predictions.json`` (classes, settings, one entry per video with its metrics) and
+    ``<out>/videos/<id>.json`` per video: frame times, true / predicted / smoothed class and probabilities.
+
+    What ``hvl serve --zeroshot <out>`` reviews; the files name the videos they describe, and nothing else is served.
+    Each file is written atomically."""
+    out = Path(out)
+    names, c = result["classes"], len(result["classes"])
+    entries, taken = [], set()
+    for (rec, path), row, t, p, y, pr in zip(videos, result["per_video"], times, preds, labels, probs):
+        if len(t) != len(p):
+            raise RuntimeError(f"{rec.video_id}: {len(t)} frame times for {len(p)} predictions")
+        smoothed = smooth_mode(p, window, c)
+        file = _file_name(rec.video_id, taken)
+        smoothed_metrics = phase_metrics(smoothed, y, c)
+        write_json(out / "videos" / file, {
+            "video_id": rec.video_id, "path": str(Path(path).resolve()), "fps": result["fps"], "classes": names,
+            "t": [round(float(x), 6) for x in t], "truth": y.tolist(), "pred": p.tolist(),
+            "smoothed": smoothed.tolist(), "probs": [[round(float(v), 5) for v in r] for r in pr],
+            "metrics": {k: row[k] for k in PHASE_METRICS}, "smoothed_metrics": smoothed_metrics})
+        entries.append({"video_id": rec.video_id, "file": f"videos/{file}", "n_frames": row["n_frames"],
+                        "metrics": {k: row[k] for k in PHASE_METRICS}, "smoothed_metrics": smoothed_metrics})
+    return write_json(out / "predictions.json", {
+        "format": PREDICTIONS_FORMAT, "version": 1, "classes": names, "level": result["level"], "fps": result["fps"],
+        "smoothing": {"method": "mode", "window": window}, "checkpoint": result.get("checkpoint"),
+        "prompt_file": result.get("prompt_file"), "metrics": {k: result[k] for k in PHASE_METRICS},
+        "videos": entries})
+
+
 def format_table(result: dict[str, Any]) -> str:
     lines = [f"{'video':<24}{'frames':>8}{'accuracy':>10}{'f1_macro':>10}{'jaccard':>10}"]
     for r in result["per_video"]:
@@ -160,17 +242,22 @@ def format_table(result: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------ CLI: hvl zeroshot
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models.checkpoint import add_model_arguments
+
     p.add_argument("--config", required=True)
-    p.add_argument("--ckpt", required=True)
+    add_model_arguments(p)
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--prompts", help="override the config's prompt file (path or <domain>:<name>)")
     p.add_argument("--level", help="override the embedding level")
+    p.add_argument("--predictions", help="also write per-frame predictions here (a folder; for `hvl serve --zeroshot`)")
+    p.add_argument("--smooth-window", type=int, default=5,
+                   help="frames of the majority vote for the smoothed prediction in --predictions (odd; default 5)")
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..models.checkpoint import load_model
+    from ..models.checkpoint import load_for_eval, preprocess_of
     from ..registry import resolve_prompt_file
 
     cfg = load_config(args.config, ZeroShotConfig)
@@ -181,15 +268,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     level = args.level or cfg.level or prompts.level or "phase"
     videos = load_videos(cfg.dataset, cfg.domain)
     check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
-    model, meta = load_model(args.ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
-    image_size = cfg.image_size or meta.get("image_size") or 64
+    if args.predictions:
+        check_smooth_window(args.smooth_window)  # before the model is loaded
+    model, meta = load_for_eval(args.ckpt, args.model, args.text_model, args.trust_remote_code)
+    pre = preprocess_of(meta, cfg.image_size)
     t0 = time.perf_counter()
-    result = evaluate(model, videos, prompts, level, fps=cfg.fps, image_size=image_size, batch_size=cfg.batch_size,
-                      num_workers=cfg.num_workers, progress=not args.no_progress)
-    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt), seconds=round(time.perf_counter() - t0, 2))
+    preds, labels, probs = predict(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
+                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                                   progress=not args.no_progress, preprocess=pre, video_backend=cfg.video_backend)
+    result = summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, cfg.fps)
+    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt or args.model),
+                  pretrained=args.model is not None, preprocess=pre.model_dump(mode="json"),
+                  seconds=round(time.perf_counter() - t0, 2))
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(args.json, result)}")
+    if args.predictions:
+        times = eval_frame_times(videos, prompts.names, cfg.fps, pre.output_size[0], cfg.video_backend)
+        print(f"wrote {write_predictions(args.predictions, videos, result, times, preds, labels, probs, args.smooth_window)}")
     if not args.no_mlflow:
         from ..tracking import log_files, log_json, log_metrics, start_eval_run
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
 
-__all__ = ["BACKBONES", "Backbone", "load_backbone"]
+__all__ = ["BACKBONES", "Backbone", "BackboneOptions", "backbone_from_spec", "load_backbone"]
 
 
 class Backbone(nn.Module):
@@ -53,8 +54,12 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def spec(self) -> dict[str, Any]:
-        """What rebuilds this backbone without its source directory (config, tokenizer, preprocessing)."""
+        """What rebuilds this backbone without its source directory (config, tokenizer, preprocessing);
+        ``spec()["kind"]`` names the module whose ``from_spec`` rebuilds it."""
         raise NotImplementedError
+
+    def gradient_checkpointing(self) -> None:
+        raise HVLInputError(f"backbone '{self.kind}' does not support gradient checkpointing")
 
     @property
     def device(self) -> torch.device:
@@ -77,3 +82,31 @@ def load_backbone(spec: str, **kwargs: Any) -> Backbone:
         raise HVLInputError(f"--model '{spec}': {path} does not exist (hvl loads models offline: point it at a "
                             "local directory or checkpoint file)")
     return importlib.import_module(BACKBONES[kind]).load(path, **kwargs)
+
+
+class BackboneOptions(BaseModel):
+    """``model.backbone`` in a recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="a local HF image-text model directory, or <kind>:<file> (e.g. surgvlp:HecVL.pth)")
+    text_path: str | None = Field(None, description="text tower / tokenizer directory when separate")
+    image_unlocked: int | None = Field(None, ge=0, description="trainable last vision blocks (0: frozen, None: all)")
+    text_unlocked: int | None = Field(None, ge=0, description="trainable last text layers (0: frozen, None: all)")
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+
+    def load(self) -> Backbone:
+        return load_backbone(self.path, text_path=self.text_path, trust_remote_code=self.trust_remote_code)
+
+    def configure(self, bb: Backbone) -> None:
+        bb.train()  # from_pretrained leaves models in eval mode; a trainable tower trains as it was trained
+        bb.lock(self.image_unlocked, self.text_unlocked)
+        if self.gradient_checkpointing:
+            bb.gradient_checkpointing()
+
+
+def backbone_from_spec(spec: dict[str, Any]) -> Backbone:
+    """The backbone a checkpoint stored (random weights: the checkpoint's state dict fills them)."""
+    if spec.get("kind") not in BACKBONES:
+        raise HVLInputError(f"checkpoint names backbone kind {spec.get('kind')!r}; known: {sorted(BACKBONES)}")
+    return importlib.import_module(BACKBONES[spec["kind"]]).from_spec(spec)

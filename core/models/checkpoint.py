@@ -1,6 +1,7 @@
 """Loading trained models without executing pickled code (``torch.load(weights_only=True)``)."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -22,8 +23,21 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise HVLInputError(f"{path}: not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from None
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
-    """The LightningModule stored in ``path`` (its class must live in ``hvl``) and hvl's metadata."""
+def _asks_remote_code(hparams: dict[str, Any]) -> list[str]:
+    """The hyperparameters that would switch on ``trust_remote_code``."""
+    found = []
+    for name, sub in (("text_encoder", hparams.get("text_encoder")), ("backbone", hparams.get("backbone")),
+                      ("video_encoder.frame_encoder", (hparams.get("video_encoder") or {}).get("frame_encoder"))):
+        if isinstance(sub, dict) and sub.get("trust_remote_code"):
+            found.append(f"{name}.trust_remote_code")
+    return found
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust_remote_code: bool = False):
+    """The LightningModule stored in ``path`` (its class must live in ``hvl``) and hvl's metadata.
+
+    A checkpoint never switches on ``trust_remote_code`` by itself: one whose hyperparameters ask for it is
+    refused unless the caller passes ``trust_remote_code=True`` (the command line's ``--trust-remote-code``)."""
     from .module import HierarchicalVLM
 
     ckpt = read_checkpoint(path, map_location)
@@ -35,12 +49,69 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     if not (isinstance(cls, type) and issubclass(cls, HierarchicalVLM)):
         raise HVLInputError(f"{path}: '{mod}.{name}' is not an hvl model")
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}  # CLI bookkeeping
+    asks = _asks_remote_code(hparams)
+    if asks and not trust_remote_code:
+        raise HVLInputError(f"{path}: its hyperparameters set {', '.join(asks)}: loading it would run code shipped "
+                            "with a model, and a checkpoint cannot decide that. Read that code, then pass "
+                            "--trust-remote-code")
+    if "backbone_spec" in meta:
+        from .backbones import backbone_from_spec
+
+        hparams["prebuilt_backbone"] = backbone_from_spec(meta["backbone_spec"])
     model = cls(**hparams)
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))
     meta.setdefault("schedule", ckpt.get("datamodule_hyper_parameters", {}).get("schedule"))  # frames per level
+    meta.setdefault("source", str(path))
     return model.to(map_location).eval(), meta
+
+
+def load_pretrained(spec: str, text_model: str | None = None, map_location: str | torch.device = "cpu",
+                    trust_remote_code: bool = False, levels: list[str] | None = None):
+    """A pretrained image-text model used as it is (no hvl training): every level's space is the model's own.
+
+    This is the no-training baseline (CLIP meets GamePhysics) that a fine-tuned hvl model must beat."""
+    from .module import HierarchicalVLM
+
+    model = HierarchicalVLM(backbone={"path": spec, "text_path": text_model, "image_unlocked": 0, "text_unlocked": 0,
+                                      "trust_remote_code": trust_remote_code}, levels=levels)
+    pre = model.preprocess
+    meta = {"source": spec, "pretrained": spec, "text_model": text_model, "preprocess": pre.model_dump(mode="json"),
+            "image_size": pre.output_size[0], "schedule": None}
+    return model.to(map_location).eval(), meta
+
+
+def load_for_eval(ckpt: str | Path | None = None, model: str | None = None, text_model: str | None = None,
+                  trust_remote_code: bool = False, map_location: str | torch.device | None = None):
+    """``--ckpt`` (an hvl checkpoint) or ``--model`` (a pretrained model, used directly): exactly one."""
+    if (ckpt is None) == (model is None):
+        raise HVLInputError("give exactly one of --ckpt <hvl checkpoint> or --model <pretrained model directory>")
+    if map_location is None:
+        map_location = "cuda" if torch.cuda.is_available() else "cpu"
+    if model is not None:
+        return load_pretrained(model, text_model, map_location, trust_remote_code)
+    return load_model(ckpt, map_location, trust_remote_code)
+
+
+def preprocess_of(meta: dict[str, Any], image_size: int | None = None):
+    """The frame preprocessing a loaded model needs: its backbone's, else the training data's square size."""
+    from ..data.transforms import Preprocess
+
+    if meta.get("preprocess"):
+        return Preprocess.model_validate(meta["preprocess"])
+    return Preprocess.square(int(image_size or meta.get("image_size") or 64))
+
+
+def add_model_arguments(p, ckpt_required: bool = False) -> None:
+    """``--ckpt`` / ``--model`` / ``--text-model`` / ``--trust-remote-code`` for every evaluation command."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--ckpt", help="trained hvl checkpoint")
+    g.add_argument("--model", help="pretrained image-text model used directly, no hvl training: a local HF directory "
+                                   "(CLIP, SigLIP) or <kind>:<file> (e.g. surgvlp:/models/PeskaVLP.pth)")
+    p.add_argument("--text-model", help="text tower / tokenizer directory for --model when separate")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model directory or checkpoint to run code it ships (off: such models are refused)")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -62,3 +133,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def fingerprint(source: str | Path) -> str:
+    """sha256 of what a model's outputs depend on: a checkpoint file, or a model directory's config, weights and
+    tokenizer / preprocessor files (``<kind>:<file>`` specs: the file)."""
+    s = str(source)
+    kind, sep, rest = s.partition(":")
+    path = Path(rest if sep and len(kind) > 1 and not Path(s).exists() else s)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"))
+    if not files:
+        raise HVLInputError(f"{source}: no model files to fingerprint")
+    h = hashlib.sha256()
+    for f in files:
+        if f != path:  # a directory: names count too; a file: its bytes alone (= sha256sum)
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -141,12 +141,21 @@ class HFVisionEncoder(nn.Module):
 
         if (path is None) == (config is None):
             raise ValueError("HFVisionEncoder needs exactly one of path= or config=")
+        self.preprocess = None  # a pretrained directory's own resize / crop / mean / std, when it ships them
         if path is not None:
             self.model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+            proc = Path(path) / "preprocessor_config.json"
+            if proc.is_file():
+                import json
+
+                from ..data.transforms import Preprocess
+
+                self.preprocess = Preprocess.from_image_processor(json.loads(proc.read_text(encoding="utf-8")))
         else:
             cfg = dict(config)
             self.model = AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
-        self.dim = self.model.config.hidden_size
+        hidden = getattr(self.model.config, "hidden_size", None) or self.model.config.hidden_sizes[-1]
+        self.dim = int(hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.model(pixel_values=x)
@@ -166,23 +175,72 @@ def build_frame_encoder(name: str = "small_cnn", **kwargs: Any) -> nn.Module:
 
 
 class TemporalTransformer(nn.Module):
+    """Temporal context over per-frame features (CLIP4Clip's seqTransf), as a residual whose output layer starts
+    at zero: at step 0 the video embedding is exactly the mean of its frames' (meanP), so a pretrained space
+    is not disturbed before training has a reason to."""
+
     def __init__(self, dim: int, layers: int = 1, heads: int = 4, max_frames: int = 128):
         super().__init__()
         self.pos = nn.Parameter(torch.zeros(1, max_frames, dim))
         layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.encoder(x + self.pos[:, : x.shape[1]])
+        return x + self.out(self.encoder(x + self.pos[:, : x.shape[1]]))
+
+
+class BackboneFrames(nn.Module):
+    """A pretrained backbone's image path as a frame encoder: frames → the model's own image embeddings."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self._bb = [backbone]  # a plain list: the backbone is registered once, by the LightningModule
+        self.dim: int = backbone.embed_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._bb[0].image_features(x)
+
+
+class BackboneText(nn.Module):
+    """A pretrained backbone's text path with :class:`TextEncoder`'s interface (cached by string when frozen)."""
+
+    def __init__(self, backbone: nn.Module, frozen: bool):
+        super().__init__()
+        self._bb = [backbone]
+        self.frozen, self.dim = frozen, backbone.embed_dim
+        self._cache: dict[str, Tensor] = {}
+
+    def forward(self, texts: list[str]) -> Tensor:
+        bb = self._bb[0]
+        if not self.frozen:
+            return bb.text_features(texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        with torch.no_grad():
+            for i in range(0, len(missing), 256):
+                chunk = missing[i:i + 256]
+                for t, e in zip(chunk, bb.text_features(chunk)):
+                    self._cache[t] = e
+        return torch.stack([self._cache[t] for t in texts])
+
+    def token_features(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            return self._bb[0].text_token_features(texts)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
 
 
 class VideoEncoder(nn.Module):
     """Frame encoder applied per frame, then temporal aggregation (HecVL: mean; optionally a small transformer)."""
 
     def __init__(self, frame_encoder: dict[str, Any] | None = None, temporal: str = "mean",
-                 temporal_layers: int = 1, temporal_heads: int = 4):
+                 temporal_layers: int = 1, temporal_heads: int = 4, frames: nn.Module | None = None):
+        """``frames``: an already built frame encoder (a pretrained backbone's), instead of ``frame_encoder``."""
         super().__init__()
-        self.frames = build_frame_encoder(**(frame_encoder or {}))
+        self.frames = frames if frames is not None else build_frame_encoder(**(frame_encoder or {}))
         self.dim: int = self.frames.dim
         if temporal not in ("mean", "transformer"):
             raise ValueError(f"temporal '{temporal}' is unknown; use 'mean' or 'transformer'")
@@ -191,7 +249,8 @@ class VideoEncoder(nn.Module):
     def frame_features(self, x: Tensor) -> Tensor:
         """``[B, T, C, H, W]`` → per-frame features ``[B, T, D]`` (after temporal context, if any)."""
         b, t = x.shape[:2]
-        f = self.frames(x.flatten(0, 1)).view(b, t, -1)
+        # [B, T, D]: features a frozen frame encoder already computed (the feature cache); skip it
+        f = x if x.ndim == 3 else self.frames(x.flatten(0, 1)).view(b, t, -1)
         return self.temporal(f) if self.temporal is not None else f
 
     def forward(self, x: Tensor) -> Tensor:
@@ -208,6 +267,21 @@ class Head(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(self.proj(x), dim=-1)
+
+
+class ResidualHead(nn.Module):
+    """A level's space on top of a pretrained joint space: ``x + up(gelu(down(x)))``, L2-normalised, with ``up``
+    zero-initialised so that at step 0 the level's embeddings are the model's own."""
+
+    def __init__(self, dim: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(64, dim // 4)
+        self.down, self.up = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x + self.up(F.gelu(self.down(x))), dim=-1)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,6 +1,7 @@
 """The LightningModule: one shared video/text backbone, a separate embedding space per level."""
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from typing import Any
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.datamodule import LEVELS
-from .encoders import Head, TextEncoder, VideoEncoder
+from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
 
@@ -31,6 +32,13 @@ class HierarchicalVLM(pl.LightningModule):
 
     ``same_text_positives``: rows of a batch that carry the same text are positives of each
     other, not negatives (:mod:`hvl.core.models.losses`); small label vocabularies need it.
+
+    ``backbone`` (``{path, text_path, image_unlocked, text_unlocked, gradient_checkpointing}``): start from a
+    pretrained image-text model (:mod:`hvl.core.models.backbones`) instead of ``text_encoder`` and the frame
+    encoder. Every level's heads then start at identity and its temperature at the model's logit scale, so
+    at step 0 each level scores exactly as the pretrained model does; its towers train at ``backbone_lr``
+    (CLIP4Clip: pretrained layers 1e-7 - 1e-5, new layers 1e-4), all but the last ``image_unlocked`` /
+    ``text_unlocked`` blocks locked (0: the tower frozen; None: all trainable).
     """
 
     def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
@@ -39,17 +47,38 @@ class HierarchicalVLM(pl.LightningModule):
                  learn_temperature: bool = True, head_hidden: int | None = None, lr: float = 1e-3,
                  text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
                  min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None,
-                 same_text_positives: bool = True):
+                 same_text_positives: bool = True, backbone: dict[str, Any] | None = None,
+                 backbone_lr: float = 1e-5, prebuilt_backbone: nn.Module | None = None):
+        """``prebuilt_backbone``: an already built backbone for ``backbone`` (loading a checkpoint rebuilds it from
+        what the checkpoint stored, so the original model directory need not exist)."""
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["prebuilt_backbone"])
         self.levels = list(levels or LEVELS)
         bad = set(self.levels) - set(LEVELS)
         if bad:
             raise ValueError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
-        self.text = TextEncoder(**(text_encoder or {}))
-        self.video = VideoEncoder(**(video_encoder or {}))
-        self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
-        self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
+        if backbone:
+            from .backbones import BackboneOptions
+
+            opts = BackboneOptions.model_validate(backbone)
+            if text_encoder or (video_encoder or {}).get("frame_encoder"):
+                raise ValueError("model.backbone replaces model.text_encoder and video_encoder.frame_encoder: "
+                                 "set one or the other")
+            self.backbone = prebuilt_backbone if prebuilt_backbone is not None else opts.load()
+            opts.configure(self.backbone)
+            self.text = BackboneText(self.backbone, frozen=opts.text_unlocked == 0)
+            self.video = VideoEncoder(frames=BackboneFrames(self.backbone),
+                                      **{k: v for k, v in (video_encoder or {}).items() if k != "frame_encoder"})
+            dim = self.backbone.embed_dim
+            self.video_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
+            self.text_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
+            temperature = 1.0 / self.backbone.init_logit_scale
+        else:
+            self.backbone = None
+            self.text = TextEncoder(**(text_encoder or {}))
+            self.video = VideoEncoder(**(video_encoder or {}))
+            self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
+            self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
         self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
         self.loss_weights = {lv: 1.0 for lv in self.levels} | (loss_weights or {})
         self.finegrained: dict[str, FineGrainedConfig] = {}
@@ -58,6 +87,34 @@ class HierarchicalVLM(pl.LightningModule):
                 raise ValueError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
                                  f"{self.levels} (the clip level has several texts per sample: MIL-NCE)")
             self.finegrained[lv] = FineGrainedConfig(**(cfg or {}))
+
+    @property
+    def preprocess(self):
+        """The frame preprocessing a pretrained part asks for, or None (from scratch: the data module's squares)."""
+        if self.backbone is not None:
+            return self.backbone.preprocess
+        return getattr(self.video.frames, "preprocess", None)  # a pretrained HF vision encoder's own
+
+    def frozen_frame_encoder(self):
+        """``(fingerprint, module)`` of the frame encoder when none of it trains (its features can be cached),
+        else None; the fingerprint hashes its weights, so a cache of another model is never read."""
+        if self.backbone is None:
+            return None
+        frames = self.video.frames
+        bb = self.backbone
+        vision = [p for n, p in bb.named_parameters() if n.startswith(("vision", "resnet", "global_embedder"))]
+        if not vision or any(p.requires_grad for p in vision):
+            return None
+        import hashlib
+
+        h = hashlib.sha256(json.dumps(bb.spec().get("configs", bb.kind), sort_keys=True, default=str).encode())
+        for p in vision:
+            h.update(p.detach().cpu().numpy().tobytes())
+        return h.hexdigest(), frames
+
+    @property
+    def embed_dim(self) -> int:
+        return self.backbone.embed_dim if self.backbone is not None else int(self.hparams.embed_dim)
 
     # ------------------------------------------------------------ embeddings
     def embed_video(self, frames: Tensor, level: str) -> Tensor:
@@ -183,13 +240,17 @@ class HierarchicalVLM(pl.LightningModule):
             if hasattr(logger, "run_id") and type(logger).__name__.endswith("MLFlowLogger"):
                 meta["mlflow_run_id"] = logger.run_id
         checkpoint["hvl"] = meta
-        if self.text.frozen:  # frozen weights come back from text_encoder.path: keep checkpoints small
+        if self.backbone is not None:  # everything needed to rebuild it without the original directory
+            meta["backbone_spec"] = self.backbone.spec()
+        if self.preprocess is not None:
+            meta["preprocess"] = self.preprocess.model_dump(mode="json")
+        if self.text.frozen and self.backbone is None:  # frozen weights come back from text_encoder.path: keep checkpoints small
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
                                         if not k.startswith("text.model.")}
             meta["frozen_text_dropped"] = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint.get("hvl", {}).get("frozen_text_dropped"):
+        if checkpoint.get("hvl", {}).get("frozen_text_dropped") and self.backbone is None:
             sd = checkpoint["state_dict"]
             for k, v in self.text.model.state_dict().items():
                 sd.setdefault(f"text.model.{k}", v)
@@ -197,12 +258,14 @@ class HierarchicalVLM(pl.LightningModule):
     # ------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         h = self.hparams
-        decay, no_decay, text = [], [], []
+        decay, no_decay, text, pretrained = [], [], [], []
         for name, p in self.named_parameters():
             if not p.requires_grad:
                 continue
             if name.startswith("text.model."):
                 text.append(p)
+            elif name.startswith("backbone."):
+                pretrained.append(p)
             elif p.ndim < 2 or name.startswith("scales."):
                 no_decay.append(p)
             else:
@@ -211,6 +274,8 @@ class HierarchicalVLM(pl.LightningModule):
                   {"params": no_decay, "weight_decay": 0.0, "lr": h.lr}]
         if text:
             groups.append({"params": text, "weight_decay": h.weight_decay, "lr": h.text_lr})
+        if pretrained:
+            groups.append({"params": pretrained, "weight_decay": h.weight_decay, "lr": h.backbone_lr})
         opt = torch.optim.AdamW(groups)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = min(h.warmup_steps, total // 2)

@@ -126,13 +126,12 @@ def summarize(queries: list[Query], per_query: list[dict[str, float]], n_videos:
     return res
 
 
-def evaluate(cfg: BugSearchConfig, ckpt: str | Path, progress: bool = True) -> dict[str, Any]:
-    import torch
-
-    from ..models.checkpoint import load_model
+def evaluate(cfg: BugSearchConfig, ckpt: str | Path | None, progress: bool = True, model: str | None = None,
+             text_model: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
+    """``ckpt``: an hvl checkpoint; or ``model``: a pretrained image-text model used directly (the baseline)."""
+    from ..models.checkpoint import fingerprint, load_for_eval
     from .index import VideoEntry, build_index
     from .query import embed_queries, load_index, rank_all
-    from .store import file_sha256
 
     qs = load_queries(cfg.queries)
     records = datasets.load_videos(cfg.dataset, cfg.domain)
@@ -144,11 +143,12 @@ def evaluate(cfg: BugSearchConfig, ckpt: str | Path, progress: bool = True) -> d
         if missing:
             raise HVLInputError(f"{cfg.queries}: query '{q.id}' field 'relevant' names video(s) {missing[:5]} that are "
                                 f"not in {cfg.dataset.path}; fix the query set or point dataset.path at its videos")
-    loaded = load_model(ckpt, map_location="cuda" if torch.cuda.is_available() else "cpu")
-    index_dir = Path(cfg.index) / f"{file_sha256(ckpt)[:12]}_{cfg.level}_{cfg.fps:g}fps"
+    loaded = load_for_eval(ckpt, model, text_model, trust_remote_code)
+    index_dir = Path(cfg.index) / f"{fingerprint(ckpt or model)[:12]}_{cfg.level}_{cfg.fps:g}fps"
     t0 = time.perf_counter()
     built = build_index(cfg.dataset.path, ckpt, index_dir, fps=cfg.fps, level=cfg.level, batch_size=cfg.batch_size,
-                        num_workers=cfg.num_workers, progress=progress, videos=entries, loaded=loaded)
+                        num_workers=cfg.num_workers, progress=progress, videos=entries, loaded=loaded, model=model,
+                        text_model=text_model)
     index_s = time.perf_counter() - t0
     idx = load_index(index_dir, use_ann=False)
     pos = {v["video_id"]: i for i, v in enumerate(idx.videos)}
@@ -165,7 +165,7 @@ def evaluate(cfg: BugSearchConfig, ckpt: str | Path, progress: bool = True) -> d
                            for q, r, m in zip(qs.queries, rankings, per_query)]
     result.update(agg=cfg.agg, level=cfg.level, fps=cfg.fps, n_videos=len(idx.videos), n_frames=int(len(idx.emb)),
                   index=str(index_dir), newly_indexed=built["indexed"], index_seconds=round(index_s, 2),
-                  checkpoint=str(ckpt), queries=str(cfg.queries))
+                  checkpoint=str(ckpt or model), pretrained=model is not None, queries=str(cfg.queries))
     return result
 
 
@@ -180,8 +180,10 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..models.checkpoint import add_model_arguments
+
     p.add_argument("--config", required=True, help="e.g. recipes/gameplay/demo_eval.yaml")
-    p.add_argument("--ckpt", required=True)
+    add_model_arguments(p)
     p.add_argument("--json", help="write the metrics here")
     p.add_argument("--agg", choices=("max", "topk-mean", "count"), help="override the config's aggregation")
     p.add_argument("--no-mlflow", action="store_true")
@@ -194,14 +196,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_config(args.config, BugSearchConfig)
     if args.agg:
         cfg.agg = args.agg
-    result = evaluate(cfg, args.ckpt, progress=not args.no_progress)
+    result = evaluate(cfg, args.ckpt, progress=not args.no_progress, model=args.model, text_model=args.text_model,
+                      trust_remote_code=args.trust_remote_code)
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(args.json, result)}")
     if not args.no_mlflow:
         from ..tracking import log_files, log_json, log_metrics, start_eval_run
 
-        meta = read_checkpoint(args.ckpt).get("hvl", {})
+        meta = read_checkpoint(args.ckpt).get("hvl", {}) if args.ckpt else {}
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
         metrics = {f"bugsearch/{t}/{k}": result[t][k] for t in (*QUERY_TYPES, "overall") if t in result
                    for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map")}

@@ -1,8 +1,9 @@
 """`hvl index`: embed the frames of a video folder into a resumable on-disk frame index.
 
 Videos are found as ``<root>/<game>/<id>.<ext>`` (GamePhysics' layout; files directly under
-``<root>`` get game ``""``). Frames are decoded at ``--fps`` (frame ``k`` at ``t = k / fps``),
-embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
+``<root>`` get game ``""``). Frames are decoded at ``--fps`` (sample ``k`` is the frame presented at
+``k / fps``; the index stores that frame's presentation timestamp, so a moment's time is when the
+embedded frame appears in a player, also in variable-frame-rate files), embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
 takes every ``world``-th video) and written by a :class:`ShardWriter` prediction writer.
 
 The on-disk format and its crash safety are described in :mod:`hvl.core.search.store`.
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..errors import HVLInputError
 from .ann import refresh_ann
-from .store import FORMAT, VERSION, ensure_header, file_sha256, indexed_keys, remove_orphans, write_shard
+from .store import FORMAT, VERSION, ensure_header, indexed_keys, remove_orphans, write_shard
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 DEFAULT_SHARD_ROWS = 16384
@@ -69,7 +70,7 @@ def frame_times(duration: float, fps: float) -> list[float]:
     return [k / fps for k in range(max(1, math.ceil(duration * fps - 1e-9)))]
 
 
-def _frame_dataset(videos: list[VideoEntry], fps: float, image_size: int, chunk: int):
+def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess, chunk: int, backend: str = "auto"):
     """An IterableDataset of ``{vi, frames, t, last}`` chunks (or ``{vi, error}``), videos split over workers."""
     import torch
     from torch.utils.data import IterableDataset, get_worker_info
@@ -81,13 +82,13 @@ def _frame_dataset(videos: list[VideoEntry], fps: float, image_size: int, chunk:
         def __iter__(self) -> Iterator[dict[str, Any]]:
             info = get_worker_info()
             wid, nw = (info.id, info.num_workers) if info else (0, 1)
-            transform = FrameTransform(image_size, train=False)
+            transform = FrameTransform(preprocess.output_size[0], train=False, preprocess=preprocess)
             for vi in range(wid, len(videos), nw):
                 try:
-                    v = Video(open_source(videos[vi].path, size=(image_size, image_size)))
-                    times = frame_times(v.duration, fps)
-                    chunks = [times[i:i + chunk] for i in range(0, len(times), chunk)]
-                    decoded = [(ts, v.source.get([v.index_at(t) for t in ts])) for ts in chunks]
+                    v = Video(open_source(videos[vi].path, size=preprocess.decode_size, backend=backend))
+                    frames = [v.index_at(t) for t in frame_times(v.duration, fps)]
+                    chunks = [frames[i:i + chunk] for i in range(0, len(frames), chunk)]
+                    decoded = [([v.time_of(i) for i in ix], v.source.get(ix)) for ix in chunks]
                 except HVLInputError as e:  # reported by the writer with the policy; never a worker traceback
                     yield {"vi": vi, "error": str(e)}
                     continue
@@ -98,8 +99,8 @@ def _frame_dataset(videos: list[VideoEntry], fps: float, image_size: int, chunk:
     return VideoFrames()
 
 
-def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, image_size: int, chunk: int,
-                  num_workers: int):
+def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, preprocess, chunk: int,
+                  num_workers: int, backend: str = "auto"):
     """Wrap the trained model for ``Trainer.predict``: each rank gets its own slice of the videos."""
     import pytorch_lightning as pl
     import torch
@@ -113,7 +114,7 @@ def make_embedder(model, level: str, videos: list[VideoEntry], fps: float, image
         def predict_dataloader(self) -> DataLoader:
             rank, world = self.trainer.global_rank, self.trainer.world_size
             mine = videos[rank::world]
-            return DataLoader(_frame_dataset(mine, fps, image_size, chunk), batch_size=None,
+            return DataLoader(_frame_dataset(mine, fps, preprocess, chunk, backend), batch_size=None,
                               num_workers=min(num_workers, len(mine)))
 
         @torch.no_grad()
@@ -208,31 +209,36 @@ def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_b
     return ShardWriter()
 
 
-def build_index(videos_dir: str | Path, ckpt: str | Path, out: str | Path, fps: float = 1.0, level: str = "clip",
-                batch_size: int = 64, num_workers: int = 2, devices: int | str = 1, accelerator: str = "auto",
-                shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error", progress: bool = True,
-                ann: str = "auto",
-                videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None
-                ) -> dict[str, Any]:
+def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path, fps: float = 1.0,
+                level: str = "clip", batch_size: int = 64, num_workers: int = 2, devices: int | str = 1,
+                accelerator: str = "auto", shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error",
+                progress: bool = True, ann: str = "auto", video_backend: str = "auto",
+                videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None,
+                model: str | None = None, text_model: str | None = None,
+                trust_remote_code: bool = False) -> dict[str, Any]:
     """Index the videos not yet in ``out``; returns counts. Safe to re-run and to interrupt.
 
-    ``videos`` replaces the folder scan (e.g. a domain reader's records); ``loaded`` is an
-    already loaded ``(model, meta)`` of ``ckpt`` (saves loading it twice)."""
+    The frames are embedded by ``ckpt`` (an hvl checkpoint) or ``model`` (a pretrained image-text model used
+    directly, frame-level: GamePhysics' no-training baseline). ``videos`` replaces the folder scan (e.g. a
+    domain reader's records); ``loaded`` is an already loaded ``(model, meta)`` (saves loading it twice)."""
     import pytorch_lightning as pl
 
-    from ..models.checkpoint import load_model
+    from ..models.checkpoint import fingerprint, load_for_eval, preprocess_of
 
     if fps <= 0:
         raise HVLInputError(f"--fps must be > 0 (got {fps})")
     videos = scan_videos(videos_dir) if videos is None else videos
     out = Path(out)
-    model, meta = loaded or load_model(ckpt)
-    if level not in model.video_heads:
-        raise HVLInputError(f"--level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
-    image_size = int(meta.get("image_size") or 64)
-    header = ensure_header(out, {"format": FORMAT, "version": VERSION, "checkpoint": str(Path(ckpt).resolve()),
-                                 "checkpoint_sha256": file_sha256(ckpt), "level": level,
-                                 "dim": int(model.hparams.embed_dim), "fps": float(fps), "image_size": image_size,
+    net, meta = loaded or load_for_eval(ckpt, model, text_model, trust_remote_code)
+    if level not in net.video_heads:
+        raise HVLInputError(f"--level '{level}' is not one the checkpoint was trained with ({list(net.video_heads)})")
+    pre = preprocess_of(meta)
+    header = ensure_header(out, {"format": FORMAT, "version": VERSION,
+                                 "checkpoint": str(Path(ckpt).resolve()) if ckpt else None,
+                                 "model": model, "text_model": text_model,
+                                 "checkpoint_sha256": fingerprint(ckpt or model), "level": level,
+                                 "dim": int(net.embed_dim), "fps": float(fps), "image_size": pre.output_size[0],
+                                 "preprocess": pre.model_dump(mode="json"),
                                  "dtype": "float16", "videos_root": str(Path(videos_dir).resolve())})
     (out / "shards").mkdir(parents=True, exist_ok=True)
     done = indexed_keys(out)
@@ -245,7 +251,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path, out: str | Path, fps: 
     writer = make_writer(out, todo, shard_rows, on_bad_video, progress)
     trainer = pl.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, callbacks=[writer])
-    embedder = make_embedder(model, level, todo, fps, image_size, batch_size, num_workers)
+    embedder = make_embedder(net, level, todo, fps, pre, batch_size, num_workers, video_backend)
     with warnings.catch_warnings():  # the writer keys rows by video and time, not by batch indices
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(embedder, return_predictions=False)
@@ -264,7 +270,9 @@ def _refresh_ann(out: Path, kind: str) -> dict[str, Any] | None:
 # ------------------------------------------------------------------ CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", help="folder laid out as <videos>/<game>/<id>.mp4")
-    p.add_argument("--ckpt", required=True, help="trained hvl checkpoint")
+    from ..models.checkpoint import add_model_arguments
+
+    add_model_arguments(p)
     p.add_argument("--out", required=True, help="index folder (created, or extended when it exists)")
     p.add_argument("--fps", type=float, default=1.0, help="frames embedded per second of video (default 1)")
     p.add_argument("--level", default="clip", help="embedding space (default clip: frames <-> moment texts)")
@@ -276,6 +284,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
     p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
                    help="approximate index: auto = none below 100k frames, IVF-fp16 below 20M, IVF-PQ above")
+    p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
+                   help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see README, Data)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -284,5 +294,6 @@ def run(args: argparse.Namespace) -> None:
     res = build_index(args.videos, args.ckpt, args.out, fps=args.fps, level=args.level, batch_size=args.batch_size,
                       num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
                       shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
-                      ann=args.ann)
+                      ann=args.ann, video_backend=args.video_backend, model=args.model, text_model=args.text_model,
+                      trust_remote_code=args.trust_remote_code)
     print(json.dumps(res, indent=2))

@@ -29,9 +29,10 @@ import numpy as np
 
 from ..errors import HVLInputError
 from .ann import load_ann, set_breadth
-from .store import FrameIndex, file_sha256, read_index
+from .store import FrameIndex, read_index
 
-__all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "rank_all", "search"]
+__all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "model_for_index", "rank_all",
+           "search"]
 
 AGGREGATIONS = ("max", "topk-mean", "count")
 
@@ -159,22 +160,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", type=int, default=1000, help="frame pool for --agg count (GamePhysics: 1000)")
     p.add_argument("--exact", action="store_true", help="ignore the approximate index")
     p.add_argument("--ckpt", help="checkpoint for the text encoder (default: the one in index.json)")
+    p.add_argument("--model", help="pretrained model directory for the text encoder (default: the one in index.json)")
+    p.add_argument("--text-model", help="text tower directory for --model when separate")
+    p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..models.checkpoint import load_model
+def model_for_index(idx: FrameIndex, ckpt: str | None = None, model: str | None = None,
+                    text_model: str | None = None, trust_remote_code: bool = False):
+    """The model whose embeddings the index holds: the one its header names, or the same one at another path
+    (checked by fingerprint: another model's text embeddings would not match the frames)."""
+    from ..models.checkpoint import fingerprint, load_for_eval, preprocess_of
 
+    h = idx.header
+    if ckpt is None and model is None:
+        ckpt, model, text_model = h.get("checkpoint"), h.get("model"), text_model or h.get("text_model")
+        src = ckpt or model
+        if not src or not Path(str(src).split(":", 1)[-1] if model else src).exists():
+            raise HVLInputError(f"{src}: the model the index was built with is gone; pass the same model with "
+                                "--ckpt or --model")
+    if fingerprint(ckpt or model) != h["checkpoint_sha256"]:
+        raise HVLInputError(f"{ckpt or model}: not the model the index was built with (sha256 differs, see "
+                            f"{idx.root / 'index.json'}); its text embeddings would not match the frames")
+    net, meta = load_for_eval(ckpt, model, text_model, trust_remote_code)
+    if "preprocess" in h and preprocess_of(meta).model_dump(mode="json") != h["preprocess"]:
+        raise HVLInputError(f"{idx.root / 'index.json'}: field 'preprocess' differs from the model's; rebuild the index")
+    return net
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.k < 1:
         raise HVLInputError(f"--k must be >= 1 (got {args.k})")
     idx = load_index(args.index, use_ann=not args.exact)
-    ckpt = args.ckpt or idx.header["checkpoint"]
-    if not Path(ckpt).is_file():
-        raise HVLInputError(f"{ckpt}: the index's checkpoint is gone; pass the same model with --ckpt")
-    if args.ckpt and file_sha256(ckpt) != idx.header["checkpoint_sha256"]:
-        raise HVLInputError(f"{ckpt}: not the checkpoint the index was built with (sha256 differs, see "
-                            f"{Path(args.index) / 'index.json'}); its text embeddings would not match the frames")
-    model, _ = load_model(ckpt)
+    model = model_for_index(idx, args.ckpt, args.model, args.text_model, args.trust_remote_code)
     q = embed_queries(model, [args.query], idx.header["level"])[0]
     res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, game=args.game, exact=args.exact)
     res = {"query": args.query, "index": str(args.index), "level": idx.header["level"]} | res

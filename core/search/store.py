@@ -121,11 +121,13 @@ def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
         write_json(path, want)
         return want
     have = read_header(index_dir)
-    for key in ("checkpoint_sha256", "level", "dim", "fps", "image_size"):
+    for key in ("checkpoint_sha256", "level", "dim", "fps", "image_size", "preprocess"):
+        if key == "preprocess" and key not in have:  # indexes written before preprocessing was recorded: square
+            continue
         if have.get(key) != want.get(key):
             raise HVLInputError(f"{path}: field '{key}' is {have.get(key)!r} but this run has {want.get(key)!r}; "
                                 "an index holds one model's embeddings at one setting: use a new --out, "
-                                "or the same --ckpt/--level/--fps")
+                                "or the same --ckpt/--model/--level/--fps")
     return have
 
 

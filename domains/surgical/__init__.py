@@ -1,4 +1,4 @@
-"""Surgical domain: zero-shot surgical phase recognition (Cholec80-style), HecVL text hierarchy."""
+"""Surgical domain: zero-shot surgical phase recognition (Cholec80, AutoLaparo), HecVL text hierarchy."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +6,9 @@ from typing import Any
 
 from hvl.core.registry import Domain
 
+from .autolaparo import read_autolaparo
 from .cholec80 import read_cholec80
-from .phases import CHOLEC80_PHASES
+from .phases import AUTOLAPARO_PHASES, CHOLEC80_PHASES
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
@@ -18,7 +19,8 @@ def _demo(out: str, seed: int = 0, **kw: Any) -> dict[str, Any]:
     return generate(out, seed=seed, **kw)
 
 
-plugin = Domain(name="surgical", demo=_demo, readers={"cholec80": read_cholec80}, prompts_dir=PROMPTS_DIR,
-                description="zero-shot surgical phase recognition (Cholec80 phases; accuracy / macro-F1 / Jaccard)")
+plugin = Domain(name="surgical", demo=_demo, readers={"cholec80": read_cholec80, "autolaparo": read_autolaparo},
+                prompts_dir=PROMPTS_DIR,
+                description="zero-shot surgical phase recognition (Cholec80, AutoLaparo; accuracy / macro-F1 / Jaccard)")
 
-__all__ = ["plugin", "read_cholec80", "CHOLEC80_PHASES", "PROMPTS_DIR"]
+__all__ = ["AUTOLAPARO_PHASES", "CHOLEC80_PHASES", "PROMPTS_DIR", "plugin", "read_autolaparo", "read_cholec80"]

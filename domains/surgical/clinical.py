@@ -564,7 +564,7 @@ def _safe(name: str) -> str:
 
 def _score_prompts(model: Any, videos: Sequence[Resolved], spec: str, level: str | None, fps: float,
                    image_size: int, batch_size: int, num_workers: int, progress: bool, smoothing: str, window: int,
-                   n_boot: int, ci_level: float, seed: int) -> dict[str, Any]:
+                   n_boot: int, ci_level: float, seed: int, preprocess: Any = None) -> dict[str, Any]:
     """Predict with one prompt file and compute everything the report shows for it."""
     from hvl.core.data.schema import load_prompt_file
     from hvl.core.evaluation.zeroshot import predict
@@ -575,7 +575,8 @@ def _score_prompts(model: Any, videos: Sequence[Resolved], spec: str, level: str
     lvl = level or prompts.level or "phase"
     names = prompts.names
     preds, labels, probs = predict(model, list(videos), prompts, lvl, fps=fps, image_size=image_size,
-                                   batch_size=batch_size, num_workers=num_workers, progress=progress)
+                                   batch_size=batch_size, num_workers=num_workers, progress=progress,
+                                   preprocess=preprocess)
     ids = [rec.video_id for rec, _ in videos]
     smoothed = [smooth(p, window, smoothing, len(names)) for p in preds]
     rows = per_video_table(ids, preds, labels, names)
@@ -597,16 +598,20 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
                       smoothing: str = "mode", smoothing_window: int = 9, n_boot: int = 2000,
                       ci_level: float = 0.95, seed: int = 0, gallery_size: int = 8,
                       out_dir: str | Path = "clinical_report", mlflow: bool = True, experiment: str = "hvl-clinical",
-                      tracking_uri: str | None = None, progress: bool = False) -> dict[str, Any]:
+                      tracking_uri: str | None = None, progress: bool = False,
+                      text_model: str | None = None) -> dict[str, Any]:
     """Review a checkpoint on a dataset with prompt file A (and optionally B); write the report; return its content.
+
+    ``ckpt`` is an hvl checkpoint file, or a pretrained model used directly as ``hvl zeroshot --model`` does: a
+    local HF image-text directory or ``<kind>:<file>`` (e.g. ``surgvlp:/models/HecVL.pth``, with ``text_model``).
 
     The metrics of prompt file A (``result["a"]["zeroshot"]``) are those `hvl zeroshot` prints for
     the same checkpoint, videos, prompt file, level, fps and image size: same prediction and
     metric functions, same defaults (image size from the checkpoint, batch 64). ``split`` and
     ``video_ids`` go to a domain reader such as ``cholec80`` and are ignored for a manifest.
     """
-    import torch as _torch
-    from hvl.core.models.checkpoint import load_model
+    from hvl.core.models.backbones import BACKBONES
+    from hvl.core.models.checkpoint import load_for_eval, preprocess_of
 
     if smoothing not in SMOOTHING_METHODS:
         raise ValueError(f"smoothing must be one of {SMOOTHING_METHODS}, got {smoothing!r}")
@@ -619,9 +624,12 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
         if video_ids:
             options["video_ids"] = list(video_ids)
     videos = load_videos(dataset, dataset_format, domain, **options)
-    model, meta = load_model(ckpt, map_location="cuda" if _torch.cuda.is_available() else "cpu")
-    image_size = image_size or meta.get("image_size") or 64
-    common = dict(level=level, fps=fps, image_size=image_size, batch_size=batch_size, num_workers=num_workers,
+    pretrained = Path(ckpt).is_dir() or str(ckpt).split(":", 1)[0] in BACKBONES
+    model, meta = load_for_eval(None if pretrained else ckpt, str(ckpt) if pretrained else None, text_model)
+    pre = preprocess_of(meta, image_size)
+    image_size = pre.output_size[0]
+    common = dict(level=level, fps=fps, image_size=image_size, preprocess=pre, batch_size=batch_size,
+                  num_workers=num_workers,
                   progress=progress, smoothing=smoothing, window=smoothing_window, n_boot=n_boot,
                   ci_level=ci_level, seed=seed)
     runs = {"a": _score_prompts(model, videos, prompts_a, **common)}

@@ -827,12 +827,55 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
 
 
 # ============================================================== the dataset
+def _srt_time(t: float) -> str:
+    ms = int(round(t * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _vtt_time(t: float) -> str:
+    return _srt_time(t).replace(",", ".")
+
+
+def write_raw_layout(out: Path, records: dict[str, list[VideoRecord]]) -> dict[str, int]:
+    """The demo's texts as a user would bring them, for ``hvl prepare``: per video an ASR-style SubRip
+    transcript (``transcripts/<id>.asr.srt``), a clean WebVTT one with a NOTE block and voice tags
+    (``<id>.clean.vtt``), chapters (WebVTT for even-numbered videos, YouTube ``MM:SS Title`` lines for
+    the others), an abstract (``abstracts/<id>.txt``) and ``splits.csv``. Cues do not overlap: each clip's
+    narration is spoken from its start until the next clip starts."""
+    for sub in ("transcripts", "chapters", "abstracts"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    split_rows = ["video_id,split"]
+    for split, recs in records.items():
+        for i, r in enumerate(recs):
+            split_rows.append(f"{r.video_id},{split}")
+            ends = [c.start for c in r.clips[1:]] + [r.clips[-1].end]
+            srt = [f"{n}\n{_srt_time(c.start)} --> {_srt_time(e)}\n{c.texts[0]}\n"
+                   for n, (c, e) in enumerate(zip(r.clips, ends), start=1)]
+            (out / "transcripts" / f"{r.video_id}.asr.srt").write_text("\n".join(srt), encoding="utf-8")
+            vtt = ["WEBVTT\n", "NOTE written by hvl's surgical demo\n"]
+            vtt += [f"{_vtt_time(c.start)} --> {_vtt_time(e)} align:start\n<v Narrator>{c.texts[1]}</v>\n"
+                    for c, e in zip(r.clips, ends)]
+            (out / "transcripts" / f"{r.video_id}.clean.vtt").write_text("\n".join(vtt), encoding="utf-8")
+            if i % 2 == 0:
+                chap = ["WEBVTT\n"] + [f"{_vtt_time(p.start)} --> {_vtt_time(p.end)}\n{p.text}\n" for p in r.phases]
+                (out / "chapters" / f"{r.video_id}.vtt").write_text("\n".join(chap), encoding="utf-8")
+            else:
+                lines = [f"{int(p.start) // 60:02d}:{int(p.start) % 60:02d} {p.text}" for p in r.phases]
+                (out / "chapters" / f"{r.video_id}.txt").write_text("Chapters:\n" + "\n".join(lines) + "\n",
+                                                                    encoding="utf-8")
+            (out / "abstracts" / f"{r.video_id}.txt").write_text(r.texts[0] + "\n", encoding="utf-8")
+    (out / "splits.csv").write_text("\n".join(split_rows) + "\n", encoding="utf-8")
+    return {split: len(recs) for split, recs in records.items()}
+
+
 def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, n_test: int = 6,
-             size: int = 128, fps: float = 10.0, progress: bool = True) -> dict:
+             size: int = 128, fps: float = 10.0, progress: bool = True, raw_layout: bool = False) -> dict:
     """Write ``out/videos/*.mp4`` and ``out/{train,val,test}.jsonl``; return a summary.
 
     Video ``i`` of a split is drawn from ``SeedSequence([seed, split, i])``, so the same seed
     gives byte-identical manifests and identical pixels, whatever the other counts are.
+    ``raw_layout``: instead of manifests, the texts as subtitle, chapter and abstract files
+    (:func:`write_raw_layout`), the input of ``hvl prepare``.
     """
     from tqdm.auto import tqdm
 
@@ -858,8 +901,32 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
                 records[split].append(rec)
                 n_frames += len(frames)
     bar.close()
-    # manifests last: one that exists always points at finished videos
-    manifests = {split: str(write_manifest(out / f"{split}.jsonl", recs)) for split, recs in records.items() if recs}
+    if raw_layout:
+        write_raw_layout(out, records)
+        manifests = {}
+    else:  # manifests last: one that exists always points at finished videos
+        manifests = {split: str(write_manifest(out / f"{split}.jsonl", recs))
+                     for split, recs in records.items() if recs}
     seconds = sum(r.duration for recs in records.values() for r in recs)
     return {"root": str(out), "manifests": manifests, "videos": counts, "frames": n_frames,
             "video_seconds": round(seconds, 1), "seconds": round(time.perf_counter() - t0, 2), "seed": seed}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hvl.domains.surgical.demo OUT --raw-layout``: the demo as raw files for ``hvl prepare``."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m hvl.domains.surgical.demo", description=main.__doc__)
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--raw-layout", action="store_true", help="subtitles, chapters, abstracts instead of manifests")
+    p.add_argument("--videos", type=int, nargs=3, default=[16, 2, 6], metavar=("TRAIN", "VAL", "TEST"))
+    a = p.parse_args(argv)
+    n_train, n_val, n_test = a.videos
+    print(json.dumps(generate(a.out, seed=a.seed, n_train=n_train, n_val=n_val, n_test=n_test,
+                              raw_layout=a.raw_layout), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""``hvl prepare``: raw videos + transcripts (+ chapters, abstracts) → hierarchical manifests and a report.
+
+Readers for the formats people have (:mod:`.subtitles`, :mod:`.chapters`), where a corpus keeps them
+(:mod:`.layout`), the checks and their policies (:mod:`.checks`), clip construction (:mod:`.clips`), splits
+(:mod:`.splits`), the report (:mod:`.report`), optional transcription (:mod:`.transcribe`) and re-encoding
+(:mod:`.reencode`), the pipeline (:mod:`.build`) and the command (:mod:`.command`). Part of
+:mod:`hvl.core.data`: may import only hvl.core.data and the leaves (errors, io, registry).
+"""
+from ..._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["Cue", "parse_csv", "parse_srt", "parse_vtt", "parse_whisper_json", "read_transcript"],
+                    "subtitles"),
+    **dict.fromkeys(["Chapter", "read_abstracts", "read_chapters"], "chapters"),
+    **dict.fromkeys(["Inputs", "LayoutSpec", "discover"], "layout"),
+    **dict.fromkeys(["Clip", "ClipConfig", "Sentence", "build_clips", "merge_fragments"], "clips"),
+    **dict.fromkeys(["KINDS", "Problem"], "checks"),
+    "assign_splits": "splits",
+    **dict.fromkeys(["PrepareConfig", "prepare"], "build"),
+    **dict.fromkeys(["decode_audio", "load_asr", "transcribe"], "transcribe"),
+    **dict.fromkeys(["extract_frames", "reencode_h264"], "reencode"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

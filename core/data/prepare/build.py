@@ -1,0 +1,262 @@
+"""Raw videos + transcripts (+ chapters, abstracts) → train / val / test manifests and a report.
+
+Each video's result (probe, checks, clips, phases) is cached in ``<out>/.cache/`` under a key made of its
+input files' contents (the video's size and modification time) and the settings, so a re-run rebuilds only
+the videos whose inputs changed; the manifests and reports are rewritten from those results and are
+byte-identical when nothing changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import HVLInputError
+from ...io import atomic_write_bytes, write_json
+from ..schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
+from .chapters import Chapter, read_abstracts, read_chapters
+from .checks import KINDS, Problem, check_cues, raise_errors
+from .clips import ClipConfig, build_clips, prepare_sentences
+from .layout import Inputs, Layout, discover, read_splits
+from .report import render_html, summarise
+from .splits import SPLITS, assign_splits, check_split_names
+from .subtitles import read_transcript
+
+__all__ = ["PrepareConfig", "prepare"]
+
+CACHE_VERSION = 1
+
+
+class PrepareConfig(BaseModel):
+    """Everything that decides the output; stored in report.json beside the manifests."""
+
+    model_config = ConfigDict(extra="forbid")
+    clips: ClipConfig = Field(default_factory=ClipConfig)
+    warn: list[str] = Field(default_factory=list, description="problem kinds repaired with a warning, not an error")
+    tolerance: float = Field(0.05, ge=0, description="seconds a cue may overlap the next or outrun the video "
+                             "before it counts as a problem (timestamp rounding)")
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_file: str | None = None
+    seed: int = 0
+    layout: str | None = None
+    videos: str | None = None
+    asr: str | None = None
+    asr_all: bool = False
+    asr_chunk_seconds: float = 30.0
+    reencode: Literal["h264"] | None = None
+    size: int = Field(224, ge=16)
+    gop: int = Field(8, ge=1)
+    frames_fps: float | None = Field(None, gt=0)
+
+    def policy(self) -> dict[str, str]:
+        unknown = sorted(set(self.warn) - set(KINDS) - {"all"})
+        if unknown:
+            raise HVLInputError(f"--warn {unknown}: unknown problem kind(s); use 'all' or any of {sorted(KINDS)}")
+        return {k: "warn" if "all" in self.warn or k in self.warn else "error" for k in KINDS}
+
+
+@dataclass
+class Result:
+    """One video's part of the output (what the cache holds)."""
+
+    record: dict[str, Any] | None
+    problems: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _key(inp: Inputs, cfg: PrepareConfig) -> str:
+    settings = {"v": CACHE_VERSION, "clips": cfg.clips.model_dump(mode="json"), "tolerance": cfg.tolerance}
+    files = {"transcripts": {s: [p.name, _sha(p)] for s, p in sorted(inp.transcripts.items())},
+             "chapters": [inp.chapters.name, _sha(inp.chapters)] if inp.chapters else None,
+             "abstract": [inp.abstract.name, _sha(inp.abstract)] if inp.abstract else None}
+    if inp.video:
+        st = inp.video.stat()
+        files["video"] = [str(inp.video.resolve()), st.st_size, st.st_mtime_ns]
+    return hashlib.sha256(json.dumps([settings, files], sort_keys=True).encode()).hexdigest()
+
+
+def _probe(path: Path) -> tuple[float | None, str | None]:
+    """(duration, None) or (None, why the decoder cannot read it): opens the video and decodes its last frame."""
+    from ..video import Video, open_source
+
+    try:
+        v = Video(open_source(path))
+        v.source.get([v.num_frames - 1])
+        return v.duration, None
+    except HVLInputError as e:
+        return None, str(e).removeprefix(f"{path}: ")
+
+
+def _phases(chapters: list[Chapter], duration: float, cfg: PrepareConfig, problems: list[Problem],
+            counts: Counter) -> list[PhaseSegment]:
+    chapters = sorted(chapters, key=lambda c: c.start)
+    out = []
+    for i, c in enumerate(chapters):
+        end = c.end if c.end is not None else (chapters[i + 1].start if i + 1 < len(chapters) else duration)
+        if end > duration + cfg.tolerance or c.start >= duration:
+            problems.append(Problem("chapter_outside_video", c.at,
+                                    f"runs to {end:.3f}s but the video lasts {duration:.3f}s"))
+        start, end = round(min(c.start, duration), 3), round(min(end, duration), 3)
+        if end <= start or not c.text:
+            counts["dropped_chapters"] += 1
+            continue
+        out.append(PhaseSegment(start=start, end=end, text=c.text))
+    return out
+
+
+def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
+    """Probe, check, and build one video's record (None when it cannot be used)."""
+    problems: list[Problem] = []
+    counts: Counter = Counter()
+    duration, why = _probe(inp.video)
+    if why:
+        return Result(None, [Problem("undecodable_video", str(inp.video), why).to_dict()])
+    duration = round(duration, 3)
+    sources = {}
+    for name, path in sorted(inp.transcripts.items()):
+        cues = check_cues(read_transcript(path), duration, cfg.tolerance, problems, counts)
+        counts["cues_read"] += len(cues)
+        sources[name] = prepare_sentences(name, cues, cfg.clips, counts)
+    anchor = cfg.clips.anchor if cfg.clips.anchor in sources else sorted(sources)[0]
+    if cfg.clips.anchor and anchor != cfg.clips.anchor:
+        counts["anchor_fallback_videos"] += 1
+    clips = build_clips(sources, anchor, duration, cfg.clips, counts)
+    phases = _phases(read_chapters(inp.chapters), duration, cfg, problems, counts) if inp.chapters else []
+    texts = read_abstracts(inp.abstract) if inp.abstract else []
+    if not clips:
+        counts["videos_without_clips"] += 1
+    rec = VideoRecord(video_id=inp.video_id, path=str(inp.video.resolve()), texts=texts, duration=duration,
+                      phases=phases, clips=[ClipSegment(start=c.start, end=c.end, texts=list(c.texts)) for c in clips],
+                      meta={"anchor": anchor, "sources": sorted(sources)})
+    return Result(rec.model_dump(mode="json", exclude_defaults=True), [p.to_dict() for p in problems], dict(counts))
+
+
+def _cached(cache: Path, key: str) -> Result | None:
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Result(data["record"], data["problems"], data["counts"]) if data.get("key") == key else None
+
+
+def _transcribe_missing(layout: Layout, cfg: PrepareConfig, out: Path, progress: bool) -> int:
+    """Whisper JSON for videos without a transcript (or every video with ``asr_all``), in ``out/transcripts``."""
+    from tqdm.auto import tqdm
+
+    from .transcribe import load_asr, transcribe
+
+    todo = [i for i in layout.inputs.values() if i.video and (cfg.asr_all or not i.transcripts)]
+    if not todo:
+        return 0
+    asr, written = load_asr(cfg.asr, cfg.asr_chunk_seconds), 0
+    for inp in tqdm(todo, desc="transcribing", unit="video", disable=not progress):
+        duration, why = _probe(inp.video)
+        if why:
+            continue  # reported as undecodable by the build
+        target = out / "transcripts" / f"{inp.video_id}.asr.json"
+        written += transcribe(asr, cfg.asr, inp.video, target, duration)
+        inp.transcripts["asr"] = target
+    return written
+
+
+def _reencode(recs: list[VideoRecord], cfg: PrepareConfig, out: Path, progress: bool) -> list[VideoRecord]:
+    from tqdm.auto import tqdm
+
+    from .reencode import extract_frames, reencode_h264
+
+    done = []
+    for r in tqdm(recs, desc="re-encoding", unit="video", disable=not progress):
+        src = Path(r.path)
+        if cfg.frames_fps:
+            rel = f"frames/{r.video_id}"
+            extract_frames(src, out / rel, cfg.frames_fps, cfg.size if cfg.reencode else None)
+        else:
+            rel = f"videos/{r.video_id}.mp4"
+            reencode_h264(src, out / rel, cfg.size, cfg.gop)
+        done.append(r.model_copy(update={"path": rel, "meta": {**r.meta, "original": str(src)}}))
+    return done
+
+
+def _splits(layout: Layout, ids: list[str], cfg: PrepareConfig) -> tuple[dict[str, str], str]:
+    if cfg.split_file:
+        given, _ = read_splits(Path(cfg.split_file))
+        source = cfg.split_file
+    elif layout.splits is not None:
+        given, source = layout.splits, layout.splits_file or "layout"
+    else:
+        return assign_splits(ids, cfg.split_ratios, cfg.seed), f"seeded ratios {list(cfg.split_ratios)}"
+    check_split_names(given, source)
+    missing = [v for v in ids if v not in given]
+    if missing:
+        raise HVLInputError(f"{source}: no split for video(s) {missing[:10]}; add them (a video may be in one "
+                            "split only) or drop the split file to split by --split-ratios")
+    return {v: given[v] for v in ids}, source
+
+
+def prepare(raw: str | Path, out: str | Path, cfg: PrepareConfig | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Build ``out/{train,val,test}.jsonl``, ``report.json`` and ``report.html``; returns the report
+    (plus ``_run``: what this run rebuilt, which the report files leave out)."""
+    from tqdm.auto import tqdm
+
+    cfg = cfg or PrepareConfig()
+    policy = cfg.policy()
+    out = Path(out)
+    layout = discover(raw, cfg.layout, cfg.videos)
+    if cfg.asr:
+        _transcribe_missing(layout, cfg, out, progress)
+
+    problems: list[dict[str, str]] = []
+    counts: Counter = Counter()
+    problems += [Problem("transcript_without_video", str(next(iter(i.transcripts.values()))),
+                         f"no video '{i.video_id}' under the videos folder").to_dict()
+                 for i in layout.inputs.values() if i.transcripts and not i.video]
+    problems += [Problem("video_without_transcript", str(i.video),
+                         "no transcript for this video (transcripts/<id>.<source>.srt|vtt|json|csv, or --asr)"
+                         ).to_dict() for i in layout.inputs.values() if i.video and not i.transcripts]
+    usable = [i for i in layout.inputs.values() if i.video and i.transcripts]
+    cache_dir = out / ".cache" / "videos"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    records: list[VideoRecord] = []
+    rebuilt = 0
+    for inp in tqdm(usable, desc="preparing", unit="video", disable=not progress):
+        key = _key(inp, cfg)
+        cache = cache_dir / f"{inp.video_id}.json"
+        res = _cached(cache, key)
+        if res is None:
+            res, rebuilt = build_video(inp, cfg), rebuilt + 1
+            atomic_write_bytes(cache, json.dumps({"key": key, "record": res.record, "problems": res.problems,
+                                                  "counts": res.counts}).encode())
+        problems += res.problems
+        counts.update(res.counts)
+        if res.record is not None:
+            records.append(VideoRecord.model_validate(res.record))
+    raise_errors([Problem(**p) for p in problems], policy)
+    if not records:
+        raise HVLInputError(f"{raw}: no usable video (each needs a readable video and a transcript)")
+
+    split_of, split_source = _splits(layout, [r.video_id for r in records], cfg)
+    if cfg.reencode or cfg.frames_fps:
+        records = _reencode(records, cfg, out, progress)
+    by_split = {s: [r for r in records if split_of[r.video_id] == s] for s in SPLITS}
+    by_split = {s: recs for s, recs in by_split.items() if recs}
+    for s in SPLITS:
+        if s in by_split:
+            write_manifest(out / f"{s}.jsonl", by_split[s])
+        else:
+            (out / f"{s}.jsonl").unlink(missing_ok=True)  # a manifest from an earlier run would be stale
+    info = {"root": str(Path(raw)), "kind": layout.kind, "splits": split_source, "stray_files": layout.stray,
+            "videos_found": len(layout.inputs), "videos_kept": len(records)}
+    report = summarise(by_split, counts, problems, cfg.model_dump(mode="json"), info, cfg.seed)
+    write_json(out / "report.json", report)
+    atomic_write_bytes(out / "report.html", render_html(report).encode())
+    return {**report, "_run": {"rebuilt_videos": rebuilt, "cached_videos": len(usable) - rebuilt}}

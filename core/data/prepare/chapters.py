@@ -1,0 +1,99 @@
+"""Phase-level and video-level texts: chapters / key steps and abstracts.
+
+Chapters come as PeskaVLP's ``keystep_texts`` CSV (``start,end,step,text``), WebVTT chapter cues, or
+YouTube-description lines (``00:00 Intro``, ``1:02:03 Closure``) whose end is the next chapter's start and,
+for the last one, the end of the video. Abstracts are a text file or PeskaVLP's ``abstract_texts`` CSV.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import HVLInputError
+from .subtitles import _vtt_cues, clean_text, csv_rows, csv_time, parse_timestamp, read_text
+
+__all__ = [
+    "ABSTRACT_SUFFIXES",
+    "CHAPTER_SUFFIXES",
+    "Chapter",
+    "parse_youtube_chapters",
+    "read_abstracts",
+    "read_chapters",
+]
+
+CHAPTER_SUFFIXES = (".csv", ".vtt", ".txt")
+ABSTRACT_SUFFIXES = (".txt", ".csv")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    start: float
+    end: float | None  # None: runs to the next chapter (or the end of the video)
+    title: str
+    text: str  # the phase text; the title when the source has no sentence
+    file: str
+    where: str
+
+    @property
+    def at(self) -> str:
+        return f"{self.file}, {self.where}"
+
+
+def _csv_chapters(path: Path) -> list[Chapter]:
+    out = []
+    for n, r in csv_rows(path, ("start", "step")):
+        end = csv_time(r["end"], path, n, "end") if r.get("end") else None
+        title, text = clean_text(r["step"]), clean_text(r.get("text", ""))
+        out.append(Chapter(csv_time(r["start"], path, n, "start"), end, title, text or title, str(path), f"line {n}"))
+    return out
+
+
+def _vtt_chapters(path: Path) -> list[Chapter]:
+    return [Chapter(s, e, clean_text(t, markup=True), clean_text(t, markup=True), str(path), f"line {n}")
+            for n, s, e, t in _vtt_cues(path)]
+
+
+# "00:00 Title", "1:02:03 - Title", "• 12:30 | Title", "(0:45) Title"
+_YT = re.compile(r"^\s*(?:[-*•]\s*)?\(?((?:\d{1,2}:)?\d{1,2}:\d{2})\)?\s*(?:[-–—:|]\s*)?(\S.*)$")
+
+
+def parse_youtube_chapters(path: str | Path) -> list[Chapter]:
+    """Lines that start with a timestamp; the description's other lines are ignored."""
+    path = Path(path)
+    out = []
+    for n, line in enumerate(read_text(path).split("\n"), start=1):
+        m = _YT.match(line)
+        if m:
+            title = clean_text(m.group(2))
+            out.append(Chapter(parse_timestamp(m.group(1)), None, title, title, str(path), f"line {n}"))
+    if not out:
+        raise HVLInputError(f"{path}: no chapter lines found; write one chapter per line as '00:00 Title' "
+                            "(YouTube description style)")
+    return out
+
+
+def read_chapters(path: str | Path) -> list[Chapter]:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_chapters(path)
+    if suffix == ".vtt":
+        return _vtt_chapters(path)
+    if suffix == ".txt":
+        return parse_youtube_chapters(path)
+    raise HVLInputError(f"{path}: unknown chapter format; use .csv (start,end,step,text), .vtt or .txt "
+                        "(YouTube '00:00 Title' lines)")
+
+
+def read_abstracts(path: str | Path) -> list[str]:
+    """The video-level texts: a .txt file is one abstract; a .csv (``start,end,text``) gives one per row."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        texts = [clean_text(read_text(path))]
+    elif suffix == ".csv":
+        texts = [clean_text(r["text"]) for _, r in csv_rows(path, ("text",))]
+    else:
+        raise HVLInputError(f"{path}: unknown abstract format; use .txt or .csv (start,end,text)")
+    return [t for t in texts if t]

@@ -1,0 +1,84 @@
+"""What can be wrong with raw inputs, and what each policy does about it.
+
+Every problem names a file and a place in it. Under ``error`` (the default for every kind) the run stops
+before anything is written, listing them; under ``warn`` the stated repair is made and counted in the
+report — never a silent drop.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from ...errors import HVLInputError
+from .subtitles import Cue
+
+__all__ = ["KINDS", "Policy", "Problem", "check_cues", "raise_errors"]
+
+Policy = dict[str, Literal["error", "warn"]]
+
+# kind -> what `warn` does
+KINDS = {
+    "cue_outside_video": "the cue is clipped to the video's duration (dropped if it starts after the end)",
+    "cue_overlap": "the overlapping cue is kept",
+    "cue_order": "the cues are sorted by start time",
+    "bad_cue": "the cue (end not after start) is dropped",
+    "video_without_transcript": "the video is left out",
+    "transcript_without_video": "the transcript (and the video's chapters, abstract) is left out",
+    "undecodable_video": "the video is left out",
+    "chapter_outside_video": "the chapter is clipped to the video's duration (dropped if it starts after the end)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    where: str  # "file, line N"
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def check_cues(cues: list[Cue], duration: float, tol: float, problems: list[Problem],
+               counts: Counter) -> list[Cue]:
+    """Cues in time order and inside ``[0, duration]``, after reporting what had to change."""
+    out: list[Cue] = []
+    unsorted = False
+    for i, c in enumerate(cues):
+        if not c.end > c.start:
+            problems.append(Problem("bad_cue", c.at, f"end {c.end:.3f}s is not after start {c.start:.3f}s"))
+            counts["dropped_bad_cues"] += 1
+            continue
+        if out and c.start < out[-1].start:
+            problems.append(Problem("cue_order", c.at, f"starts at {c.start:.3f}s, before the previous cue "
+                                                       f"({out[-1].where}, {out[-1].start:.3f}s)"))
+            unsorted = True
+        elif out and c.start < out[-1].end - tol:
+            problems.append(Problem("cue_overlap", c.at, f"starts at {c.start:.3f}s, before the previous cue "
+                                                         f"({out[-1].where}) ends at {out[-1].end:.3f}s"))
+        if c.end > duration + tol:
+            problems.append(Problem("cue_outside_video", c.at, f"ends at {c.end:.3f}s but the video lasts "
+                                                               f"{duration:.3f}s"))
+            if c.start >= duration:
+                counts["dropped_outside_cues"] += 1
+                continue
+            counts["clipped_cues"] += 1
+            c = Cue(c.start, duration, c.text, c.file, c.where)
+        out.append(c)
+    if unsorted:
+        out.sort(key=lambda c: (c.start, c.end))
+    return out
+
+
+def raise_errors(problems: list[Problem], policy: Policy) -> None:
+    """Stop on every problem whose kind is not under ``warn``, listing up to 20 of them."""
+    errors = [p for p in problems if policy.get(p.kind, "error") == "error"]
+    if not errors:
+        return
+    kinds = sorted({p.kind for p in errors})
+    lines = [f"  {p.where}: {p.kind}: {p.message}" for p in errors[:20]]
+    more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
+    hints = "\n".join(f"  --warn {k}: {KINDS[k]}" for k in kinds)
+    raise HVLInputError(f"{len(errors)} problem(s) in the raw inputs; nothing was written:\n" + "\n".join(lines)
+                        + more + f"\nfix the files, or accept a repair explicitly:\n{hints}")

@@ -1,0 +1,227 @@
+"""Transcript readers: SubRip, WebVTT, Whisper / WhisperX JSON and PeskaVLP's ``start,end,text`` CSV.
+
+Hand-written rather than taken from ``srt`` / ``webvtt-py``: every error and every warning has to name the
+line a person must fix, and those libraries drop line numbers. Each reader returns :class:`Cue` objects in
+file order (ordering and overlap are checked later, under the user's policy, not silently repaired here).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import HVLInputError
+
+__all__ = [
+    "TRANSCRIPT_SUFFIXES",
+    "Cue",
+    "clean_text",
+    "parse_csv",
+    "parse_srt",
+    "parse_timestamp",
+    "parse_vtt",
+    "parse_whisper_json",
+    "read_text",
+    "read_transcript",
+]
+
+TRANSCRIPT_SUFFIXES = (".srt", ".vtt", ".json", ".csv")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+    file: str
+    where: str  # "line 12" or "segments[3]": what an error message points at
+
+    @property
+    def at(self) -> str:
+        return f"{self.file}, {self.where}"
+
+
+def read_text(path: str | Path) -> str:
+    """UTF-8 with or without a BOM, any line ending; anything else is an error naming the file."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise HVLInputError(f"{path}: UTF-16 text; save the file as UTF-8")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise HVLInputError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+                            "save the file as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_TAG = re.compile(r"</?[^>\n]*>|\{\\[^}]*\}")  # <i>, <c.red>, <v Bob>, <00:01.000>, {\an8}
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str, markup: bool = False) -> str:
+    """Whitespace collapsed; for subtitle formats (``markup``) also tags and entities out: what a text
+    encoder should see. Plain-text formats (CSV, JSON, description lines) keep '<' and '&' as written."""
+    if markup:
+        text = html.unescape(_TAG.sub("", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+_TS = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]\d)(?:[.,](\d{1,3}))?$")
+
+
+def parse_timestamp(s: str) -> float | None:
+    """``HH:MM:SS,mmm``, ``HH:MM:SS.mmm``, ``MM:SS.mmm`` (hour-less WebVTT), ``M:SS``; None if none of them."""
+    m = _TS.match(s.strip())
+    if not m:
+        return None
+    h, mi, sec, frac = m.groups()
+    return int(h or 0) * 3600 + int(mi) * 60 + int(sec) + (int(frac.ljust(3, "0")) / 1000 if frac else 0.0)
+
+
+def _blocks(text: str) -> list[tuple[int, list[str]]]:
+    """Runs of non-blank lines with the 1-based number of their first line (a missing final blank line is fine)."""
+    out, cur, first = [], [], 0
+    for n, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            if not cur:
+                first = n
+            cur.append(line)
+        elif cur:
+            out.append((first, cur))
+            cur = []
+    if cur:
+        out.append((first, cur))
+    return out
+
+
+def _timing(line: str, path: Path, n: int, fmt: str) -> tuple[float, float]:
+    left, _, right = line.partition("-->")
+    start = parse_timestamp(left)
+    end_tok = right.strip().split()  # WebVTT cue settings follow the end time
+    end = parse_timestamp(end_tok[0]) if end_tok else None
+    if start is None or end is None:
+        raise HVLInputError(f"{path}, line {n}: bad {fmt} timing {line.strip()!r}; "
+                            "expected e.g. '00:01:02,500 --> 00:01:04,000'")
+    return start, end
+
+
+def parse_srt(path: str | Path) -> list[Cue]:
+    path = Path(path)
+    cues = []
+    for first, lines in _blocks(read_text(path)):
+        i = 1 if lines[0].strip().isdigit() and len(lines) > 1 else 0
+        if "-->" not in lines[i]:
+            raise HVLInputError(f"{path}, line {first + i}: expected a SubRip timing line "
+                                f"('00:00:01,000 --> 00:00:02,000'), got {lines[i].strip()!r:.60}")
+        start, end = _timing(lines[i], path, first + i, "SubRip")
+        cues.append(Cue(start, end, clean_text(" ".join(lines[i + 1:]), markup=True), str(path), f"line {first + i}"))
+    return cues
+
+
+def _vtt_cues(path: Path) -> list[tuple[int, float, float, str]]:
+    text = read_text(path)
+    if not text.startswith("WEBVTT"):
+        raise HVLInputError(f"{path}, line 1: a WebVTT file starts with 'WEBVTT'")
+    out = []
+    for first, lines in _blocks(text)[1:]:  # the header block ('WEBVTT', Kind:, Language:) carries no cue
+        head = lines[0].strip()
+        if head.split(" ", 1)[0] in ("NOTE", "STYLE", "REGION") and "-->" not in head:
+            continue
+        i = 0 if "-->" in lines[0] else 1  # an optional cue identifier precedes the timing line
+        if i >= len(lines) or "-->" not in lines[i]:
+            raise HVLInputError(f"{path}, line {first}: expected a WebVTT timing line "
+                                f"('00:01.000 --> 00:02.000'), got {head!r:.60}")
+        start, end = _timing(lines[i], path, first + i, "WebVTT")
+        out.append((first + i, start, end, " ".join(lines[i + 1:])))
+    return out
+
+
+def parse_vtt(path: str | Path) -> list[Cue]:
+    path = Path(path)
+    return [Cue(s, e, clean_text(t, markup=True), str(path), f"line {n}") for n, s, e, t in _vtt_cues(path)]
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def parse_whisper_json(path: str | Path) -> list[Cue]:
+    """OpenAI Whisper / WhisperX output: ``segments[]`` with ``start``, ``end``, ``text`` (a segment without
+    times takes them from its ``words[]``, as WhisperX leaves some unaligned)."""
+    path = Path(path)
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise HVLInputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
+    segs = data.get("segments") if isinstance(data, dict) else None
+    if not isinstance(segs, list):
+        raise HVLInputError(f"{path}: expected a Whisper JSON object with a 'segments' list "
+                            "(each {start, end, text})")
+    cues = []
+    for i, seg in enumerate(segs):
+        where = f"segments[{i}]"
+        if not isinstance(seg, dict):
+            raise HVLInputError(f"{path}, {where}: expected an object with start, end, text")
+        start, end = _number(seg.get("start")), _number(seg.get("end"))
+        words = [w for w in seg.get("words") or [] if isinstance(w, dict) and _number(w.get("start")) is not None]
+        if (start is None or end is None) and words:
+            start = _number(words[0]["start"]) if start is None else start
+            end = max(_number(w.get("end")) or _number(w["start"]) for w in words) if end is None else end
+        if start is None or end is None:
+            raise HVLInputError(f"{path}, {where}: field 'start'/'end' missing or not a number "
+                                f"(got {seg.get('start')!r}, {seg.get('end')!r})")
+        text = seg.get("text")
+        if not isinstance(text, str):
+            raise HVLInputError(f"{path}, {where}: field 'text' must be a string")
+        cues.append(Cue(start, end, clean_text(text), str(path), where))
+    return cues
+
+
+def csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a headed CSV with their line numbers; the header must have ``required``."""
+    reader = csv.DictReader(io.StringIO(read_text(path)))
+    fields = [f.strip() for f in reader.fieldnames or []]
+    missing = [c for c in required if c not in fields]
+    if missing:
+        raise HVLInputError(f"{path}, line 1: CSV header {fields} lacks column(s) {missing}; "
+                            f"expected {','.join(required)}")
+    rows = []
+    for row in reader:
+        rows.append((reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}))
+    return rows
+
+
+def csv_time(value: str, path: Path, n: int, field: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        t = parse_timestamp(value)
+        if t is None:
+            raise HVLInputError(f"{path}, line {n}: field '{field}' is {value!r}, not seconds or HH:MM:SS") from None
+        return t
+
+
+def parse_csv(path: str | Path) -> list[Cue]:
+    """PeskaVLP's ``*_narration_texts/<video>.csv``: ``start,end,text`` in seconds."""
+    path = Path(path)
+    return [Cue(csv_time(r["start"], path, n, "start"), csv_time(r["end"], path, n, "end"), clean_text(r["text"]),
+                str(path), f"line {n}") for n, r in csv_rows(path, ("start", "end", "text"))]
+
+
+_READERS = {".srt": parse_srt, ".vtt": parse_vtt, ".json": parse_whisper_json, ".csv": parse_csv}
+
+
+def read_transcript(path: str | Path) -> list[Cue]:
+    path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise HVLInputError(f"{path}: unknown transcript format; use one of {', '.join(TRANSCRIPT_SUFFIXES)}")
+    return reader(path)

@@ -1,0 +1,139 @@
+"""Request and response bodies of the `hvl serve` API (pydantic; they are the OpenAPI schema at ``/docs``).
+
+Bounds live here, so every endpoint rejects the same bad input with the same 422 message."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_QUERY_CHARS = 500
+MAX_K = 100
+MAX_TOPK = 100
+MAX_POOL = 100_000
+
+Aggregation = Literal["max", "topk-mean", "count"]
+QueryType = Literal["simple", "compound", "bug"]
+
+
+class SearchOptions(BaseModel):
+    """The options of `hvl search`."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(12, ge=1, le=MAX_K, description="videos to return")
+    game: str | None = Field(None, max_length=200, description="search only this game's videos")
+    agg: Aggregation = "max"
+    topk: int = Field(3, ge=1, le=MAX_TOPK, description="frames averaged by agg topk-mean")
+    pool: int = Field(1000, ge=1, le=MAX_POOL, description="frame pool for agg count")
+
+
+class TextSearch(SearchOptions):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "a car stuck in a tree"')
+
+
+class FrameSearch(SearchOptions):
+    """More like this: a frame of the index (a result's moment) is the query."""
+
+    video_id: str = Field(min_length=1, max_length=300)
+    t: float = Field(ge=0, description="time (s) of one of the video's indexed frames")
+
+
+class Moment(BaseModel):
+    t: float
+    score: float
+
+
+class Result(BaseModel):
+    rank: int
+    video_id: str
+    game: str
+    clip: str = Field(description="file name of the clip")
+    score: float
+    best_time: float
+    best_score: float
+    pool_count: int
+    moments: list[Moment]
+
+
+class SearchResponse(BaseModel):
+    query: str = Field(description="the text, or what the query was (a frame, an uploaded image)")
+    kind: Literal["text", "frame", "image"]
+    agg: Aggregation
+    k: int
+    topk: int
+    pool: int
+    game: str | None
+    method: str
+    frames: int
+    videos: int
+    results: list[Result]
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["json", "csv"] = "json"
+    response: SearchResponse
+
+
+class Info(BaseModel):
+    index: str
+    level: str
+    frames: int
+    videos: int
+    fps: float
+    games: list[str]
+    aggregations: list[str]
+    query_types: list[str]
+    queries: str = Field(description="the query set file testers' judgements go to")
+    review: bool = Field(description="whether a zero-shot review page is served")
+    limits: dict[str, int]
+
+
+class Judgement(BaseModel):
+    """A tester's verdict on one result of a query; ``relevant: null`` takes a verdict back."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    type: QueryType = "bug"
+    video_id: str = Field(min_length=1, max_length=300)
+    relevant: bool | None
+
+
+class JudgedQuery(BaseModel):
+    id: str
+    type: QueryType
+    text: str
+    relevant: list[str]
+    not_relevant: list[str]
+    bug: str | None = None
+
+
+class QueriesResponse(BaseModel):
+    path: str = Field(description="the query set, as `hvl bugsearch-eval` reads it")
+    queries: list[JudgedQuery]
+
+
+class ReviewVideo(BaseModel):
+    video_id: str
+    n_frames: int
+    metrics: dict[str, float]
+    smoothed_metrics: dict[str, float]
+
+
+class ReviewList(BaseModel):
+    classes: list[str]
+    level: str
+    fps: float
+    smoothing: dict[str, str | int]
+    metrics: dict[str, float]
+    videos: list[ReviewVideo]
+
+
+class ReviewDetail(ReviewVideo):
+    fps: float
+    classes: list[str]
+    t: list[float]
+    truth: list[int]
+    pred: list[int]
+    smoothed: list[int]
+    probs: list[list[float]]

@@ -1,0 +1,237 @@
+"""`hvl serve` in a real browser: headless Chromium (Selenium) against the real command on a loopback port.
+
+Search page: type a query and press Enter, thumbnails load, a moment chip seeks the video to that moment,
+"more like this" searches by a frame, a result marked relevant lands in the saved query set, an error
+shows on the page. Review page: clicking the ribbon seeks, and the playhead and frame readout follow.
+Screenshots go to the test's folder (and to ``$HVL_SCREENSHOTS`` when set, as for docs/).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them and sets
+``HVL_REQUIRE_BROWSER=1``, which turns a missing browser into a failure instead of a skip).
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from hvl.core.search.evaluate import load_queries
+from PIL import Image
+from serve_helpers import serve_data
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+VIDEO_FPS = 10  # the demo clips' frame rate: "within a frame" is 0.1 s
+
+if not (CHROMIUM and DRIVER):
+    if os.environ.get("HVL_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("chromium / chromedriver not found: apt-get install -y chromium chromium-driver")
+    pytest.skip("no chromium + chromedriver (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`hvl serve --index ... --zeroshot ...` as a user runs it, in its own process."""
+    data = serve_data(tmp_path_factory)
+    work = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    cmd = [sys.executable, "-m", "hvl.core.cli", "serve", "--index", str(data.index), "--zeroshot",
+           str(data.predictions), "--port", str(port), "--queries", str(work / "queries.yaml"),
+           "--cache", str(work / "thumbs")]
+    log = open(work / "serve.log", "w")  # noqa: SIM115 (open while the server runs, closed at teardown)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/api/info", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"hvl serve did not start:\n{(work / 'serve.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url, work, data
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800",
+              "--mute-audio"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def wait(drv, cond, timeout=30, what="condition"):
+    return WebDriverWait(drv, timeout).until(lambda d: cond(d), message=f"timed out waiting for {what}")
+
+
+def js(drv, script, *args):
+    return drv.execute_script(script, *args)
+
+
+def screenshot(drv, tmp: Path, name: str) -> Path:
+    path = tmp / name
+    drv.save_screenshot(str(path))
+    if os.environ.get("HVL_SCREENSHOTS"):
+        out = Path(os.environ["HVL_SCREENSHOTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, out / name)
+    with Image.open(path) as im:  # a real rendering, not a blank page
+        assert im.size == (1280, 800) or im.size[0] >= 1000
+        assert len(im.convert("RGB").getcolors(1 << 20) or []) > 200
+    return path
+
+
+def seeked(drv, timeout=30):
+    """The player's currentTime when its last seek completed (set by the page's 'seeked' listener)."""
+    wait(drv, lambda d: js(d, "return document.getElementById('player').dataset.seekedAt") is not None,
+         timeout, "the video to seek")
+    return float(js(drv, "return document.getElementById('player').dataset.seekedAt"))
+
+
+def test_search_page(server, browser, tmp_path):
+    url, work, _ = server
+    drv = browser
+    drv.get(url + "/")
+    wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the page")
+    games = [o.get_attribute("value") for o in drv.find_elements(By.CSS_SELECTOR, "#game option")]
+    assert games == ["", "desert_drive", "hill_racer", "moon_base"]
+
+    box = drv.find_element(By.ID, "q")
+    box.send_keys("a red car", Keys.ENTER)  # keyboard: Enter searches
+    wait(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card")) == 8, what="results")
+    status = drv.find_element(By.ID, "status").text
+    assert status.startswith('8 videos for "a red car"'), status
+    wait(drv, lambda d: js(d, "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
+         what="thumbnails")
+    assert js(drv, "return [...document.querySelectorAll('img.thumb')].map(i => i.naturalWidth)") == [64] * 8
+
+    # the API's ranking is what the page shows
+    api = requests.post(f"{url}/api/search", json={"query": "a red car", "k": 12}).json()
+    cards = drv.find_elements(By.CSS_SELECTOR, ".card")
+    assert [c.get_attribute("data-video") for c in cards] == [r["video_id"] for r in api["results"]]
+
+    # a moment chip plays the clip from that moment
+    first = api["results"][0]
+    chip = cards[0].find_elements(By.CSS_SELECTOR, ".chip")[1]
+    t = float(chip.get_attribute("data-t"))
+    assert t == first["moments"][1]["t"]
+    chip.click()
+    at = seeked(drv)
+    assert abs(at - t) <= 1 / VIDEO_FPS, (at, t)
+    player = js(drv, "const v = document.getElementById('player'); return {id: v.dataset.video, err: v.error, rs: v.readyState, ct: v.currentTime}")
+    assert player["id"] == first["video_id"] and player["err"] is None and player["rs"] >= 1
+    assert player["ct"] >= t - 1 / VIDEO_FPS
+
+    # a chip of another clip switches the video and seeks again
+    js(drv, "delete document.getElementById('player').dataset.seekedAt")
+    chip = cards[2].find_elements(By.CSS_SELECTOR, ".chip")[2]
+    t2 = float(chip.get_attribute("data-t"))
+    chip.click()
+    assert abs(seeked(drv) - t2) <= 1 / VIDEO_FPS
+    assert js(drv, "return document.getElementById('player').dataset.video") == api["results"][2]["video_id"]
+
+    # marking results: relevant and not relevant are saved in bugsearch-eval's format
+    cards[1].find_element(By.CSS_SELECTOR, ".mark.yes").click()
+    wait(drv, lambda d: "1 relevant" in d.find_element(By.ID, "saved").text, what="the save")
+    cards[3].find_element(By.CSS_SELECTOR, ".mark.no").click()
+    wait(drv, lambda d: "1 not" in d.find_element(By.ID, "saved").text, what="the second save")
+    assert "relevant" in cards[1].get_attribute("class").split()
+    saved = {q.text: q for q in load_queries(work / "queries.yaml").queries}
+    assert saved["a red car"].relevant == [api["results"][1]["video_id"]] and saved["a red car"].type == "bug"
+    judged = json.loads((work / "queries.judgements.json").read_text())["queries"]
+    assert judged[0]["not_relevant"] == [api["results"][3]["video_id"]]
+    screenshot(drv, tmp_path, "serve_search.png")
+
+    # the verdicts come back with the next search for that text
+    box.clear()
+    box.send_keys("a red car", Keys.ENTER)
+    wait(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card.relevant")) == 1, what="verdicts to reload")
+    assert drv.find_element(By.CSS_SELECTOR, ".card.relevant").get_attribute("data-video") == api["results"][1]["video_id"]
+
+    # more like this: the clicked frame's own video comes first
+    target = drv.find_elements(By.CSS_SELECTOR, ".card")[4]
+    vid = target.get_attribute("data-video")
+    target.find_element(By.CSS_SELECTOR, ".more").click()
+    wait(drv, lambda d: d.find_element(By.ID, "status").text.startswith("8 videos for frame of"), what="frame search")
+    assert drv.find_elements(By.CSS_SELECTOR, ".card")[0].get_attribute("data-video") == vid
+
+    # errors are shown on the page, not as a blank grid
+    js(drv, "document.getElementById('k').value = 500")
+    box.send_keys(Keys.ENTER)
+    wait(drv, lambda d: d.find_element(By.ID, "status").text.startswith("Error"), what="the error")
+    assert "field 'k'" in drv.find_element(By.ID, "status").text
+    assert "field 'k'" in drv.find_element(By.CSS_SELECTOR, "#results .error-box").text
+
+
+def test_review_page(server, browser, tmp_path):
+    url = server[0]
+    drv = browser
+    drv.get(url + "/review")
+    wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the review page")
+    listing = requests.get(f"{url}/api/review").json()
+    # a video whose ground truth changes class (a bug happens in it)
+    details = {v["video_id"]: requests.get(f"{url}/api/review/{v['video_id']}").json() for v in listing["videos"]}
+    vid = next(v for v, d in details.items() if len(set(d["truth"])) > 1)
+    d = details[vid]
+    Select(drv.find_element(By.ID, "video-select")).select_by_value(vid)
+    wait(drv, lambda x: x.find_element(By.TAG_NAME, "body").get_attribute("data-video") == vid, what="the video")
+    wait(drv, lambda x: js(x, "return document.getElementById('player').readyState") >= 1, what="video metadata")
+
+    runs = sum(1 for i, y in enumerate(d["truth"]) if i == 0 or y != d["truth"][i - 1])
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#ribbon-truth .seg")) == runs
+    legend = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#legend .key")]
+    assert legend == listing["classes"]
+    cells = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#video-metrics td")]
+    assert cells[0] == f"{100 * d['metrics']['accuracy']:.1f}"
+
+    span = d["t"][-1] + 1 / d["fps"]
+    for frac, ribbon in ((0.7, "ribbon-pred"), (0.25, "ribbon-truth")):
+        el = drv.find_element(By.ID, ribbon)
+        width = el.size["width"]
+        js(drv, "delete document.getElementById('player').dataset.seekedAt")
+        ActionChains(drv).move_to_element_with_offset(el, int((frac - 0.5) * width), 0).click().perform()
+        t = frac * span
+        at = seeked(drv)
+        assert abs(at - t) <= 1 / VIDEO_FPS + span / width, (at, t)  # a frame, plus a pixel's worth of time
+        k = min(len(d["t"]) - 1, int(at * d["fps"] + 1e-6))
+        want = f"truth {listing['classes'][d['truth'][k]]}"
+        wait(drv, lambda x, want=want: want in x.find_element(By.ID, "frame-info").text,
+             what="the frame readout")
+        left = js(drv, "return parseFloat(document.getElementById('playhead').style.left)")
+        assert abs(left - 100 * at / span) < 1.0
+    # the ribbon follows playback
+    js(drv, "const v = document.getElementById('player'); v.currentTime = 1.0")
+    wait(drv, lambda x: abs(js(x, "return parseFloat(document.getElementById('playhead').style.left)") - 100 / span) < 1,
+         what="the playhead")
+    js(drv, f"const v = document.getElementById('player'); v.currentTime = {0.7 * span}")
+    wait(drv, lambda x: abs(js(x, "return parseFloat(document.getElementById('playhead').style.left)") - 70) < 1,
+         what="the playhead")
+    screenshot(drv, tmp_path, "serve_review.png")
