@@ -70,3 +70,10 @@ def test_serve_load_quick_reports_latency_and_no_errors(tmp_path):
         assert 0 < out[run]["p50_ms"] <= out[run]["p95_ms"], run
     assert out["http_concurrent"]["requests"] == 20 and out["http_concurrent"]["errors"] == 0
     assert out["no_request_failed"] is True and out["ratios"]["http_1_client_p50_vs_in_process"] > 0
+
+
+def test_feature_cache_quick_trains_the_same_from_cached_features(tmp_path):
+    out = run_bench("feature_cache.py", "--quick", "--work", str(tmp_path), timeout=300)
+    assert out["decoding"]["steps"] == out["cache_reused"]["steps"] == 4
+    assert out["same_final_loss_within"] < 1e-2   # the same model and batches: only float16 storage differs
+    assert out["ratio_steps_per_s_cached_vs_decoding"] > 0

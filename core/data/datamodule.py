@@ -404,6 +404,7 @@ class HVLDataModule(pl.LightningDataModule):
         if self.trainer is not None and world > 1:
             self.trainer.strategy.barrier("feature_cache")
         ds.features = cache
+        ds._readers = None  # decoders opened here must not be inherited by the loader workers
 
     def _report_probe(self, manifest: Path, rows: list[dict[str, Any]]) -> None:
         """The probe's table in the log (rank 0; 40 lines at most) and every row in the MLflow run."""
