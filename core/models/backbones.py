@@ -13,6 +13,7 @@ themselves in :data:`BACKBONES`.
 from __future__ import annotations
 
 import importlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,19 @@ def backbone_from_spec(spec: dict[str, Any]) -> Backbone:
     if spec.get("kind") not in BACKBONES:
         raise HVLInputError(f"checkpoint names backbone kind {spec.get('kind')!r}; known: {sorted(BACKBONES)}")
     return importlib.import_module(BACKBONES[spec["kind"]]).from_spec(spec)
+
+
+def tokenizer_files(tokenizer: Any) -> dict[str, str]:
+    """A tokenizer as the text of its ``save_pretrained`` files: what a checkpoint stores to rebuild it."""
+    with tempfile.TemporaryDirectory() as d:
+        tokenizer.save_pretrained(d)
+        return {p.name: p.read_text(encoding="utf-8") for p in Path(d).iterdir() if p.is_file()}
+
+
+def tokenizer_from_files(files: dict[str, str]) -> Any:
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in files.items():
+            (Path(d) / name).write_text(text, encoding="utf-8")
+        return AutoTokenizer.from_pretrained(d, local_files_only=True)

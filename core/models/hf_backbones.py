@@ -9,7 +9,6 @@ model's ``max_position_embeddings``, as SigLIP was trained); ``logit_bias`` and 
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
-from .backbones import Backbone
+from .backbones import Backbone, tokenizer_files, tokenizer_from_files
 
 __all__ = ["HFBackbone", "load"]
 
@@ -143,21 +142,6 @@ class HFBackbone(Backbone):
         return self._spec
 
 
-def _tokenizer_files(tok: Any) -> dict[str, str]:
-    with tempfile.TemporaryDirectory() as d:
-        tok.save_pretrained(d)
-        return {p.name: p.read_text(encoding="utf-8") for p in Path(d).iterdir() if p.is_file()}
-
-
-def _tokenizer_from_files(files: dict[str, str]) -> Any:
-    from transformers import AutoTokenizer
-
-    with tempfile.TemporaryDirectory() as d:
-        for name, text in files.items():
-            (Path(d) / name).write_text(text, encoding="utf-8")
-        return AutoTokenizer.from_pretrained(d, local_files_only=True)
-
-
 def _build(configs: dict[str, dict[str, Any]], tokenizer: Any, preprocess: Preprocess,
            weights: dict[str, str] | None, trust_remote_code: bool = False) -> HFBackbone:
     """``configs``: {"model": cfg} for a joint model, or {"vision": cfg, "text": cfg} for two towers; ``weights``:
@@ -200,13 +184,13 @@ def _build(configs: dict[str, dict[str, Any]], tokenizer: Any, preprocess: Prepr
 
 
 def _spec(configs: dict[str, dict[str, Any]], tokenizer: Any, preprocess: Preprocess) -> dict[str, Any]:
-    return {"kind": "hf", "configs": configs, "tokenizer_files": _tokenizer_files(tokenizer),
+    return {"kind": "hf", "configs": configs, "tokenizer_files": tokenizer_files(tokenizer),
             "preprocess": preprocess.model_dump(mode="json")}
 
 
 def from_spec(spec: dict[str, Any]) -> HFBackbone:
     """Rebuild a backbone from what a checkpoint stored (random weights: the checkpoint's state dict fills them)."""
-    return _build(spec["configs"], _tokenizer_from_files(spec["tokenizer_files"]),
+    return _build(spec["configs"], tokenizer_from_files(spec["tokenizer_files"]),
                   Preprocess.model_validate(spec["preprocess"]), weights=None)
 
 

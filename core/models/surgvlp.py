@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from ..errors import HVLInputError
-from .backbones import Backbone
+from .backbones import Backbone, tokenizer_files, tokenizer_from_files
 
 __all__ = ["PREPROCESS", "SurgVLPBackbone", "checkpoint_keys", "from_spec", "load", "read_state_dict"]
 
@@ -74,21 +73,6 @@ def torchvision_name(hf_key: str) -> str:
     if m := _SHORT.match(hf_key):
         return f"layer{int(m[1]) + 1}.{m[2]}.downsample.{0 if m[3] == 'convolution' else 1}.{m[4]}"
     raise KeyError(f"no torchvision name for ResNetModel key {hf_key!r}")
-
-
-def _tokenizer_files(tokenizer: Any) -> dict[str, str]:
-    with tempfile.TemporaryDirectory() as d:
-        tokenizer.save_pretrained(d)
-        return {p.name: p.read_text(encoding="utf-8") for p in Path(d).iterdir() if p.is_file()}
-
-
-def _tokenizer_from_files(files: dict[str, str]) -> Any:
-    from transformers import AutoTokenizer
-
-    with tempfile.TemporaryDirectory() as d:
-        for name, text in files.items():
-            (Path(d) / name).write_text(text, encoding="utf-8")
-        return AutoTokenizer.from_pretrained(d, local_files_only=True)
 
 
 class SurgVLPBackbone(Backbone):
@@ -184,7 +168,7 @@ class SurgVLPBackbone(Backbone):
 
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "bert_config": self.bert.config.to_dict(), "embed_dim": self.embed_dim,
-                "max_length": self.max_length, "tokenizer_files": _tokenizer_files(self.tokenizer),
+                "max_length": self.max_length, "tokenizer_files": tokenizer_files(self.tokenizer),
                 "preprocess": self.preprocess.model_dump(mode="json"), "source": self.source}
 
     # ------------------------------------------------------------------ published names
@@ -303,7 +287,7 @@ def from_spec(spec: dict[str, Any]) -> SurgVLPBackbone:
     """Rebuild from what an hvl checkpoint stored (random weights: the checkpoint's state dict fills them)."""
     from transformers import BertConfig
 
-    return SurgVLPBackbone(BertConfig(**spec["bert_config"]), _tokenizer_from_files(spec["tokenizer_files"]),
+    return SurgVLPBackbone(BertConfig(**spec["bert_config"]), tokenizer_from_files(spec["tokenizer_files"]),
                            spec["embed_dim"], spec["max_length"], spec.get("source", ""))
 
 
