@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import psutil
@@ -90,7 +90,7 @@ class PeakRSS:
     def __init__(self, proc: psutil.Process) -> None:
         self.proc, self.peak, self._stop = proc, 0, threading.Event()
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> Self:
         self.start = self.peak = self.proc.memory_info().rss
         self._t = threading.Thread(target=self._poll, daemon=True)
         self._t.start()
@@ -139,11 +139,12 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
         rec |= {"index_mib": round(rec["index_bytes"] / 2**20, 1), "build_peak_rss_delta_mib": rss.delta_mib,
                 "within_memory": rec["index_bytes"] <= budget}
         A.set_breadth(index, rec["param"], rec["value"])
-        fs, found = latencies(lambda q: index.search(q[None], 10)[1][0], queries)
+        fs, found = latencies(lambda q, ix=index: ix.search(q[None], 10)[1][0], queries)
         fs["recall_at_10"] = round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])), 4)
         approx = FrameIndex(exact_idx.root, exact_idx.header, emb, row_video, times, videos, ["synthetic"], index,
                             {k: rec[k] for k in ("kind", "factory", "param", "value", "pool_value")})
-        vs, res = latencies(lambda q: [r["video_id"] for r in search(approx, q, k=10, moments=1)["results"]], queries)
+        vs, res = latencies(lambda q, ix=approx: [r["video_id"] for r in search(ix, q, k=10, moments=1)["results"]],
+                            queries)
         vs["video_recall_at_10_vs_exact"] = round(float(np.mean([len(set(x) & set(y)) / 10
                                                                  for x, y in zip(res, ref)])), 4)
         vs["recall_queries"] = len(ref)
@@ -151,7 +152,6 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
                         "frame_speedup_p50_vs_exact": round(exact["p50_ms"] / max(fs["p50_ms"], 1e-6), 1),
                         "search_speedup_p50_vs_exact": round(ve["p50_ms"] / max(vs["p50_ms"], 1e-6), 1)})
         log(f"[{shape}] {spec}: {records[-1]}")
-        del index, approx
     measured = [r for r in records if "tuned" in r]
     ok = [r for r in measured if A.eligible(r["tuned"])]
     chosen = min(ok, key=lambda r: A.rank_key(r["tuned"]))["factory"] if ok else None

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +25,10 @@ from ..errors import HVLInputError
 from ..io import write_json
 from .store import committed_shards, read_index
 
-__all__ = ["ANN_MEMORY_DEFAULT", "ANN_MIN_ROWS", "HNSW_MAX_ROWS", "TARGET_RECALL", "ann_kind_for", "build_ann",
-           "candidate_factories", "eligible", "estimate_bytes", "exact_topk", "load_ann", "measure_candidate", "parse_memory", "rank_key", "recall_at",
-           "refresh_ann", "save_ann", "set_breadth", "tuning_queries", "Truth"]
+__all__ = ["ANN_MEMORY_DEFAULT", "ANN_MIN_ROWS", "HNSW_MAX_ROWS", "TARGET_RECALL", "Truth", "ann_kind_for",
+           "build_ann", "candidate_factories", "eligible", "estimate_bytes", "exact_topk", "load_ann",
+           "measure_candidate", "parse_memory", "rank_key", "recall_at", "refresh_ann", "save_ann", "set_breadth",
+           "tuning_queries"]
 
 ANN_MIN_ROWS = 100_000       # below this an exact scan takes a few ms: no approximate index
 ANN_MEMORY_DEFAULT = 2 * 2**30  # bytes an approximate index may take (a laptop's share)
@@ -40,7 +42,7 @@ def ann_kind_for(n: int) -> str:
     return "flat" if n < ANN_MIN_ROWS else "auto"
 
 
-def parse_memory(text: str | int | float) -> int:
+def parse_memory(text: str | float) -> int:
     """``2GiB``, ``512MiB``, ``1.5G`` or a byte count -> bytes (``--ann-memory``)."""
     if isinstance(text, (int, float)):
         return int(text)
@@ -299,8 +301,8 @@ def build_ann(emb: np.ndarray, kind: str = "auto", train_size: int = 100_000, se
 
 def _refuse(records: list[dict[str, Any]], budget: int, target: float, n: int) -> None:
     reaching = [r for r in records if r.get("meets_target")]
-    lines = [f"no approximate index reaches recall@10 >= {target} within --ann-memory {budget / 2**30:.2f} GiB "
-             f"on these {n} frames. Measured:"]
+    lines = [(f"no approximate index reaches recall@10 >= {target} within --ann-memory {budget / 2**30:.2f} GiB "
+              f"on these {n} frames. Measured:")]
     for r in records:
         lines.append(f"  {r['factory']}: " + (r["skipped"] if "skipped" in r else
                      f"recall {r['recall_at_10']}, video recall {r.get('video_recall_at_10', '-')}, "
@@ -409,7 +411,8 @@ def refresh_ann(root: str | Path, kind: str = "auto", memory: int | str = ANN_ME
     if same_kind and meta.get("shards") == names and meta.get("rows") == n:
         return meta
     drift = None
-    if same_kind and "param" in meta and meta.get("rows", n + 1) < n and names[:len(meta.get("shards", []))] == meta["shards"]:
+    grown = meta.get("rows", n + 1) < n and names[:len(meta.get("shards", []))] == meta.get("shards")
+    if same_kind and "param" in meta and grown:
         added = _try_add(root, idx.emb, idx.row_video, meta, seed)
         if added is not None:
             save_ann(root, *added, names)

@@ -228,6 +228,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
 
     if fps <= 0:
         raise HVLInputError(f"--fps must be > 0 (got {fps})")
+    ann_memory = parse_memory(ann_memory)  # before hours of embedding, not after
     videos = scan_videos(videos_dir) if videos is None else videos
     out = Path(out)
     net, meta = loaded or load_for_eval(ckpt, model, text_model, trust_remote_code)
@@ -289,7 +290,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "few list counts, IVF-PQ, HNSW up to 300k frames) is built on the index's own frames and the "
                         "fastest reaching recall@10 >= 0.95 within --ann-memory is kept (measurements in ann/ann.json); "
                         "ivf/ivfpq/hnsw = choose within that family only; none = exact search")
-    p.add_argument("--ann-memory", type=parse_memory, default=ANN_MEMORY_DEFAULT,
+    p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
                    help="largest approximate index to keep, e.g. 2GiB (default), 512MiB")
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
                    help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see README, Data)")
