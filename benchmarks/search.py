@@ -21,7 +21,10 @@ frames: not on these queries). Per candidate: build time, index size, peak RSS d
 (sampled every 20 ms, minus the RSS before it), then on these queries, one at a time (as `hvl
 search` runs): frame recall@10 and p50 / p95 at the tuned ``value``; ``search()`` end to end at the
 tuned ``pool_value`` (ANN pool, exact rescoring of the candidate videos) with its video recall@10
-against exact ``search()``. ``chosen`` is the candidate ``hvl index`` would keep (same rule).
+against exact ``search()``. ``chosen`` is the candidate ``hvl index`` would keep (same rule:
+``tuned.meets_target`` and ``within_memory``, then the lowest tuned p50). ``meets_target`` per
+shape is the issue's target instead, on these queries: ``search()`` p50 <= 10 ms at video
+recall@10 >= 0.95, index <= 1.5 GiB per 1M x 512 frames (scaled to the run's size).
 
 HNSW on more than ``--hnsw-max-rows`` frames (default 300k) is skipped, with that reason in the
 JSON: on 2 cores its graph build for 1M x 512 takes tens of minutes. Raise the limit to build it.
