@@ -1,14 +1,21 @@
-"""Approximate nearest-neighbour search over an index's frames (FAISS), tuned by measured recall.
+"""Approximate nearest-neighbour search over an index's frames (FAISS), chosen by measured recall.
 
 Built when an index reaches ``ANN_MIN_ROWS`` frames (or when asked): it proposes a frame pool
-that :func:`hvl.core.search.query.search` rescores exactly. Stored as ``<index>/ann/ann.faiss``
-(``faiss.write_index``, no pickle) and ``ann/ann.json`` (what was measured, which shards it covers).
+that :func:`hvl.core.search.query.search` rescores exactly. Which index is built is not decided by
+size alone: how well IVF lists or an HNSW graph fit depends on how clustered the embeddings are,
+which nobody knows in advance. So every candidate (IVF with a few list counts over fp16 or 8-bit
+vectors, IVF-PQ, HNSW) is built on the index's own frames, its search breadth tuned on a held-out
+perturbed sample, its latency measured, and the fastest one reaching ``TARGET_RECALL`` (frame
+recall@10 and the recall of the top 10 videos of a frame pool) within the memory budget wins.
+Stored as ``<index>/ann/ann.faiss`` (``faiss.write_index``, no pickle) and ``ann/ann.json`` (every
+candidate's measurements, why the winner won, which shards it covers).
 """
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +25,84 @@ from ..errors import HVLInputError
 from ..io import write_json
 from .store import committed_shards, read_index
 
-__all__ = ["ANN_MIN_ROWS", "IVFPQ_MIN_ROWS", "TARGET_RECALL", "ann_kind_for", "build_ann", "exact_topk",
-           "load_ann", "recall_at", "refresh_ann", "save_ann", "set_breadth"]
+__all__ = ["ANN_MEMORY_DEFAULT", "ANN_MIN_ROWS", "HNSW_MAX_ROWS", "TARGET_RECALL", "Truth", "ann_kind_for",
+           "build_ann", "candidate_factories", "eligible", "estimate_bytes", "exact_topk", "load_ann",
+           "measure_candidate", "parse_memory", "rank_key", "recall_at", "refresh_ann", "save_ann", "set_breadth",
+           "tuning_queries"]
 
-ANN_MIN_ROWS = 100_000      # below this an exact scan takes a few ms: no approximate index
-IVFPQ_MIN_ROWS = 20_000_000  # above this fp16 vectors no longer fit comfortably in memory: compress (PQ)
+ANN_MIN_ROWS = 100_000       # below this an exact scan takes a few ms: no approximate index
+ANN_MEMORY_DEFAULT = 2 * 2**30  # bytes an approximate index may take (a laptop's share)
+HNSW_MAX_ROWS = 300_000      # above this HNSW's graph build on 2 cores takes tens of minutes: not tried by auto
 TARGET_RECALL = 0.95
+KINDS = ("auto", "ivf", "ivfpq", "hnsw")
 
 
 def ann_kind_for(n: int) -> str:
-    """``flat`` (exact) below ``ANN_MIN_ROWS``; IVF over fp16 vectors up to ``IVFPQ_MIN_ROWS``; IVF-PQ beyond.
+    """``flat`` (exact search, no approximate index) below ``ANN_MIN_ROWS``; else ``auto``: chosen by measurement."""
+    return "flat" if n < ANN_MIN_ROWS else "auto"
 
-    IVF rather than HNSW: on 2 cores HNSW's graph build for 1M x 512 takes tens of minutes,
-    IVF's k-means on a sample well under a minute, and its probe count trades recall for time.
+
+def parse_memory(text: str | float) -> int:
+    """``2GiB``, ``512MiB``, ``1.5G`` or a byte count -> bytes (``--ann-memory``)."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    s = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(s[-1:], 1)
+    try:
+        value = float(s[:-1] if mult > 1 else s)
+    except ValueError:
+        raise HVLInputError(f"--ann-memory '{text}' is not a size; use e.g. 2GiB, 512MiB or a byte count") from None
+    if value <= 0:
+        raise HVLInputError(f"--ann-memory must be > 0 (got '{text}')")
+    return int(value * mult)
+
+
+def _nlist(n: int, factor: float = 1.0) -> int:
+    return int(min(65536, max(16, 2 ** round(np.log2(factor * 2 * np.sqrt(n))))))
+
+
+def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int = HNSW_MAX_ROWS
+                        ) -> tuple[list[str], dict[str, str]]:
+    """FAISS factory strings worth measuring for ``n`` x ``dim`` frames, and those skipped (with why).
+
+    More IVF lists = fewer vectors scanned per probe (faster on spread-out data, slower to train);
+    SQ8 halves SQfp16's memory at a small loss of precision; PQ compresses 8-16x (recall is then
+    limited by the code, which exact rescoring of the pool partly repairs); HNSW needs no training
+    and copes with unclustered data, but its graph build is slow.
     """
-    if n < ANN_MIN_ROWS:
-        return "flat"
-    return "ivf" if n < IVFPQ_MIN_ROWS else "ivfpq"
+    if kind not in KINDS:
+        raise HVLInputError(f"--ann '{kind}' is unknown; use one of {', '.join(KINDS)} or none")
+    base, more = _nlist(n), _nlist(n, 2)
+    m = max(4, dim // 8)  # 8 dims a sub-quantiser: 4 would train twice as many codebooks, slowly
+    while dim % m:
+        m //= 2
+    fams = {"ivf": [f"IVF{base},SQfp16", f"IVF{more},SQfp16", f"IVF{more},SQ8"],
+            "ivfpq": [f"IVF{more},PQ{m}np"],  # np: no polysemous training (slow, and only for Hamming filtering)
+            "hnsw": ["HNSW16,SQfp16", "HNSW32,SQfp16"]}
+    chosen = [s for f, specs in fams.items() if kind in ("auto", f) for s in specs]
+    skipped: dict[str, str] = {}
+    if n > hnsw_max_rows and kind == "auto":
+        for s in fams["hnsw"]:
+            chosen.remove(s)
+            skipped[s] = (f"{n} rows > {hnsw_max_rows}: an HNSW graph build of this size takes tens of minutes "
+                          "on 2 cores; pass --ann hnsw to build it anyway")
+    return chosen, skipped
 
 
-def _factory(kind: str, n: int, dim: int) -> str:
-    nlist = int(min(65536, max(64, 2 ** round(np.log2(2 * np.sqrt(n))))))
-    if kind == "ivf":
-        return f"IVF{nlist},SQfp16"
-    if kind == "ivfpq":
-        return f"IVF{nlist},PQ{max(8, dim // 8)}"
-    if kind == "hnsw":
-        return "HNSW32,Flat"
-    if kind == "flat":
-        return "Flat"
-    raise HVLInputError(f"--ann '{kind}' is unknown; use auto, none, flat, ivf, ivfpq or hnsw")
+def kind_of(spec: str) -> str:
+    return "hnsw" if spec.startswith("HNSW") else "ivfpq" if ",PQ" in spec else "ivf" if spec.startswith("IVF") else "flat"
+
+
+def estimate_bytes(spec: str, n: int, dim: int) -> int:
+    """Index size before building it (vectors + ids / graph links + centroids), to skip what cannot fit."""
+    code = 2 * dim if "SQfp16" in spec else dim if "SQ8" in spec else 4 * dim
+    if ",PQ" in spec:
+        code = int(spec.rsplit("PQ", 1)[1].removesuffix("np"))
+    if spec.startswith("HNSW"):
+        m = int(spec[4:].split(",")[0])
+        return n * (code + 2 * m * 4 + 8)
+    nlist = int(spec[3:].split(",")[0]) if spec.startswith("IVF") else 0
+    return n * (code + 8) + nlist * dim * 4
 
 
 def exact_topk(emb: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -75,73 +130,192 @@ def _first_videos(rows: np.ndarray, row_video: np.ndarray, k: int) -> list[int]:
     return list(seen)
 
 
-def build_ann(emb: np.ndarray, kind: str = "auto", train_size: int = 100_000, seed: int = 0,
-              target: float = TARGET_RECALL, tune_queries: np.ndarray | None = None,
-              row_video: np.ndarray | None = None, pool: int = 1000) -> tuple[Any, dict[str, Any]]:
-    """Build a FAISS index of ``emb`` and tune its search breadth (nprobe / efSearch) on
-    ``tune_queries`` (default: 200 frames of the index, perturbed so that they are not index points):
+def tuning_queries(x: np.ndarray, rng: np.random.Generator, m: int = 200, rows: np.ndarray | None = None) -> np.ndarray:
+    """``m`` frames of ``x`` (of ``rows`` when given), each perturbed by a vector as long as itself.
 
-    * ``value``: the smallest breadth reaching ``target`` frame recall@10 against exact search;
-    * ``pool_value`` (with ``row_video``): the smallest reaching ``target`` recall of the top 10
-      *videos* (by best frame) within a ``pool``-frame answer: a frame pool must reach further
-      than the 10 nearest frames, which often come from one or two videos.
-    """
+    A text query lies far from any frame (cosine ~0.3-0.6 in trained models): unperturbed frames
+    would tune the breadth on too easy queries."""
+    pick = rng.choice(len(x) if rows is None else rows, min(m, len(x) if rows is None else len(rows)), replace=False)
+    q = x[pick] + rng.normal(0, 1 / np.sqrt(x.shape[1]), (len(pick), x.shape[1])).astype(np.float32)
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), np.float32)
+
+
+class Truth:
+    """Exact answers for the tuning queries: frame top 10 and, with ``row_video``, the top 10 videos."""
+
+    def __init__(self, x: np.ndarray, tq: np.ndarray, row_video: np.ndarray | None, pool: int) -> None:
+        self.tq, self.row_video, self.pool = tq, row_video, min(pool, len(x))
+        top = exact_topk(x, tq, self.pool if row_video is not None else 10)
+        self.frames = top[:, :10]
+        self.videos = None if row_video is None else [_first_videos(r, row_video, 10) for r in top]
+
+    def frame_recall(self, index: Any) -> float:
+        return recall_at(index.search(self.tq, 10)[1], self.frames)
+
+    def video_recall(self, index: Any) -> float:
+        got = index.search(self.tq, self.pool)[1]
+        return float(np.mean([len(set(_first_videos(g, self.row_video, 10)) & set(t)) / max(len(t), 1)
+                              for g, t in zip(got, self.videos)]))
+
+
+def _train_and_add(spec: str, x: np.ndarray, rng: np.random.Generator, train_size: int, seed: int) -> Any:
     import faiss
 
-    n, dim = emb.shape
-    kind = ann_kind_for(n) if kind == "auto" else kind
-    spec = _factory(kind, n, dim)
-    x = np.ascontiguousarray(emb, np.float32)
+    index = faiss.index_factory(x.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        if spec.startswith("IVF"):
+            ivf = faiss.extract_index_ivf(index)
+            train_size = max(train_size, 40 * ivf.nlist)  # k-means wants ~40 points a list
+            if ",PQ" in spec:
+                faiss.downcast_index(ivf).pq.cp.niter = 10  # as the coarse k-means: most of the gain, 40 % of the time
+            ivf.cp.niter = 10            # k-means iterations: 10 get most of the benefit of 25 at 40 % of the time
+            ivf.cp.seed = seed
+            ivf.cp.max_points_per_centroid = 10**9  # we already subsampled; don't let faiss resample
+        index.train(x[np.sort(rng.choice(len(x), min(len(x), train_size), replace=False))])
+    index.add(x)
+    return index
+
+
+def _param_limit(index: Any, spec: str) -> tuple[str, int]:
+    import faiss
+
+    return ("nprobe", faiss.extract_index_ivf(index).nlist) if spec.startswith("IVF") else ("efSearch", 4096)
+
+
+def _smallest(index: Any, param: str, limit: int, score: Callable[[], float], target: float, start: int = 1
+              ) -> tuple[int, float]:
+    """The smallest power-of-two breadth (from ``start``) whose ``score`` reaches ``target``, or the limit."""
+    value = max(1, min(start, limit))
+    while True:
+        set_breadth(index, param, value)
+        rec = score()
+        if rec >= target or value >= limit:
+            return value, rec
+        value = min(value * 2, limit)
+
+
+def _latency_ms(index: Any, queries: np.ndarray, k: int) -> dict[str, float]:
+    index.search(queries[:1], k)  # warm-up
+    t = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q[None], k)
+        t.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": round(float(np.percentile(t, 50)), 3), "p95_ms": round(float(np.percentile(t, 95)), 3)}
+
+
+def measure_candidate(spec: str, x: np.ndarray, truth: Truth, target: float = TARGET_RECALL, seed: int = 0,
+                      train_size: int = 100_000, timed_queries: int = 50) -> tuple[Any, dict[str, Any]]:
+    """Build ``spec`` on ``x``, tune its breadth on ``truth``'s queries, time it one query at a time.
+
+    ``value``: the smallest breadth reaching ``target`` frame recall@10; ``pool_value``: the smallest
+    also reaching ``target`` recall of the top 10 videos within the frame pool that search() asks for
+    (a pool must reach further than the 10 nearest frames, which often come from one or two videos).
+    Latency is timed at ``pool_value`` with the pool's size: what one `hvl search` costs."""
+    import faiss
+
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        sample = x[np.sort(rng.choice(n, min(n, train_size), replace=False))]
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.niter = 10            # k-means iterations: 10 get most of the benefit of 25 at 40 % of the time
-        ivf.cp.seed = seed
-        ivf.cp.max_points_per_centroid = 10**9  # we already subsampled; don't let faiss resample
-        index.train(sample)
-    index.add(x)
+    index = _train_and_add(spec, x, rng, train_size, seed)
     build_s = time.perf_counter() - t0
-    if tune_queries is None:
-        # a text query lies far from any frame (cosine ~0.3-0.6 in trained models): perturb by a vector
-        # as long as the frame itself, or the probe count is tuned on too easy queries
-        m = min(n, 200)
-        q = x[rng.choice(n, m, replace=False)] + rng.normal(0, 1 / np.sqrt(dim), (m, dim)).astype(np.float32)
-        tune_queries = q / np.linalg.norm(q, axis=1, keepdims=True)
-    tq = np.ascontiguousarray(tune_queries, np.float32)
-    meta: dict[str, Any] = {"kind": kind, "factory": spec, "rows": n, "dim": dim, "build_seconds": round(build_s, 2)}
-    if kind == "flat":
-        return index, meta | {"recall_at_10": 1.0}
-    param = "nprobe" if kind in ("ivf", "ivfpq") else "efSearch"
-    limit = faiss.extract_index_ivf(index).nlist if param == "nprobe" else 4096
-    truth = exact_topk(x, tq, 10)
-
-    def smallest(score) -> tuple[int, float]:
-        value = 1
-        while True:
-            set_breadth(index, param, value)
-            rec = score()
-            if rec >= target or value >= limit:
-                return value, rec
-            value = min(value * 2, limit)
-
-    value, rec = smallest(lambda: recall_at(index.search(tq, 10)[1], truth))
-    meta |= {"param": param, "value": value, "recall_at_10": round(rec, 4)}
-    if row_video is not None:
-        pool = min(pool, n)
-        video_truth = [_first_videos(r, row_video, 10) for r in exact_topk(x, tq, pool)]
-
-        def video_recall() -> float:
-            got = index.search(tq, pool)[1]
-            return float(np.mean([len(set(_first_videos(g, row_video, 10)) & set(t)) / max(len(t), 1)
-                                  for g, t in zip(got, video_truth)]))
-
-        pool_value, vrec = smallest(video_recall)
-        meta |= {"pool": pool, "pool_value": max(pool_value, value), "video_recall_at_10": round(vrec, 4)}
+    param, limit = _param_limit(index, spec)
+    value, rec = _smallest(index, param, limit, lambda: truth.frame_recall(index), target)
+    rec_out: dict[str, Any] = {"kind": kind_of(spec), "factory": spec, "build_seconds": round(build_s, 2),
+                               "index_bytes": int(faiss.serialize_index(index).nbytes),
+                               "param": param, "value": value, "recall_at_10": round(rec, 4)}
+    k = 10
+    if truth.videos is not None:
+        pool_value, vrec = _smallest(index, param, limit, lambda: truth.video_recall(index), target, start=value)
+        rec_out |= {"pool": truth.pool, "pool_value": pool_value, "video_recall_at_10": round(vrec, 4)}
+        k = truth.pool
+        set_breadth(index, param, pool_value)
+    else:
+        set_breadth(index, param, value)
+    rec_out |= _latency_ms(index, truth.tq[:timed_queries], k)
+    rec_out["meets_target"] = rec >= target and rec_out.get("video_recall_at_10", 1.0) >= target
     set_breadth(index, param, value)
+    return index, rec_out
+
+
+def eligible(rec: dict[str, Any]) -> bool:
+    """A measured candidate that reaches the target and fits the budget."""
+    return bool(rec.get("meets_target")) and bool(rec.get("within_memory"))
+
+
+def rank_key(rec: dict[str, Any]) -> tuple[float, int]:
+    """Among eligible candidates: lowest measured p50 per pool search, then the smaller index."""
+    return rec["p50_ms"], rec["index_bytes"]
+
+
+def build_ann(emb: np.ndarray, kind: str = "auto", train_size: int = 100_000, seed: int = 0,
+              target: float = TARGET_RECALL, tune_queries: np.ndarray | None = None,
+              row_video: np.ndarray | None = None, pool: int = 1000, memory: int | str = ANN_MEMORY_DEFAULT,
+              hnsw_max_rows: int = HNSW_MAX_ROWS, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Build every candidate of ``kind`` (``auto``: all families) that fits ``memory`` bytes, measure each
+    on ``tune_queries`` (default: 200 perturbed frames of ``emb``) and keep the fastest meeting ``target``.
+
+    Returns the chosen index (breadth set for frame recall) and its meta: the winner's measurements,
+    ``candidates`` (all of them, with skipped ones and why) and ``reason``. Raises HVLInputError naming
+    what would work when nothing meets the target within the budget."""
+    n, dim = emb.shape
+    budget = parse_memory(memory)
+    x = np.ascontiguousarray(emb, np.float32)
+    rng = np.random.default_rng(seed)
+    if kind == "flat":
+        import faiss
+
+        index = faiss.IndexFlatIP(dim)
+        index.add(x)
+        return index, {"kind": "flat", "factory": "Flat", "rows": n, "dim": dim, "recall_at_10": 1.0}
+    specs, skipped = candidate_factories(n, dim, kind, hnsw_max_rows)
+    tq = tuning_queries(x, rng) if tune_queries is None else np.ascontiguousarray(tune_queries, np.float32)
+    truth = Truth(x, tq, row_video, pool)
+    records: list[dict[str, Any]] = [{"factory": s, "skipped": why} for s, why in skipped.items()]
+    best: tuple[Any, dict[str, Any]] | None = None
+    for spec in specs:
+        est = estimate_bytes(spec, n, dim)
+        if est > budget:
+            records.append({"factory": spec, "skipped": f"estimated {est / 2**30:.2f} GiB > --ann-memory "
+                                                         f"{budget / 2**30:.2f} GiB", "estimated_bytes": est})
+            continue
+        if progress:
+            print(f"hvl index: measuring {spec} on {n} frames ...", file=sys.stderr)
+        index, rec = measure_candidate(spec, x, truth, target, seed, train_size)
+        rec["within_memory"] = rec["index_bytes"] <= budget
+        records.append(rec)
+        if eligible(rec) and (best is None or rank_key(rec) < rank_key(best[1])):
+            best = (index, rec)
+        else:
+            del index
+    if best is None:
+        _refuse(records, budget, target, n)
+    index, rec = best
+    reason = (f"lowest measured p50 ({rec['p50_ms']} ms per pool search) among the "
+              f"{sum(map(eligible, records))} candidates reaching "
+              f"recall@10 >= {target} (frames and videos) within {budget / 2**30:.2f} GiB")
+    meta = {k: v for k, v in rec.items() if k not in ("meets_target", "within_memory")}
+    meta |= {"rows": n, "dim": dim, "target_recall": target, "memory_budget_bytes": budget,
+             "tuning_queries": len(tq), "seed": seed, "reason": reason, "candidates": records}
     return index, meta
+
+
+def _refuse(records: list[dict[str, Any]], budget: int, target: float, n: int) -> None:
+    reaching = [r for r in records if r.get("meets_target")]
+    lines = [(f"no approximate index reaches recall@10 >= {target} within --ann-memory {budget / 2**30:.2f} GiB "
+              f"on these {n} frames. Measured:")]
+    for r in records:
+        lines.append(f"  {r['factory']}: " + (r["skipped"] if "skipped" in r else
+                     f"recall {r['recall_at_10']}, video recall {r.get('video_recall_at_10', '-')}, "
+                     f"{r['index_bytes'] / 2**30:.2f} GiB"))
+    fix = []
+    if reaching:
+        need = min(r["index_bytes"] for r in reaching)
+        fix.append(f"--ann-memory {int(np.ceil(need / 2**20))}MiB (the smallest candidate that reaches it)")
+    elif any("estimated_bytes" in r for r in records):
+        fix.append(f"--ann-memory {int(np.ceil(max(r.get('estimated_bytes', 0) for r in records) / 2**20))}MiB "
+                   "(to also measure the candidates skipped for memory)")
+    fix.append("--ann none (exact search: always right, slower)")
+    raise HVLInputError("\n".join(lines) + "\nUse " + " or ".join(fix) + ".")
 
 
 def set_breadth(index: Any, param: str, value: int) -> None:
@@ -165,14 +339,21 @@ def save_ann(root: Path, index: Any, meta: dict[str, Any], shards: list[str]) ->
     write_json(d / "ann.json", meta | {"shards": shards})
 
 
+def _read_meta(root: Path) -> dict[str, Any]:
+    meta_path, path = root / "ann" / "ann.json", root / "ann" / "ann.faiss"
+    if not meta_path.is_file() or not path.is_file():
+        return {}
+    return json.loads(meta_path.read_text())
+
+
 def load_ann(root: Path, shards: list[str], rows: int) -> tuple[Any, dict[str, Any]]:
     """The stored approximate index if it covers exactly the committed shards; else (None, {})."""
     import faiss
 
-    meta_path, path = root / "ann" / "ann.json", root / "ann" / "ann.faiss"
-    if not meta_path.is_file() or not path.is_file():
+    meta = _read_meta(root)
+    if not meta:
         return None, {}
-    meta = json.loads(meta_path.read_text())
+    path = root / "ann" / "ann.faiss"
     if meta.get("shards") != shards or meta.get("rows") != rows:
         print(f"hvl search: {path} is stale (the index changed since it was built); searching exactly. "
               "Re-run `hvl index` to rebuild it.", file=sys.stderr)
@@ -183,21 +364,62 @@ def load_ann(root: Path, shards: list[str], rows: int) -> tuple[Any, dict[str, A
     return index, meta
 
 
-def refresh_ann(root: str | Path, kind: str = "auto") -> dict[str, Any] | None:
-    """(Re)build ``ann/`` when the index is big enough (or ``kind`` forces it) and it is missing or stale."""
+def _try_add(root: Path, emb: np.ndarray, row_video: np.ndarray, meta: dict[str, Any], seed: int
+             ) -> tuple[Any, dict[str, Any]] | None:
+    """Add the frames after ``meta['rows']`` to the stored index; keep it if, on a sample of the *new*
+    frames, recall at the stored breadths still meets the target. None: the data drifted, rebuild."""
+    import faiss
+
+    old = meta["rows"]
+    index = faiss.read_index(str(root / "ann" / "ann.faiss"))
+    index.add(np.ascontiguousarray(emb[old:], np.float32))
+    x = np.ascontiguousarray(emb, np.float32)
+    rng = np.random.default_rng(seed + len(meta.get("updates", [])) + 1)
+    truth = Truth(x, tuning_queries(x, rng, rows=np.arange(old, len(x))), row_video, meta.get("pool", 1000))
+    target = meta.get("target_recall", TARGET_RECALL)
+    set_breadth(index, meta["param"], meta["value"])
+    rec = truth.frame_recall(index)
+    vrec = None
+    if "pool_value" in meta:
+        set_breadth(index, meta["param"], meta["pool_value"])
+        vrec = truth.video_recall(index)
+        set_breadth(index, meta["param"], meta["value"])
+    update = {"added_rows": len(x) - old, "recall_at_10_new_sample": round(rec, 4),
+              "video_recall_at_10_new_sample": None if vrec is None else round(vrec, 4)}
+    if rec < target or (vrec is not None and vrec < target):
+        meta["_drift"] = update
+        return None
+    return index, meta | {"rows": len(x), "updates": [*meta.get("updates", []), update | {"action": "added"}]}
+
+
+def refresh_ann(root: str | Path, kind: str = "auto", memory: int | str = ANN_MEMORY_DEFAULT,
+                seed: int = 0) -> dict[str, Any] | None:
+    """(Re)build ``ann/`` when the index is big enough (or ``kind`` forces it) and it is missing or stale.
+
+    New shards since the last build are added to the stored index when recall measured on a sample
+    of the new frames still meets the target; otherwise (the data drifted) the choice is re-measured."""
     root = Path(root)
     names = committed_shards(root)
     if kind == "none" or not names:
         return None
     idx = read_index(root)
-    idx.ann, idx.ann_meta = load_ann(root, names, len(idx.emb))
-    chosen = ann_kind_for(len(idx.emb)) if kind == "auto" else kind
-    if chosen == "flat":
+    n = len(idx.emb)
+    if kind == "auto" and ann_kind_for(n) == "flat":
         return None
-    if idx.ann is not None and idx.ann_meta.get("kind") == chosen:
-        return idx.ann_meta
-    index, meta = build_ann(idx.emb, chosen, row_video=idx.row_video)
-    save_ann(root, index, meta, names)
-    return meta
-
-
+    meta = _read_meta(root)
+    same_kind = bool(meta) and (kind == "auto" or meta.get("kind") == kind)
+    if same_kind and meta.get("shards") == names and meta.get("rows") == n:
+        return meta
+    drift = None
+    grown = meta.get("rows", n + 1) < n and names[:len(meta.get("shards", []))] == meta.get("shards")
+    if same_kind and "param" in meta and grown:
+        added = _try_add(root, idx.emb, idx.row_video, meta, seed)
+        if added is not None:
+            save_ann(root, *added, names)
+            return added[1] | {"shards": names}
+        drift = meta.pop("_drift")
+    index, new = build_ann(idx.emb, kind, seed=seed, row_video=idx.row_video, memory=memory)
+    if drift is not None:
+        new["rebuilt_because"] = drift | {"action": "rebuilt", "target_recall": meta.get("target_recall", TARGET_RECALL)}
+    save_ann(root, index, new, names)
+    return new | {"shards": names}

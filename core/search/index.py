@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import HVLInputError
-from .ann import refresh_ann
+from .ann import ANN_MEMORY_DEFAULT, parse_memory, refresh_ann
 from .store import FORMAT, VERSION, ensure_header, indexed_keys, remove_orphans, write_shard
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
@@ -213,6 +213,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
                 level: str = "clip", batch_size: int = 64, num_workers: int = 2, devices: int | str = 1,
                 accelerator: str = "auto", shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error",
                 progress: bool = True, ann: str = "auto", video_backend: str = "auto",
+                ann_memory: int | str = ANN_MEMORY_DEFAULT,
                 videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None,
                 model: str | None = None, text_model: str | None = None,
                 trust_remote_code: bool = False) -> dict[str, Any]:
@@ -227,6 +228,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
 
     if fps <= 0:
         raise HVLInputError(f"--fps must be > 0 (got {fps})")
+    ann_memory = parse_memory(ann_memory)  # before hours of embedding, not after
     videos = scan_videos(videos_dir) if videos is None else videos
     out = Path(out)
     net, meta = loaded or load_for_eval(ckpt, model, text_model, trust_remote_code)
@@ -246,7 +248,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
     result = {"index": str(out), "videos": len(videos), "already_indexed": len(videos) - len(todo),
               "indexed": 0, "skipped": 0, "level": level, "fps": fps, "dim": header["dim"]}
     if not todo:
-        result["ann"] = _refresh_ann(out, ann)
+        result["ann"] = _refresh_ann(out, ann, ann_memory)
         return result
     writer = make_writer(out, todo, shard_rows, on_bad_video, progress)
     trainer = pl.Trainer(accelerator=accelerator, devices=devices, logger=False, enable_progress_bar=False,
@@ -257,14 +259,15 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
         trainer.predict(embedder, return_predictions=False)
     result.update(indexed=writer.committed_videos, skipped=len(writer.skipped))
     if trainer.global_rank == 0:
-        result["ann"] = _refresh_ann(out, ann)
+        result["ann"] = _refresh_ann(out, ann, ann_memory)
     return result
 
 
-def _refresh_ann(out: Path, kind: str) -> dict[str, Any] | None:
+def _refresh_ann(out: Path, kind: str, memory: int | str = ANN_MEMORY_DEFAULT) -> dict[str, Any] | None:
     """Build or refresh the approximate index when the index is large enough (see :mod:`hvl.core.search.ann`)."""
-    meta = refresh_ann(out, kind)
-    return None if meta is None else {k: meta[k] for k in ("kind", "factory", "recall_at_10") if k in meta}
+    meta = refresh_ann(out, kind, memory)
+    keys = ("kind", "factory", "param", "value", "recall_at_10", "video_recall_at_10", "p50_ms", "reason")
+    return None if meta is None else {k: meta[k] for k in keys if k in meta}
 
 
 # ------------------------------------------------------------------ CLI
@@ -283,7 +286,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="frames per committed shard")
     p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
     p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
-                   help="approximate index: auto = none below 100k frames, IVF-fp16 below 20M, IVF-PQ above")
+                   help="approximate index: auto = none below 100k frames, else every candidate (IVF-fp16/SQ8 with a "
+                        "few list counts, IVF-PQ, HNSW up to 300k frames) is built on the index's own frames and the "
+                        "fastest reaching recall@10 >= 0.95 within --ann-memory is kept (measurements in ann/ann.json); "
+                        "ivf/ivfpq/hnsw = choose within that family only; none = exact search")
+    p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
+                   help="largest approximate index to keep, e.g. 2GiB (default), 512MiB")
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
                    help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see README, Data)")
     p.add_argument("--no-progress", action="store_true")
@@ -294,6 +302,6 @@ def run(args: argparse.Namespace) -> None:
     res = build_index(args.videos, args.ckpt, args.out, fps=args.fps, level=args.level, batch_size=args.batch_size,
                       num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
                       shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
-                      ann=args.ann, video_backend=args.video_backend, model=args.model, text_model=args.text_model,
+                      ann=args.ann, ann_memory=args.ann_memory, video_backend=args.video_backend, model=args.model, text_model=args.text_model,
                       trust_remote_code=args.trust_remote_code)
     print(json.dumps(res, indent=2))

@@ -1,0 +1,167 @@
+"""The approximate index `hvl index` keeps is chosen by measurement: every candidate is built on the
+index's own frames, the fastest reaching the recall target within the memory budget wins, ann.json
+says why, nothing reaching it is refused with what would work, and added videos are either added
+to the stored index or, when recall on them drops (drift), trigger a rebuild. Small synthetic data
+(20k x 32 frames) so that each choice takes seconds."""
+import json
+
+import faiss
+import numpy as np
+import pytest
+from hvl.core.errors import HVLInputError
+from hvl.core.search import ann
+from hvl.core.search.ann import (
+    TARGET_RECALL,
+    Truth,
+    build_ann,
+    eligible,
+    parse_memory,
+    rank_key,
+    refresh_ann,
+    tuning_queries,
+)
+from hvl.core.search.query import load_index, search
+from test_search import write_index
+
+DIM, FRAMES = 32, 10
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n_videos, seed=0, topics_seed=0):
+    """Videos around 20 topics (fixed by ``topics_seed``), frames near their video."""
+    topics = unit(np.random.default_rng(topics_seed).normal(size=(20, DIM)))
+    rng = np.random.default_rng(seed)
+    centres = unit(topics[rng.integers(0, 20, n_videos)] + 0.5 * unit(rng.normal(size=(n_videos, DIM))))
+    return unit(np.repeat(centres, FRAMES, 0) + 0.3 * unit(rng.normal(size=(n_videos * FRAMES, DIM))))
+
+
+def isotropic(n_videos, seed=0):
+    """Frames with little shared structure: the worst case for IVF lists."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.normal(size=(n_videos, DIM)))
+    return unit(np.repeat(centres, FRAMES, 0) + 1.5 * unit(rng.normal(size=(n_videos * FRAMES, DIM))))
+
+
+def videos_of(emb, prefix="v"):
+    return [(f"{prefix}{i:05d}", f"g{i % 3}", emb[i * FRAMES:(i + 1) * FRAMES]) for i in range(len(emb) // FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def fake_ckpt(tmp_path_factory):
+    p = tmp_path_factory.mktemp("ck") / "model.ckpt"
+    p.write_bytes(b"only hashed")
+    return p
+
+
+@pytest.fixture(scope="module")
+def chosen():
+    emb = clustered(2000)
+    row_video = np.repeat(np.arange(2000), FRAMES)
+    index, meta = build_ann(emb, "auto", row_video=row_video)
+    return emb, row_video, index, meta
+
+
+def test_auto_measures_every_family_and_keeps_the_fastest_reaching_the_target(chosen):
+    emb, _, index, meta = chosen
+    records = meta["candidates"]
+    assert {r["kind"] for r in records} == {"ivf", "ivfpq", "hnsw"}  # 20k rows: HNSW is not skipped
+    assert any("SQ8" in r["factory"] for r in records) and any(",PQ" in r["factory"] for r in records)
+    for r in records:
+        assert {"build_seconds", "index_bytes", "param", "value", "recall_at_10", "pool_value",
+                "video_recall_at_10", "p50_ms", "p95_ms", "meets_target", "within_memory"} <= set(r)
+        assert r["meets_target"] == (r["recall_at_10"] >= TARGET_RECALL and r["video_recall_at_10"] >= TARGET_RECALL)
+    ok = [r for r in records if eligible(r)]
+    best = min(ok, key=rank_key)
+    assert meta["factory"] == best["factory"] and meta["p50_ms"] == best["p50_ms"]
+    assert f"{len(ok)} candidates" in meta["reason"] and str(best["p50_ms"]) in meta["reason"]
+    assert index.ntotal == len(emb) and meta["rows"] == len(emb) and meta["memory_budget_bytes"] == 2 * 2**30
+    assert meta["index_bytes"] == faiss.serialize_index(index).nbytes
+
+
+def test_the_chosen_index_meets_the_target_on_a_held_out_sample(chosen):
+    emb, row_video, index, meta = chosen
+    held_out = Truth(emb, tuning_queries(emb, np.random.default_rng(123)), row_video, meta["pool"])
+    ann.set_breadth(index, meta["param"], meta["value"])
+    assert held_out.frame_recall(index) >= TARGET_RECALL - 0.02  # 200 new queries: sampling noise ~0.01
+    ann.set_breadth(index, meta["param"], meta["pool_value"])
+    assert held_out.video_recall(index) >= TARGET_RECALL - 0.02
+
+
+def test_refuses_when_nothing_reaches_the_target_and_says_what_would():
+    emb = isotropic(1500)
+    # IVF-PQ with 4-byte codes cannot reach 0.95 on unclustered frames: the fix is exact search
+    with pytest.raises(HVLInputError, match=r"no approximate index reaches recall@10 >= 0.95") as e:
+        build_ann(emb, "ivfpq")
+    assert "IVF" in str(e.value) and "--ann none" in str(e.value)
+    # a budget only PQ fits: the candidates skipped for memory are named, with the budget that measures them
+    with pytest.raises(HVLInputError, match="--ann-memory") as e:
+        build_ann(emb, "ivf", memory="300KiB")
+    msg = str(e.value)
+    assert "> --ann-memory 0.00 GiB" in msg and "--ann none" in msg
+    need = msg.split("Use --ann-memory ")[1].split("MiB")[0]
+    _, meta = build_ann(emb, "ivf", memory=f"{need}MiB")  # what the message asks for is enough
+    assert meta["recall_at_10"] >= TARGET_RECALL and meta["index_bytes"] <= parse_memory(f"{need}MiB")
+
+
+def test_parse_memory(tmp_path, capsys):
+    from hvl.core.cli import main
+
+    (tmp_path / "videos").mkdir()
+    assert main(["index", str(tmp_path / "videos"), "--ckpt", "x.ckpt", "--out", str(tmp_path / "i"),
+                 "--ann-memory", "lots"]) == 2
+    assert "--ann-memory 'lots' is not a size" in capsys.readouterr().err
+    assert parse_memory("2GiB") == 2 * 2**30 and parse_memory("512MiB") == 512 * 2**20 and parse_memory("1.5G") == 1.5 * 2**30
+    assert parse_memory("1000") == 1000
+    with pytest.raises(HVLInputError, match="--ann-memory 'lots' is not a size"):
+        parse_memory("lots")
+
+
+def test_ann_json_records_every_candidate_and_why(tmp_path, fake_ckpt, monkeypatch):
+    monkeypatch.setattr(ann, "ANN_MIN_ROWS", 10_000)  # auto builds one at this small size
+    emb = clustered(1500, seed=3)
+    root = write_index(tmp_path / "idx", videos_of(emb), fake_ckpt, DIM, shard_videos=500)
+    meta = refresh_ann(root)
+    stored = json.loads((root / "ann" / "ann.json").read_text())
+    assert stored["factory"] == meta["factory"] and stored["shards"] == ["s00000", "s00500", "s01000"]
+    assert stored["rows"] == len(emb) and stored["reason"].startswith("lowest measured p50")
+    assert [c["factory"] for c in stored["candidates"]] == [c["factory"] for c in meta["candidates"]]
+    assert len(stored["candidates"]) == 6 and all("recall_at_10" in c for c in stored["candidates"])
+    idx = load_index(root)
+    assert idx.ann is not None and meta["factory"] in search(idx, emb[0], k=5)["method"]
+    assert refresh_ann(root)["factory"] == meta["factory"]  # up to date: nothing rebuilt
+    small = write_index(tmp_path / "small", videos_of(emb[:5000]), fake_ckpt, DIM)
+    assert refresh_ann(small) is None and not (small / "ann").exists()  # below ANN_MIN_ROWS: exact, as before
+    assert refresh_ann(small, kind="none") is None and not (small / "ann").exists()
+
+
+def add_shard(root, tmp_path, emb, prefix, ckpt):
+    extra = write_index(tmp_path / f"extra_{prefix}", videos_of(emb, prefix), ckpt, DIM, shard_videos=10**6)
+    for f in (extra / "shards").iterdir():
+        f.rename(root / "shards" / f"{prefix}_{f.name}")
+
+
+def test_adds_videos_like_the_old_ones_and_rebuilds_when_recall_on_new_ones_drops(tmp_path, fake_ckpt):
+    root = write_index(tmp_path / "idx", videos_of(clustered(1500)), fake_ckpt, DIM, shard_videos=750)
+    first = refresh_ann(root, kind="ivf")
+    assert "updates" not in first
+
+    add_shard(root, tmp_path, clustered(300, seed=5), "x", fake_ckpt)  # same topics: the IVF lists still fit
+    added = refresh_ann(root, kind="ivf")
+    update = added["updates"][-1]
+    assert update["action"] == "added" and update["added_rows"] == 3000 and "rebuilt_because" not in added
+    assert update["recall_at_10_new_sample"] >= TARGET_RECALL and update["video_recall_at_10_new_sample"] >= TARGET_RECALL
+    assert added["factory"] == first["factory"] and added["build_seconds"] == first["build_seconds"]  # not rebuilt
+    idx = load_index(root)
+    assert idx.ann is not None and idx.ann.ntotal == 18_000 == len(idx.emb)
+
+    add_shard(root, tmp_path, isotropic(300, seed=6), "y", fake_ckpt)  # unlike anything the lists were trained on
+    rebuilt = refresh_ann(root, kind="ivf")
+    why = rebuilt["rebuilt_because"]
+    assert why["action"] == "rebuilt" and why["added_rows"] == 3000
+    assert min(why["recall_at_10_new_sample"], why["video_recall_at_10_new_sample"]) < TARGET_RECALL
+    assert "updates" not in rebuilt and rebuilt["rows"] == 21_000 and rebuilt["recall_at_10"] >= TARGET_RECALL
+    idx = load_index(root)
+    assert idx.ann is not None and idx.ann.ntotal == 21_000
