@@ -12,7 +12,7 @@ Ties, and under ``count`` videos with no frame in the pool, are ordered by the b
 
 Exact search scores every frame (a float32 matmul; or only the frames of ``--game``, like
 GamePhysics' per-game index). Indexes of ``ANN_MIN_ROWS`` frames or more also get an
-approximate FAISS index (``<index>/ann/``, chosen by size, see :func:`ann_kind_for`): it
+approximate FAISS index (``<index>/ann/``, chosen by measured recall and latency, see :mod:`.ann`): it
 proposes a frame pool, and every frame of the videos in that pool is then rescored exactly,
 so only a video whose frames all miss the pool can be lost. Its recall@10 against exact
 search is measured when it is built and stored in ``ann/ann.json``.
