@@ -17,7 +17,7 @@ def _files(root):
 
 
 def test_realistic_is_deterministic_and_default_is_unchanged(tmp_path):
-    kw = dict(seed=1, n_train=1, n_val=0, n_test=1, size=32, fps=2.0, progress=False)
+    kw = {"seed": 1, "n_train": 1, "n_val": 0, "n_test": 1, "size": 32, "fps": 2.0, "progress": False}
     demo.generate(tmp_path / "a", preset="realistic", **kw)
     demo.generate(tmp_path / "b", preset="realistic", **kw)
     demo.generate(tmp_path / "d", **kw)

@@ -819,7 +819,9 @@ def plan_narrations(spans: list[tuple[float, float]], phase_at: Callable[[float]
     for a, b in spans:
         spoken = bool(rng.uniform() < preset.narration_rate)
         related = bool(rng.uniform() >= preset.unrelated_rate)
-        lag = float(np.clip(rng.normal(0.0, preset.lag_std), -preset.lag_max, preset.lag_max)) if preset.lag_std else 0.0
+        lag = 0.0
+        if preset.lag_std:
+            lag = float(np.clip(rng.normal(0.0, preset.lag_std), -preset.lag_max, preset.lag_max))
         t = min(max((a + b) / 2 + lag, 0.0), duration - 1e-6)
         out.append(NarrationPlan(a, b, spoken, related, round(lag, 6), phase_at(t) if spoken and related else None))
     return out

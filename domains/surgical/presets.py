@@ -26,9 +26,8 @@ what is known of real data, not from any expected outcome of a comparison:
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from hvl.core.errors import HVLInputError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DemoPreset(BaseModel):
@@ -46,7 +45,7 @@ class DemoPreset(BaseModel):
     clean_paraphrase: bool = Field(True, description="second clip text a clean rewrite (else a second ASR pass)")
 
     @model_validator(mode="after")
-    def _check(self) -> "DemoPreset":
+    def _check(self) -> DemoPreset:
         from hvl.domains.surgical.phases import CHOLEC80_PHASES
 
         bad = {k for kv in self.lookalike.items() for k in kv} - set(CHOLEC80_PHASES)
