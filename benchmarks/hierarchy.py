@@ -141,6 +141,24 @@ def paired_vs(rows: list[dict[str, float]], base: list[dict[str, float]], n_boot
             for m in METRICS}
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README table of one run: per scheme and embedding space, mean ± std over seeds and the paired CI."""
+    def ms(v: dict[str, Any]) -> str:
+        return f"{v['mean']:.3f} ± {v['std']:.3f}"
+
+    def ci(v: dict[str, Any]) -> str:
+        return f"{v['delta']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
+
+    lines = ["| scheme | space | accuracy | macro-F1 | Jaccard | Δ accuracy vs clip-only [95 % CI] | Δ F1 [95 % CI] "
+             "| fit wall s |", "|---|---|---|---|---|---|---|---|"]
+    for name, s in result["schemes"].items():
+        for lv, v in s["spaces"].items():
+            lines.append(f"| {name} | {lv} | {ms(v['accuracy'])} | {ms(v['f1_macro'])} | {ms(v['jaccard'])} "
+                         f"| {ci(v['vs_clip_only']['accuracy'])} | {ci(v['vs_clip_only']['f1_macro'])} "
+                         f"| {s['fit_wall_s']['mean']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny data and model, 2 seeds, few steps (CI)")
@@ -152,7 +170,11 @@ def main() -> None:
     p.add_argument("--smooth-window", type=int, default=5, help="frames at 1 fps (<= the demo's shortest phase)")
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--work", type=Path, default=DEFAULT_WORK / "hierarchy")
+    p.add_argument("--table", type=Path, default=None, help="print the markdown table of a saved JSON result and exit")
     a = p.parse_args()
+    if a.table is not None:
+        print(markdown(json.loads(a.table.read_text())))
+        return
     seeds = a.seeds or ([0, 1] if a.quick else [0, 1, 2])
     steps = a.steps or (40 if a.quick else 60)
     a.preset = a.preset or ("default" if a.quick else "realistic")
