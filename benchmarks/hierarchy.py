@@ -58,11 +58,13 @@ def chdir(path: Path):
         os.chdir(old)
 
 
-def make_data(root: Path, preset: str, quick: bool, seed: int) -> tuple[Path, dict[str, Any]]:
+def make_data(root: Path, preset: str, quick: bool, seed: int, test_only: bool = False) -> tuple[Path, dict[str, Any]]:
     from hvl.domains.surgical import demo
 
     counts = ({"n_train": 4, "n_val": 2, "n_test": 2, "size": 64, "fps": 4.0} if quick
               else {"n_train": 16, "n_val": 2, "n_test": 6})  # full: the demo's default size
+    if test_only:
+        counts = {**counts, "n_train": 0, "n_val": 0}
     out = root / f"data_{preset}_{'quick' if quick else 'full'}_{seed}"
     if not (out / "test.jsonl").exists():
         log(f"generating the {preset} demo into {out} ...")
@@ -91,27 +93,34 @@ def fit(run_dir: Path, data: Path, levels: list[str], seed: int, steps: int, qui
         args += ["--model.init_args.video_encoder", json.dumps(QUICK_ENCODER), "--model.init_args.embed_dim", "32",
                  "--data.init_args.num_workers", "0", "--trainer.limit_val_batches", "1",
                  "--trainer.num_sanity_val_steps", "0"]
+    ckpt, done = run_dir / "checkpoints" / "surgical_demo" / "last.ckpt", run_dir / "fit.json"
+    if ckpt.exists() and done.exists() and json.loads(done.read_text())["args"] == args:
+        log("  (reusing the finished fit in this run directory)")  # a killed harness resumes where it stopped
+        return ckpt, json.loads(done.read_text())["wall_s"]
     t0 = time.perf_counter()
     with chdir(run_dir):
         if main(args) != 0:
             raise RuntimeError(f"hvl fit failed for {levels} seed {seed}")
-    return run_dir / "checkpoints" / "surgical_demo" / "last.ckpt", time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    done.write_text(json.dumps({"args": args, "wall_s": wall}))
+    return ckpt, wall
 
 
-def evaluate_run(ckpt: Path, videos, prompts, image_size: int, window: int) -> dict[str, Any]:
-    """Zero-shot metrics per level space of the checkpoint; for the full model also the smoothed predictions."""
+def evaluate_run(ckpt: Path, test_sets: dict[str, list], prompts, image_size: int, window: int) -> dict[str, Any]:
+    """Zero-shot metrics per test set and level space of the checkpoint, raw and smoothed over time."""
     from hvl.core.evaluation.zeroshot import predict, smooth_mode, summarize
     from hvl.core.models.checkpoint import load_model
 
     model, _ = load_model(ckpt)
-    ids = [rec.video_id for rec, _ in videos]
     out: dict[str, Any] = {}
-    for lv in model.video_heads:
-        preds, labels, _ = predict(model, videos, prompts, lv, fps=1.0, image_size=image_size, num_workers=0,
-                                   progress=False)
-        out[lv] = summarize(ids, preds, labels, prompts.names, lv, 1.0)
-        smoothed = [smooth_mode(p, window, len(prompts.names)) for p in preds]
-        out[f"{lv}/smooth"] = summarize(ids, smoothed, labels, prompts.names, lv, 1.0)
+    for name, videos in test_sets.items():
+        ids = [rec.video_id for rec, _ in videos]
+        for lv in model.video_heads:
+            preds, labels, _ = predict(model, videos, prompts, lv, fps=1.0, image_size=image_size, num_workers=0,
+                                       progress=False)
+            out[f"{name}:{lv}"] = summarize(ids, preds, labels, prompts.names, lv, 1.0)
+            smoothed = [smooth_mode(p, window, len(prompts.names)) for p in preds]
+            out[f"{name}:{lv}/smooth"] = summarize(ids, smoothed, labels, prompts.names, lv, 1.0)
     return out
 
 
@@ -150,11 +159,12 @@ def markdown(result: dict[str, Any]) -> str:
         return f"{v['delta']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
 
     lines = ["| scheme | space | accuracy | macro-F1 | Jaccard | Δ accuracy vs clip-only [95 % CI] | Δ F1 [95 % CI] "
-             "| fit wall s |", "|---|---|---|---|---|---|---|---|"]
+             "| centre B accuracy | fit wall s |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in result["schemes"].items():
         for lv, v in s["spaces"].items():
             lines.append(f"| {name} | {lv} | {ms(v['accuracy'])} | {ms(v['f1_macro'])} | {ms(v['jaccard'])} "
                          f"| {ci(v['vs_clip_only']['accuracy'])} | {ci(v['vs_clip_only']['f1_macro'])} "
+                         f"| {ms(v['centre_b']['accuracy']) if 'centre_b' in v else '–'} "
                          f"| {s['fit_wall_s']['mean']:.0f} |")
     return "\n".join(lines)
 
@@ -169,6 +179,8 @@ def main() -> None:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--smooth-window", type=int, default=5, help="frames at 1 fps (<= the demo's shortest phase)")
     p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--no-centre-b", dest="centre_b", action="store_false",
+                   help="skip the second-centre test set (preset realistic_centre_b, same procedure)")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK / "hierarchy")
     p.add_argument("--table", type=Path, default=None, help="print the markdown table of a saved JSON result and exit")
     a = p.parse_args()
@@ -192,6 +204,10 @@ def main() -> None:
     t_all = time.perf_counter()
     data, data_info = make_data(a.work, a.preset, a.quick, a.data_seed)
     videos = manifest_videos(data / "test.jsonl")
+    test_sets = {"test": videos}
+    if a.centre_b:  # other test videos (data seed + 1), filmed as in another hospital
+        centre, _ = make_data(a.work, "realistic_centre_b", a.quick, a.data_seed + 1, test_only=True)
+        test_sets["centre_b"] = manifest_videos(centre / "test.jsonl")
     prompts = load_prompt_file(resolve_prompt_file("surgical:demo"))
     labels = np.array([prompts.names.index(rec.label_at(t)) for rec, _ in videos for t in range(int(rec.duration))
                        if rec.label_at(t)])
@@ -205,22 +221,25 @@ def main() -> None:
             ckpt, wall = fit(a.work / "runs" / f"{'quick' if a.quick else 'full'}_{scheme}_s{seed}", data, levels,
                              seed, steps, a.quick, image_size)
             walls[scheme].append(wall)
-            runs[scheme].append(evaluate_run(ckpt, videos, prompts, image_size, a.smooth_window))
+            runs[scheme].append(evaluate_run(ckpt, test_sets, prompts, image_size, a.smooth_window))
             log(f"  {wall:.1f}s; accuracy per space: "
                 f"{ {k: round(v['accuracy'], 3) for k, v in runs[scheme][-1].items()} }")
 
-    base = per_video_over_seeds([r["clip"] for r in runs["clip"]])
+    base = per_video_over_seeds([r["test:clip"] for r in runs["clip"]])
     rows = [(s, s, lv, "") for s, lvs in SCHEMES.items() for lv in lvs]
     rows += [(SMOOTHED, "clip+phase+video", lv, "/smooth") for lv in SCHEMES["clip+phase+video"]]
     schemes: dict[str, Any] = {}
     for name, trained, lv, suffix in rows:
-        res = [r[lv + suffix] for r in runs[trained]]
+        res = [r[f"test:{lv}{suffix}"] for r in runs[trained]]
         entry = schemes.setdefault(name, {"levels": SCHEMES[trained], "smoothed": bool(suffix),
                                           "primary_space": "phase" if "phase" in SCHEMES[trained] else "clip",
                                           "fit_wall_s": mean_std(walls[trained]), "spaces": {}})
         entry["spaces"][lv] = {**{m: mean_std([r[m] for r in res]) for m in METRICS},
                                "pooled_accuracy": mean_std([r["pooled"]["accuracy"] for r in res]),
                                "vs_clip_only": paired_vs(per_video_over_seeds(res), base, a.n_boot)}
+        if a.centre_b:
+            cb = [r[f"centre_b:{lv}{suffix}"] for r in runs[trained]]
+            entry["spaces"][lv]["centre_b"] = {m: mean_std([r[m] for r in cb]) for m in METRICS}
     emit({"benchmark": "hierarchy", "quick": a.quick, "machine": machine(),
           "config": {"preset": get_preset(a.preset).model_dump(), "seeds": seeds, "steps_per_fit": steps,
                      "image_size": image_size, "schedule": QUICK_SCHEDULE if a.quick else RECIPE_SCHEDULE,
@@ -229,7 +248,8 @@ def main() -> None:
                      "checkpoint": "last", "prompts": "surgical:demo", "data_seed": a.data_seed},
           "data": {k: data_info[k] for k in ("videos", "frames", "video_seconds", "seconds", "counts")},
           "chance": round(1 / len(prompts.names), 4), "majority": round(majority, 4),
-          "n_test_videos": len(videos), "schemes": schemes, "total_wall_s": round(time.perf_counter() - t_all, 1)})
+          "n_test_videos": {k: len(v) for k, v in test_sets.items()}, "schemes": schemes,
+          "total_wall_s": round(time.perf_counter() - t_all, 1)})
 
 
 if __name__ == "__main__":

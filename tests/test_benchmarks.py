@@ -93,3 +93,6 @@ def test_hierarchy_quick_reports_every_scheme_above_chance(tmp_path):
     # the smoothed row re-evaluates the same fits: same wall time, different predictions
     assert schemes["clip+phase+video+smooth"]["fit_wall_s"] == schemes["clip+phase+video"]["fit_wall_s"]
     assert schemes["clip+phase+video+smooth"]["smoothed"] and not schemes["clip+phase+video"]["smoothed"]
+    for s in schemes.values():  # the second-centre test set: the same metrics for every space
+        assert all(0 <= v["centre_b"]["accuracy"]["mean"] <= 1 for v in s["spaces"].values())
+    assert out["n_test_videos"] == {"test": 2, "centre_b": 2}

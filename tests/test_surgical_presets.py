@@ -87,3 +87,12 @@ def test_lookalike_phases_are_closer_than_in_default(a, b):
 def test_other_phases_keep_their_own_look():
     pair = ("Preparation", "CalotTriangleDissection")
     assert _mean_image_distance("realistic", *pair) == pytest.approx(_mean_image_distance("default", *pair))
+
+
+def test_centre_b_changes_only_the_look():
+    fa, ra = render_video("v", np.random.SeedSequence([2, 2, 0]), size=32, fps=2.0, preset="realistic")
+    fb, rb = render_video("v", np.random.SeedSequence([2, 2, 0]), size=32, fps=2.0, preset="realistic_centre_b")
+    assert ra == rb and fa.shape == fb.shape  # same phases, texts and timing
+    ma, mb = fa.reshape(-1, 3).astype(float).mean(0), fb.reshape(-1, 3).astype(float).mean(0)
+    assert mb.sum() < 0.95 * ma.sum()  # dimmer light
+    assert mb[2] / mb[0] > 1.1 * ma[2] / ma[0]  # bluer camera

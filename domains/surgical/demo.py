@@ -33,7 +33,7 @@ from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_m
 from hvl.core.data.video import BackgroundWriter
 from hvl.core.errors import HVLInputError
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
-from hvl.domains.surgical.presets import DemoPreset, get_preset
+from hvl.domains.surgical.presets import INSTRUMENT_COLOURS, DemoPreset, get_preset
 
 Point = tuple[float, float]  # (x, y) in pixels
 RGB = np.ndarray  # float32 [3, 1, 1], 0..255 (channels first: see Pen)
@@ -852,6 +852,11 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
     pal = _palette(look_rng)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     vignette = (look_rng.uniform(0.92, 1.08) * (1.0 - 0.9 * (xx ** 2 + yy ** 2))).astype(np.float32)
+    if not preset.is_default:  # another centre's camera, light and instruments (no-ops for the realistic preset)
+        wb, tint = np.float32(preset.white_balance)[:, None, None], np.float32(preset.instrument_tint)[:, None, None]
+        pal = {k: np.clip(v + wb + (tint if k in INSTRUMENT_COLOURS else 0.0), 0, 255).astype(np.float32)
+               for k, v in pal.items()}
+        vignette = vignette * np.float32(preset.gain)
     noise = look_rng.normal(0.0, SENSOR_NOISE, (6, size, size)).astype(np.float32)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     for plan in plans:

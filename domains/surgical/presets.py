@@ -23,6 +23,11 @@ what is known of real data, not from any expected outcome of a comparison:
   rewrite.
 * **summaries and abstracts stay complete**: every phase has its summary and the abstract
   lists all phases in order, so the phase and video levels carry what narration lacks.
+
+``realistic_centre_b`` is ``realistic`` filmed in another hospital: another camera's white
+balance (``white_balance``, grey levels added to every colour), dimmer light (``gain``) and
+instruments of another make (``instrument_tint`` on shafts and metal). It is for testing
+transfer across centres: train on ``realistic``, evaluate on it.
 """
 from __future__ import annotations
 
@@ -43,6 +48,10 @@ class DemoPreset(BaseModel):
     lag_std: float = Field(0.0, ge=0.0, description="std (s) of the narration's shift against the picture")
     lag_max: float = Field(0.0, ge=0.0, description="|lag| is truncated here (s)")
     clean_paraphrase: bool = Field(True, description="second clip text a clean rewrite (else a second ASR pass)")
+    white_balance: tuple[float, float, float] = Field((0.0, 0.0, 0.0), description="RGB offset of every colour")
+    gain: float = Field(1.0, gt=0.0, description="light level (multiplies the picture)")
+    instrument_tint: tuple[float, float, float] = Field((0.0, 0.0, 0.0),
+                                                        description="RGB offset of instrument shafts and metal")
 
     @model_validator(mode="after")
     def _check(self) -> DemoPreset:
@@ -68,6 +77,10 @@ PRESETS: dict[str, DemoPreset] = {
                    "GallbladderRetraction": "GallbladderPackaging"},
         narration_rate=0.6, unrelated_rate=0.5, lag_std=3.0, lag_max=6.0, clean_paraphrase=False),
 }
+PRESETS["realistic_centre_b"] = PRESETS["realistic"].model_copy(update={
+    "name": "realistic_centre_b", "white_balance": (-10.0, 4.0, 16.0), "gain": 0.85,
+    "instrument_tint": (-25.0, -10.0, 35.0)})
+INSTRUMENT_COLOURS = ("metal", "shaft", "tipmetal", "clip", "port")
 
 
 def get_preset(preset: str | DemoPreset | None) -> DemoPreset:
