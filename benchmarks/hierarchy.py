@@ -73,11 +73,8 @@ def make_data(root: Path, preset: str, quick: bool, seed: int, test_only: bool =
     return out, {**json.loads((out / "summary.json").read_text()), "counts": counts}
 
 
-def fit(run_dir: Path, data: Path, levels: list[str], seed: int, steps: int, quick: bool,
-        image_size: int) -> tuple[Path, float]:
-    """One ``hvl fit`` of the demo recipe with this scheme's levels; returns its last checkpoint and wall time."""
-    from hvl.core.cli import main
-
+def fit_args(data: Path, levels: list[str], seed: int, steps: int, quick: bool, image_size: int) -> list[str]:
+    """``hvl fit`` arguments: the shipped demo recipe, only levels, schedule rows, seed and budget overridden."""
     schedule = {lv: cfg for lv, cfg in (QUICK_SCHEDULE if quick else RECIPE_SCHEDULE).items() if lv in levels}
     args = ["fit", "--config", str(DEMO_RECIPE), "--seed_everything", str(seed),
             "--model.init_args.levels", json.dumps(levels),
@@ -93,17 +90,26 @@ def fit(run_dir: Path, data: Path, levels: list[str], seed: int, steps: int, qui
         args += ["--model.init_args.video_encoder", json.dumps(QUICK_ENCODER), "--model.init_args.embed_dim", "32",
                  "--data.init_args.num_workers", "0", "--trainer.limit_val_batches", "1",
                  "--trainer.num_sanity_val_steps", "0"]
+    return args
+
+
+def fit(run_dir: Path, data: Path, levels: list[str], seed: int, steps: int, quick: bool,
+        image_size: int) -> tuple[Path, float, bool]:
+    """One ``hvl fit`` of the demo recipe with this scheme's levels: last checkpoint, wall time, whether reused."""
+    from hvl.core.cli import main
+
+    args = fit_args(data, levels, seed, steps, quick, image_size)
     ckpt, done = run_dir / "checkpoints" / "surgical_demo" / "last.ckpt", run_dir / "fit.json"
     if ckpt.exists() and done.exists() and json.loads(done.read_text())["args"] == args:
         log("  (reusing the finished fit in this run directory)")  # a killed harness resumes where it stopped
-        return ckpt, json.loads(done.read_text())["wall_s"]
+        return ckpt, json.loads(done.read_text())["wall_s"], True
     t0 = time.perf_counter()
     with chdir(run_dir):
         if main(args) != 0:
             raise RuntimeError(f"hvl fit failed for {levels} seed {seed}")
     wall = time.perf_counter() - t0
     done.write_text(json.dumps({"args": args, "wall_s": wall}))
-    return ckpt, wall
+    return ckpt, wall, False
 
 
 def evaluate_run(ckpt: Path, test_sets: dict[str, list], prompts, image_size: int, window: int) -> dict[str, Any]:
@@ -215,12 +221,14 @@ def main() -> None:
 
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SCHEMES}
     walls: dict[str, list[float]] = {s: [] for s in SCHEMES}
+    reused = 0
     for seed in seeds:
         for scheme, levels in SCHEMES.items():
             log(f"fit {scheme} seed {seed} ({steps} steps) ...")
-            ckpt, wall = fit(a.work / "runs" / f"{'quick' if a.quick else 'full'}_{scheme}_s{seed}", data, levels,
+            ckpt, wall, was_reused = fit(a.work / "runs" / f"{'quick' if a.quick else 'full'}_{scheme}_s{seed}", data, levels,
                              seed, steps, a.quick, image_size)
             walls[scheme].append(wall)
+            reused += was_reused
             runs[scheme].append(evaluate_run(ckpt, test_sets, prompts, image_size, a.smooth_window))
             log(f"  {wall:.1f}s; accuracy per space: "
                 f"{ {k: round(v['accuracy'], 3) for k, v in runs[scheme][-1].items()} }")
@@ -249,7 +257,8 @@ def main() -> None:
           "data": {k: data_info[k] for k in ("videos", "frames", "video_seconds", "seconds", "counts")},
           "chance": round(1 / len(prompts.names), 4), "majority": round(majority, 4),
           "n_test_videos": {k: len(v) for k, v in test_sets.items()}, "schemes": schemes,
-          "total_wall_s": round(time.perf_counter() - t_all, 1)})
+          "total_wall_s": round(time.perf_counter() - t_all, 1),
+          "reused_fits": reused})  # fits finished by an earlier (killed) run in --work: wall time from its fit.json
 
 
 if __name__ == "__main__":
