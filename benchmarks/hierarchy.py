@@ -225,8 +225,8 @@ def main() -> None:
     for seed in seeds:
         for scheme, levels in SCHEMES.items():
             log(f"fit {scheme} seed {seed} ({steps} steps) ...")
-            ckpt, wall, was_reused = fit(a.work / "runs" / f"{'quick' if a.quick else 'full'}_{scheme}_s{seed}", data, levels,
-                             seed, steps, a.quick, image_size)
+            run_dir = a.work / "runs" / f"{'quick' if a.quick else 'full'}_{scheme}_s{seed}"
+            ckpt, wall, was_reused = fit(run_dir, data, levels, seed, steps, a.quick, image_size)
             walls[scheme].append(wall)
             reused += was_reused
             runs[scheme].append(evaluate_run(ckpt, test_sets, prompts, image_size, a.smooth_window))
