@@ -96,3 +96,11 @@ def test_centre_b_changes_only_the_look():
     ma, mb = fa.reshape(-1, 3).astype(float).mean(0), fb.reshape(-1, 3).astype(float).mean(0)
     assert mb.sum() < 0.95 * ma.sum()  # dimmer light
     assert mb[2] / mb[0] > 1.1 * ma[2] / ma[0]  # bluer camera
+
+
+def test_cli_passes_the_preset_to_the_surgical_demo(tmp_path, capsys):
+    from hvl.core.cli import main
+
+    assert main(["demo", "surgical", "--out", str(tmp_path / "x"), "--preset", "hard"]) != 0
+    assert "unknown preset 'hard'" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "train.jsonl").exists()
