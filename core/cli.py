@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -67,7 +68,10 @@ def demo_main(args: argparse.Namespace) -> None:
     from .registry import get_domain
 
     d = get_domain(args.domain)
-    summary = d.demo(args.out, seed=args.seed)
+    extra = {"preset": args.preset} if args.preset else {}  # only domains with presets accept the keyword
+    if extra and "preset" not in inspect.signature(d.demo).parameters:
+        raise HVLInputError(f"--preset: the {args.domain} demo has no presets; drop --preset")
+    summary = d.demo(args.out, seed=args.seed, **extra)
     print(json.dumps(summary, indent=2, default=str))
 
 
@@ -84,6 +88,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("domain")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--preset", default=None, help="a domain's demo preset (surgical: default | realistic)")
     sub.add_parser("domains", help="list installed domains")
     for name, (module, help_) in MODULE_COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)

@@ -94,3 +94,29 @@ def test_feature_cache_quick_trains_the_same_from_cached_features(tmp_path):
     assert out["decoding"]["steps"] == out["cache_reused"]["steps"] == 4
     assert out["same_final_loss_within"] < 1e-2   # the same model and batches: only float16 storage differs
     assert out["ratio_steps_per_s_cached_vs_decoding"] > 0
+
+
+def test_hierarchy_quick_reports_every_scheme_above_chance(tmp_path):
+    out = run_bench("hierarchy.py", "--quick", "--work", str(tmp_path), timeout=400)  # ~100 s on 2 shared cores
+    assert out["benchmark"] == "hierarchy" and out["quick"] and out["config"]["seeds"] == [0, 1]
+    assert out["config"]["preset"]["name"] == "default" and out["config"]["steps_per_fit"] == 40
+    schemes = out["schemes"]
+    assert list(schemes) == ["clip", "clip+phase", "clip+phase+video", "clip+phase+video+smooth"]
+    assert {lv: s["levels"] for lv, s in schemes.items()}["clip+phase"] == ["clip", "phase"]
+    for name, s in schemes.items():
+        assert set(s["spaces"]) == set(s["levels"]), name  # one entry per embedding space the model has
+        assert s["fit_wall_s"]["mean"] > 0 and len(s["fit_wall_s"]["per_seed"]) == 2
+        for space in s["spaces"].values():
+            for m in ("accuracy", "f1_macro", "jaccard"):
+                assert 0 <= space[m]["mean"] <= 1 and space[m]["std"] >= 0 and len(space[m]["per_seed"]) == 2
+                ci = space["vs_clip_only"][m]
+                assert ci["lo"] <= ci["delta"] <= ci["hi"]
+        assert s["spaces"][s["primary_space"]]["accuracy"]["mean"] > out["chance"], (name, s["spaces"])
+    clip_only = schemes["clip"]["spaces"]["clip"]["vs_clip_only"]
+    assert all(v == {"delta": 0.0, "lo": 0.0, "hi": 0.0} for v in clip_only.values())  # paired with itself
+    # the smoothed row re-evaluates the same fits: same wall time, different predictions
+    assert schemes["clip+phase+video+smooth"]["fit_wall_s"] == schemes["clip+phase+video"]["fit_wall_s"]
+    assert schemes["clip+phase+video+smooth"]["smoothed"] and not schemes["clip+phase+video"]["smoothed"]
+    for s in schemes.values():  # the second-centre test set: the same metrics for every space
+        assert all(0 <= v["centre_b"]["accuracy"]["mean"] <= 1 for v in s["spaces"].values())
+    assert out["n_test_videos"] == {"test": 2, "centre_b": 2}

@@ -33,6 +33,7 @@ from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_m
 from hvl.core.data.video import BackgroundWriter
 from hvl.core.errors import HVLInputError
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
+from hvl.domains.surgical.presets import INSTRUMENT_COLOURS, DemoPreset, get_preset
 
 Point = tuple[float, float]  # (x, y) in pixels
 RGB = np.ndarray  # float32 [3, 1, 1], 0..255 (channels first: see Pen)
@@ -753,9 +754,15 @@ def _plan_phases(rng: np.random.Generator, fps: float) -> list[_PhasePlan]:
 
 
 def _render_phase(plan: _PhasePlan, rng: np.random.Generator, size: int, fps: float, pal: dict[str, RGB],
-                  vignette: np.ndarray, noise: np.ndarray, out: np.ndarray) -> None:
-    """Draw one phase's frames into ``out[plan.first:plan.stop]``: static canvas once, moving parts per frame."""
+                  vignette: np.ndarray, noise: np.ndarray, out: np.ndarray, like: str | None = None) -> None:
+    """Draw one phase's frames into ``out[plan.first:plan.stop]``: static canvas once, moving parts per frame.
+
+    ``like``: draw the scene, instruments and camera motion of that phase instead (a look-alike
+    phase of the realistic preset); only this phase's own smoke density is kept."""
     spec = PHASES[plan.name]
+    if like is not None:
+        spec = PhaseSpec(**{**spec.__dict__, **{k: getattr(PHASES[like], k) for k in ("background", "pan", "scene",
+                                                                                       "frame")}})
     s, m = float(size), max(2, round(0.08 * size))
     big = size + 2 * m
     canvas = _tissue(rng, big, big, pal[spec.background], pal)
@@ -793,23 +800,67 @@ def _clips(duration: float) -> list[tuple[float, float]]:
     return spans
 
 
+@dataclass(frozen=True)
+class NarrationPlan:
+    """What is said over one clip window (realistic preset): whether anything, about what, how late."""
+
+    start: float
+    end: float
+    spoken: bool  # False: silence, the window has no clip-level text
+    related: bool  # False: chit-chat unrelated to the surgery
+    lag: float  # seconds; the narration describes the picture at centre + lag
+    phase: str | None  # the phase described (None if silent or unrelated)
+
+
+def plan_narrations(spans: list[tuple[float, float]], phase_at: Callable[[float], str], duration: float,
+                    preset: DemoPreset, rng: np.random.Generator) -> list[NarrationPlan]:
+    """Per clip window: spoken at all (``narration_rate``), related (1 - ``unrelated_rate``), and the lag."""
+    out = []
+    for a, b in spans:
+        spoken = bool(rng.uniform() < preset.narration_rate)
+        related = bool(rng.uniform() >= preset.unrelated_rate)
+        lag = 0.0
+        if preset.lag_std:
+            lag = float(np.clip(rng.normal(0.0, preset.lag_std), -preset.lag_max, preset.lag_max))
+        t = min(max((a + b) / 2 + lag, 0.0), duration - 1e-6)
+        out.append(NarrationPlan(a, b, spoken, related, round(lag, 6), phase_at(t) if spoken and related else None))
+    return out
+
+
+def realistic_narrations(plan: NarrationPlan, preset: DemoPreset, rng: np.random.Generator) -> list[str]:
+    """Two transcripts of what was said over one window; without ``clean_paraphrase`` both are ASR-like."""
+    if not plan.related:
+        spoken, written = UNRELATED[int(rng.integers(len(UNRELATED)))]
+        return [_asr(spoken, rng), written if preset.clean_paraphrase else _asr(spoken, rng)]
+    spec = PHASES[plan.phase]
+    said = _fill(_pick(rng, spec.asr), spec.words, rng)
+    second = _sentence(_fill(_pick(rng, spec.clean), spec.words, rng)) if preset.clean_paraphrase else _asr(said, rng)
+    return [_asr(said, rng), second]
+
+
 def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
-                 fps: float = 10.0) -> tuple[np.ndarray, VideoRecord]:
+                 fps: float = 10.0, preset: str | DemoPreset | None = None) -> tuple[np.ndarray, VideoRecord]:
     """Frames ``uint8 [T, H, W, 3]`` and the manifest record of one video.
 
     Pixels and texts come from two child streams of ``ss``, so rewording a template never
-    changes a picture (and the other way round).
+    changes a picture (and the other way round). ``preset``: see :mod:`hvl.domains.surgical.presets`.
     """
+    preset = get_preset(preset)
     look_rng, text_rng = (np.random.default_rng(c) for c in ss.spawn(2))
     plans = _plan_phases(look_rng, fps)
     n_frames = plans[-1].stop
     pal = _palette(look_rng)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     vignette = (look_rng.uniform(0.92, 1.08) * (1.0 - 0.9 * (xx ** 2 + yy ** 2))).astype(np.float32)
+    if not preset.is_default:  # another centre's camera, light and instruments (no-ops for the realistic preset)
+        wb, tint = np.float32(preset.white_balance)[:, None, None], np.float32(preset.instrument_tint)[:, None, None]
+        pal = {k: np.clip(v + wb + (tint if k in INSTRUMENT_COLOURS else 0.0), 0, 255).astype(np.float32)
+               for k, v in pal.items()}
+        vignette = vignette * np.float32(preset.gain)
     noise = look_rng.normal(0.0, SENSOR_NOISE, (6, size, size)).astype(np.float32)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     for plan in plans:
-        _render_phase(plan, look_rng, size, fps, pal, vignette, noise, frames)
+        _render_phase(plan, look_rng, size, fps, pal, vignette, noise, frames, like=preset.lookalike.get(plan.name))
     if look_rng.uniform() < 0.5:  # mirrored set-up (surgeon on the other side): layouts vary more
         frames = frames[:, :, ::-1]
 
@@ -817,11 +868,20 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
     sec = lambda f: round(f / fps, 6)  # noqa: E731
     phases = [PhaseSegment(start=sec(p.first), end=sec(p.stop) if p is not plans[-1] else duration,
                            text=phase_summary(p.name, text_rng), label=p.name) for p in plans]
+    def phase_at(t: float) -> str:
+        f = min(int(t * fps), n_frames - 1)
+        return next(p.name for p in plans if p.first <= f < p.stop)
+
     clips = []
-    for a, b in _clips(duration):
-        centre = min(int((a + b) / 2 * fps), n_frames - 1)
-        phase = next(p.name for p in plans if p.first <= centre < p.stop)
-        clips.append(ClipSegment(start=round(a, 6), end=round(b, 6), texts=narrations(phase, text_rng)))
+    if preset.is_default:
+        for a, b in _clips(duration):
+            clips.append(ClipSegment(start=round(a, 6), end=round(b, 6), texts=narrations(phase_at((a + b) / 2),
+                                                                                             text_rng)))
+    else:
+        for n in plan_narrations(_clips(duration), phase_at, duration, preset, text_rng):
+            if n.spoken:
+                clips.append(ClipSegment(start=round(n.start, 6), end=round(n.end, 6),
+                                         texts=realistic_narrations(n, preset, text_rng)))
     return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[abstract(text_rng)],
                                duration=duration, phases=phases, clips=clips)
 
@@ -869,13 +929,16 @@ def write_raw_layout(out: Path, records: dict[str, list[VideoRecord]]) -> dict[s
 
 
 def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, n_test: int = 6,
-             size: int = 128, fps: float = 10.0, progress: bool = True, raw_layout: bool = False) -> dict:
+             size: int = 128, fps: float = 10.0, progress: bool = True, raw_layout: bool = False,
+             preset: str | DemoPreset | None = None) -> dict:
     """Write ``out/videos/*.mp4`` and ``out/{train,val,test}.jsonl``; return a summary.
 
     Video ``i`` of a split is drawn from ``SeedSequence([seed, split, i])``, so the same seed
     gives byte-identical manifests and identical pixels, whatever the other counts are.
     ``raw_layout``: instead of manifests, the texts as subtitle, chapter and abstract files
     (:func:`write_raw_layout`), the input of ``hvl prepare``.
+    ``preset``: ``default`` (the original demo) or ``realistic`` (look-alike phases, sparse, unrelated and
+    lagged narration; :mod:`hvl.domains.surgical.presets`). A non-default preset is stored as ``preset.json``.
     """
     from tqdm.auto import tqdm
 
@@ -887,8 +950,11 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     if fps <= 0 or abs(fps - round(fps)) > 1e-9 or size < 32:
         raise HVLInputError(f"demo: fps must be a whole number > 0 (H.264 stream rate) and size >= 32 "
                             f"(got fps={fps}, size={size})")
+    preset = get_preset(preset)
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
+    if not preset.is_default:
+        (out / "preset.json").write_text(preset.model_dump_json(indent=2) + "\n", encoding="utf-8")
     bar = tqdm(total=sum(counts.values()), desc="demo videos", unit="video", disable=not progress)
     records: dict[str, list[VideoRecord]] = {split: [] for split in counts}
     n_frames = 0
@@ -896,7 +962,7 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
         for split, n in counts.items():
             for i in range(n):
                 frames, rec = render_video(f"demo_{split}_{i:03d}", np.random.SeedSequence([seed, SPLITS[split], i]),
-                                           size=size, fps=fps)
+                                           size=size, fps=fps, preset=preset)
                 writer.submit(out / rec.path, frames, fps)
                 records[split].append(rec)
                 n_frames += len(frames)
@@ -909,7 +975,8 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
                      for split, recs in records.items() if recs}
     seconds = sum(r.duration for recs in records.values() for r in recs)
     return {"root": str(out), "manifests": manifests, "videos": counts, "frames": n_frames,
-            "video_seconds": round(seconds, 1), "seconds": round(time.perf_counter() - t0, 2), "seed": seed}
+            "video_seconds": round(seconds, 1), "seconds": round(time.perf_counter() - t0, 2), "seed": seed,
+            "preset": preset.name}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -922,10 +989,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--raw-layout", action="store_true", help="subtitles, chapters, abstracts instead of manifests")
     p.add_argument("--videos", type=int, nargs=3, default=[16, 2, 6], metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--preset", default="default", help="default | realistic (see hvl.domains.surgical.presets)")
     a = p.parse_args(argv)
     n_train, n_val, n_test = a.videos
     print(json.dumps(generate(a.out, seed=a.seed, n_train=n_train, n_val=n_val, n_test=n_test,
-                              raw_layout=a.raw_layout), indent=2))
+                              raw_layout=a.raw_layout, preset=a.preset), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""Demo presets: which properties of real surgical video the synthetic demo imitates.
+
+``default`` is the original demo (every phase its own picture, dense and well-aligned
+narration): a model learns it in minutes, so schemes cannot be told apart on it.
+``realistic`` adds the ways real laparoscopic video (Cholec80, SVL) is hard, each a
+parameter below so a user can switch one off and see what it does. The values come from
+what is known of real data, not from any expected outcome of a comparison:
+
+* **look-alike phases** (``lookalike``): in Cholec80 Calot-triangle dissection and
+  gallbladder dissection use the same grasper and hook on the same anatomy, and packaging
+  and retraction both show a grasper and the white bag. The second phase of each pair is
+  drawn with the first one's scene and instrument motion; only its own smoke density
+  (``haze``, cautery) is kept, so single frames differ little.
+* **sparse narration** (``narration_rate``): surgeons are silent much of the time; a clip
+  window without speech has no clip-level text (it drops out of the clip level).
+* **unrelated narration** (``unrelated_rate``): about half of what is said in lecture-style
+  surgical video (SVL) is chit-chat, questions, instructions to the assistant.
+* **lag** (``lag_std`` / ``lag_max`` seconds): narration leads or lags the picture by a few
+  seconds (HowTo100M-style misalignment); a related narration describes the phase at
+  ``clip centre + lag``, lag ~ Normal(0, lag_std) truncated to ±lag_max.
+* **no clean paraphrase** (``clean_paraphrase``): the second clip text is a second ASR
+  transcript of the same speech (HecVL pairs ASR with Whisper sentences), not a tidy
+  rewrite.
+* **summaries and abstracts stay complete**: every phase has its summary and the abstract
+  lists all phases in order, so the phase and video levels carry what narration lacks.
+
+``realistic_centre_b`` is ``realistic`` filmed in another hospital: another camera's white
+balance (``white_balance``, grey levels added to every colour), dimmer light (``gain``) and
+instruments of another make (``instrument_tint`` on shafts and metal). It is for testing
+transfer across centres: train on ``realistic``, evaluate on it.
+"""
+from __future__ import annotations
+
+from hvl.core.errors import HVLInputError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DemoPreset(BaseModel):
+    """Properties of one demo preset; ``default`` reproduces the original demo byte for byte."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    lookalike: dict[str, str] = Field(default_factory=dict,
+                                      description="phase -> phase whose scene and instruments it is drawn with")
+    narration_rate: float = Field(1.0, ge=0.0, le=1.0, description="share of clip windows with any narration")
+    unrelated_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of narrations unrelated to the surgery")
+    lag_std: float = Field(0.0, ge=0.0, description="std (s) of the narration's shift against the picture")
+    lag_max: float = Field(0.0, ge=0.0, description="|lag| is truncated here (s)")
+    clean_paraphrase: bool = Field(True, description="second clip text a clean rewrite (else a second ASR pass)")
+    white_balance: tuple[float, float, float] = Field((0.0, 0.0, 0.0), description="RGB offset of every colour")
+    gain: float = Field(1.0, gt=0.0, description="light level (multiplies the picture)")
+    instrument_tint: tuple[float, float, float] = Field((0.0, 0.0, 0.0),
+                                                        description="RGB offset of instrument shafts and metal")
+
+    @model_validator(mode="after")
+    def _check(self) -> DemoPreset:
+        from hvl.domains.surgical.phases import CHOLEC80_PHASES
+
+        bad = {k for kv in self.lookalike.items() for k in kv} - set(CHOLEC80_PHASES)
+        if bad:
+            raise ValueError(f"lookalike: unknown phase(s) {sorted(bad)}; use {CHOLEC80_PHASES}")
+        if set(self.lookalike) & set(self.lookalike.values()):
+            raise ValueError("lookalike: a phase drawn like another cannot itself be a model for a third")
+        return self
+
+    @property
+    def is_default(self) -> bool:
+        return self == PRESETS["default"]
+
+
+PRESETS: dict[str, DemoPreset] = {
+    "default": DemoPreset(name="default"),
+    "realistic": DemoPreset(
+        name="realistic",
+        lookalike={"GallbladderDissection": "CalotTriangleDissection",
+                   "GallbladderRetraction": "GallbladderPackaging"},
+        narration_rate=0.6, unrelated_rate=0.5, lag_std=3.0, lag_max=6.0, clean_paraphrase=False),
+}
+PRESETS["realistic_centre_b"] = PRESETS["realistic"].model_copy(update={
+    "name": "realistic_centre_b", "white_balance": (-10.0, 4.0, 16.0), "gain": 0.85,
+    "instrument_tint": (-25.0, -10.0, 35.0)})
+INSTRUMENT_COLOURS = ("metal", "shaft", "tipmetal", "clip", "port")
+
+
+def get_preset(preset: str | DemoPreset | None) -> DemoPreset:
+    """A preset by name (``default``, ``realistic``) or a :class:`DemoPreset` built by the caller."""
+    if preset is None:
+        return PRESETS["default"]
+    if isinstance(preset, DemoPreset):
+        return preset
+    if preset not in PRESETS:
+        raise HVLInputError(f"demo: unknown preset '{preset}'; use one of {sorted(PRESETS)}")
+    return PRESETS[preset]
