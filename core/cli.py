@@ -69,7 +69,8 @@ def demo_main(args: argparse.Namespace) -> None:
 
     d = get_domain(args.domain)
     extra = {"preset": args.preset} if args.preset else {}  # only domains with presets accept the keyword
-    if extra and "preset" not in inspect.signature(d.demo).parameters:
+    params = inspect.signature(d.demo).parameters
+    if extra and "preset" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         raise HVLInputError(f"--preset: the {args.domain} demo has no presets; drop --preset")
     summary = d.demo(args.out, seed=args.seed, **extra)
     print(json.dumps(summary, indent=2, default=str))
