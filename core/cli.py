@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -69,8 +68,7 @@ def demo_main(args: argparse.Namespace) -> None:
 
     d = get_domain(args.domain)
     extra = {"preset": args.preset} if args.preset else {}  # only domains with presets accept the keyword
-    params = inspect.signature(d.demo).parameters
-    if extra and "preset" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if extra and not d.has_presets:
         raise HVLInputError(f"--preset: the {args.domain} demo has no presets; drop --preset")
     summary = d.demo(args.out, seed=args.seed, **extra)
     print(json.dumps(summary, indent=2, default=str))

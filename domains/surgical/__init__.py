@@ -20,7 +20,7 @@ def _demo(out: str, seed: int = 0, **kw: Any) -> dict[str, Any]:
 
 
 plugin = Domain(name="surgical", demo=_demo, readers={"cholec80": read_cholec80, "autolaparo": read_autolaparo},
-                prompts_dir=PROMPTS_DIR,
+                prompts_dir=PROMPTS_DIR, has_presets=True,
                 description="zero-shot surgical phase recognition (Cholec80, AutoLaparo; accuracy / macro-F1 / Jaccard)")
 
 __all__ = ["AUTOLAPARO_PHASES", "CHOLEC80_PHASES", "PROMPTS_DIR", "plugin", "read_autolaparo", "read_cholec80"]
