@@ -35,22 +35,23 @@ def _quiet_env() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Lightning advertises its cloud logger and model registry on every run without them (hvl logs to MLflow on
+    # purpose), and its own pytree helper calls a torch API that torch >= 2.10 deprecates: nothing a user can change
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_TIPS)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
-class _DropLitLoggerTip(logging.Filter):
-    """Lightning advertises its cloud logger on every run without one; hvl logs to MLflow on purpose."""
-
+class _DropLightningTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in str(record.msg)
+        return not any(ad in str(record.msg) for ad in ("litlogger", "litmodels"))
+
+
+_TIPS = _DropLightningTips()
 
 
 def lightning_main(argv: list[str] | None) -> None:
     """``argv`` None: LightningCLI reads ``sys.argv`` itself (passing it explicitly makes it warn)."""
     from pytorch_lightning.cli import LightningCLI
-
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLitLoggerTip())
-    # Lightning's own pytree helper calls a torch API that torch >= 2.10 deprecates; nothing a user can change
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
     from .data.datamodule import HVLDataModule
     from .models.module import HierarchicalVLM

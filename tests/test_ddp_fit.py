@@ -28,7 +28,7 @@ def test_fit_on_two_processes(tmp_path):
     out = run.stderr + run.stdout
     assert "world_size: 2" in out or "distributed_backend=gloo" in out
     # what `hvl fit` prints is worth reading: none of the messages a user can do nothing about
-    for noise in ("args parameter", "in eval mode at the start of training", "litlogger", "LeafSpec"):
+    for noise in ("args parameter", "in eval mode at the start of training", "litlogger", "litmodels", "LeafSpec"):
         assert noise not in out, noise
     assert "videos of" in out and "read by decord" in out  # the probe's table in the training log
     ckpt = torch.load(tmp_path / "checkpoints" / "surgical_demo" / "last.ckpt", weights_only=True)
