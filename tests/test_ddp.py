@@ -1,12 +1,13 @@
 """With negatives gathered across 2 gloo processes, loss and gradients equal one process on the whole batch."""
 import os
+from functools import partial
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from helpers import ddp_averaged, free_port
-from hvl.core.models.losses import hierarchical_infonce, infonce, milnce, text_keys
+from hvl.core.models.losses import hierarchical_infonce, infonce, milnce, sigmoid_milnce, sigmoid_pairs, text_keys
 
 B, D, K = 4, 6, 2
 
@@ -35,10 +36,15 @@ def _losses(wv, wt, d, rows):
     return {"infonce": infonce(v, t, 5.0), "milnce": milnce(v, kids, mask, 5.0),
             "hier": hierarchical_infonce(v, t, kids, mask, 5.0), "infonce_keyed": infonce(v, t, 5.0, keys),
             "milnce_keyed": milnce(v, kids, mask, 5.0, kid_keys),
-            "hier_keyed": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys)}
+            "hier_keyed": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys),
+            "sigmoid_keyed": sigmoid_pairs(v, t, 5.0, keys, bias=-2.0),
+            "sigmoid_milnce_keyed": sigmoid_milnce(v, kids, mask, 5.0, kid_keys, bias=-2.0),
+            "hier_sigmoid": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys,
+                                                 pair=partial(sigmoid_pairs, bias=-2.0))}
 
 
-NAMES = ("infonce", "milnce", "hier", "infonce_keyed", "milnce_keyed", "hier_keyed")
+NAMES = ("infonce", "milnce", "hier", "infonce_keyed", "milnce_keyed", "hier_keyed", "sigmoid_keyed",
+         "sigmoid_milnce_keyed", "hier_sigmoid")
 
 
 def _params():

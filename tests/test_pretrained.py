@@ -77,6 +77,70 @@ def test_step0_embeddings_and_logits_equal_transformers(kind, tiny_models):
         json.loads((Path(path) / "preprocessor_config.json").read_text())).model_dump(mode="json")
 
 
+def test_siglip_sigmoid_loss_starts_at_the_models_own_loss_and_trains(tiny_models):
+    """``model.loss: sigmoid`` on a SigLIP backbone: each level's bias starts at the model's ``logit_bias``, the
+    step-0 clip-level loss equals SiglipModel(return_loss=True) on the same pixels and texts, and training lowers it."""
+    from hvl.core.models.module import HierarchicalVLM
+
+    path = str(tiny_models["siglip"][0])
+    model = HierarchicalVLM(backbone={"path": path, "text_unlocked": 0}, loss="sigmoid", levels=["clip", "phase"],
+                            same_text_positives=False, lr=1e-2)
+    assert {lv: b().item() for lv, b in model.biases.items()} == {"clip": -10.0, "phase": -10.0}
+    torch.manual_seed(3)
+    px = torch.randn(4, 3, IMAGE, IMAGE)
+    batch = {"frames": px[:, None], "texts": [[t] for t in TEXTS], "text_mask": torch.ones(4, 1, dtype=torch.bool)}
+    from transformers import AutoModel, AutoTokenizer
+
+    ref = AutoModel.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    ids = tok(TEXTS, padding="max_length", max_length=ref.config.text_config.max_position_embeddings,
+              return_tensors="pt")["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        want = ref(input_ids=ids, pixel_values=px, return_loss=True).loss
+        got = model.level_loss("clip", batch)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-2)
+    for _ in range(20):
+        loss = model.level_loss("clip", batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * want.item() and model.biases["clip"]().item() != -10.0
+    with pytest.raises(ValueError, match="model.loss: unknown 'softmax'"):
+        HierarchicalVLM(backbone={"path": path}, loss="softmax")
+    with pytest.raises(ValueError, match="finegrained.*sigmoid"):
+        HierarchicalVLM(backbone={"path": path}, loss="sigmoid", finegrained={"video": {}})
+
+
+def test_locked_blocks_stay_in_eval_mode_and_only_their_warning_is_silenced(tiny_models):
+    """A locked tower keeps no dropout / batch-norm updates in training; Lightning's eval-mode warning is silenced
+    for exactly those modules, and still fires for a module that trains while in eval mode."""
+    import warnings
+
+    from hvl.core.models.module import HierarchicalVLM
+
+    model = HierarchicalVLM(backbone={"path": str(tiny_models["clip"][0]), "image_unlocked": 1, "text_unlocked": 0})
+    model.train()
+    bb = model.backbone
+    assert not bb.text.training and not bb.vision.encoder.layers[0].training and not bb.vision.embeddings.training
+    assert bb.vision.encoder.layers[1].training and bb.vision.post_layernorm.training and model.video_heads.training
+
+    def silenced() -> bool:
+        with warnings.catch_warnings():
+            model.on_fit_start()
+            return any("in eval mode" in str(f[1].pattern if f[1] else "") for f in warnings.filters)
+
+    assert silenced()
+    model.video_heads["clip"].eval()   # trains, but in eval mode: that is a mistake Lightning must report
+    assert not silenced()
+    # from_pretrained leaves models in eval mode; a tower that trains must fine-tune with its dropout
+    trains = HierarchicalVLM(backbone={"path": str(tiny_models["clip"][0])})
+    assert all(m.training for m in trains.modules())
+
+
 @pytest.mark.parametrize("kind", ["clip", "siglip"])
 def test_preprocessing_matches_the_image_processor(kind, tiny_models):
     """hvl resizes with torch (antialiased, batched, in DataLoader workers); the processor with PIL. Both round

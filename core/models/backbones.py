@@ -62,9 +62,30 @@ class Backbone(nn.Module):
     def gradient_checkpointing(self) -> None:
         raise HVLInputError(f"backbone '{self.kind}' does not support gradient checkpointing")
 
+    def train(self, mode: bool = True) -> Backbone:
+        """Locked parts stay in eval mode: no dropout in a frozen tower (its cached text embeddings and fresh ones
+        must agree) and no batch-norm statistics drifting under frozen weights."""
+        super().train(mode)
+        if mode:
+            for m in self.modules():
+                params = list(m.parameters())
+                if m is not self and params and not any(p.requires_grad for p in params):
+                    m.eval()
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Activation (gradient) checkpointing of a transformers model, non-reentrant; transformers 5.x renamed the
+    method (the old name warns), 4.x has only the old one."""
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
 
 
 # kind -> module defining ``load(path, **kwargs) -> Backbone``; imported on use (each pulls its own libraries)

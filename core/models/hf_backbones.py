@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
-from .backbones import Backbone, tokenizer_files, tokenizer_from_files
+from .backbones import Backbone, enable_checkpointing, tokenizer_files, tokenizer_from_files
 
 __all__ = ["HFBackbone", "load"]
 
@@ -136,7 +136,7 @@ class HFBackbone(Backbone):
 
     def gradient_checkpointing(self) -> None:
         for m in self._hf:
-            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(m)
 
     def spec(self) -> dict[str, Any]:
         return self._spec
@@ -161,8 +161,8 @@ def _build(configs: dict[str, dict[str, Any]], tokenizer: Any, preprocess: Prepr
                                 f"SigLIP directory (one of {sorted(FAMILIES)}) or separate vision/text towers")
         model = make(configs["model"], AutoModel, "model")
         va, vp, ta, tp = FAMILIES[mt]
-        scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
-        bias = float(model.logit_bias) if getattr(model, "logit_bias", None) is not None else None
+        scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
+        bias = float(model.logit_bias.detach()) if getattr(model, "logit_bias", None) is not None else None
         pad = model.config.text_config.max_position_embeddings if mt == "siglip" else None
         dim = int(getattr(model.config, "projection_dim", 0) or model.config.vision_config.hidden_size)
         return HFBackbone(mt, getattr(model, va), getattr(model, vp) if vp else None, getattr(model, ta),

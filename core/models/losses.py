@@ -12,11 +12,16 @@ several rows of one batch; plain InfoNCE would then push a video away from its o
 twin. Every loss takes optional ``keys`` (:func:`text_keys`, one int per text): columns whose
 key equals the row's are positives too (UniCL, Yang et al. 2022), scored MIL-NCE style
 (log of the summed probability of all positives). With no duplicates this is plain InfoNCE.
+
+SigLIP's sigmoid loss (:func:`sigmoid_pairs`, :func:`sigmoid_milnce`) is the alternative for models trained
+with it: every (row, column) pair is its own binary match / no-match, so there is no softmax over the batch and
+same-text duplicates are simply more positives.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -60,6 +65,17 @@ class LogitScale(nn.Module):
         return self.log_scale.exp().clamp(self.min_scale, self.max_scale)
 
 
+class LogitBias(nn.Module):
+    """SigLIP's learnable bias ``b`` in ``σ(s · cos + b)``; -10 (the paper's init) says most pairs do not match."""
+
+    def __init__(self, init: float = -10.0, learnable: bool = True):
+        super().__init__()
+        self.bias = nn.Parameter(torch.tensor(float(init)), requires_grad=learnable)
+
+    def forward(self) -> Tensor:
+        return self.bias
+
+
 def gather_keys(x: Tensor) -> Tensor:
     """All ranks' integer keys (no gradient to carry)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -100,6 +116,50 @@ def infonce(a: Tensor, b: Tensor, scale: Tensor | float, keys: Tensor | None = N
     y = _targets(a.shape[0], off, a.device)
     k_all = gather_keys(keys) if keys is not None else None
     return 0.5 * (keyed_nce(scale * a @ b_all.T, y, keys, k_all) + keyed_nce(scale * b @ a_all.T, y, keys, k_all))
+
+
+def _pair_nll(logits: Tensor, positives: Tensor, valid: Tensor | None = None) -> Tensor:
+    """``-Σ log σ(±logit)`` over the valid pairs of each row, mean over rows (SigLIP normalises by batch size)."""
+    nll = -F.logsigmoid(torch.where(positives, logits, -logits))
+    if valid is not None:
+        nll = nll * valid
+    return nll.sum() / logits.shape[0]
+
+
+def sigmoid_pairs(a: Tensor, b: Tensor, scale: Tensor | float, keys: Tensor | None = None, *,
+                  bias: Tensor | float) -> Tensor:
+    """SigLIP (Zhai et al. 2023): ``-1/B Σ_i Σ_j log σ(z_ij (s a_i·b_j + bias))``, ``z = +1`` on ``a[i] <-> b[i]``
+    (and on rows with equal ``keys``), ``-1`` elsewhere.
+
+    This rank's rows against every rank's columns: over all ranks each pair is scored once, so no second
+    direction is needed, and DDP's gradient averaging gives the loss of one process on the whole batch.
+    """
+    b_all, off = gather(b)
+    logits = scale * a @ b_all.T + bias
+    y = _targets(a.shape[0], off, a.device)
+    positives = torch.zeros_like(logits, dtype=torch.bool)
+    positives[torch.arange(a.shape[0], device=a.device), y] = True
+    if keys is not None:
+        positives |= keys[:, None] == gather_keys(keys)[None, :]
+    return _pair_nll(logits, positives)
+
+
+def sigmoid_milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float, keys: Tensor | None = None,
+                   *, bias: Tensor | float) -> Tensor:
+    """The sigmoid loss with several texts per video (``texts [B, K, D]``, ``mask`` marks real ones): each video
+    against every real text of every rank, positive on its own texts and on texts with one of its ``keys``."""
+    b, k, d = texts.shape
+    t_all, off = gather(texts.reshape(b * k, d))
+    m_all = gather_keys(mask.reshape(b * k).long()).bool()
+    logits = scale * video @ t_all.T + bias                                     # [B, N*K]
+    own = torch.arange(b * k, device=video.device) + off                        # gather offsets by B*K rows
+    positives = torch.zeros_like(logits, dtype=torch.bool)
+    positives[torch.arange(b, device=video.device).repeat_interleave(k), own] = True
+    if keys is not None:
+        k_all = gather_keys(keys.reshape(b * k))
+        mine = keys.masked_fill(~mask, -1)                                      # padding carries no key
+        positives |= (mine[:, :, None] == k_all[None, None, :]).any(1)
+    return _pair_nll(logits, positives & m_all[None], m_all[None].to(logits.dtype))
 
 
 def milnce(video: Tensor, texts: Tensor, mask: Tensor, scale: Tensor | float, keys: Tensor | None = None) -> Tensor:
@@ -149,14 +209,16 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 def hierarchical_infonce(segment: Tensor, parent: Tensor, children: Tensor, child_mask: Tensor,
                          scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                         parent_keys: Tensor | None = None, child_keys: Tensor | None = None) -> Tensor:
+                         parent_keys: Tensor | None = None, child_keys: Tensor | None = None,
+                         pair: Callable[..., Tensor] = infonce) -> Tensor:
     """HecVL's phase/video-level loss: segment↔parent text, segment↔mean(children), parent↔mean(children).
 
     ``children [B, K, D]`` are the texts one level down (narrations under a phase summary,
     phase summaries under an abstract); the mean ties the levels' spaces together.
     ``parent_keys`` / ``child_keys`` (one per row; children keyed as a whole list) mark duplicates.
+    ``pair`` scores each of the three pairings (InfoNCE; ``partial(sigmoid_pairs, bias=b)`` for SigLIP's).
     """
     child = masked_mean(children, child_mask)
-    terms = (infonce(segment, parent, scale, parent_keys), infonce(segment, child, scale, child_keys),
-             infonce(parent, child, scale, parent_keys))
+    terms = (pair(segment, parent, scale, parent_keys), pair(segment, child, scale, child_keys),
+             pair(parent, child, scale, parent_keys))
     return sum(w * t for w, t in zip(weights, terms)) / sum(weights)

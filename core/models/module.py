@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -13,7 +14,17 @@ from torch import Tensor, nn
 from ..data.datamodule import LEVELS
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
-from .losses import LogitScale, hierarchical_infonce, infonce, masked_mean, milnce, text_keys
+from .losses import (
+    LogitBias,
+    LogitScale,
+    hierarchical_infonce,
+    infonce,
+    masked_mean,
+    milnce,
+    sigmoid_milnce,
+    sigmoid_pairs,
+    text_keys,
+)
 
 
 class HierarchicalVLM(pl.LightningModule):
@@ -39,6 +50,10 @@ class HierarchicalVLM(pl.LightningModule):
     at step 0 each level scores exactly as the pretrained model does; its towers train at ``backbone_lr``
     (CLIP4Clip: pretrained layers 1e-7 - 1e-5, new layers 1e-4), all but the last ``image_unlocked`` /
     ``text_unlocked`` blocks locked (0: the tower frozen; None: all trainable).
+
+    ``loss``: ``infonce`` (softmax over the batch, CLIP / HecVL) or ``sigmoid`` (SigLIP: every pair a binary
+    match, with a learnable bias per level that starts at the backbone's ``logit_bias``, else ``init_bias``).
+    Continue a SigLIP model with the loss it was trained with.
     """
 
     def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
@@ -48,7 +63,8 @@ class HierarchicalVLM(pl.LightningModule):
                  text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
                  min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None,
                  same_text_positives: bool = True, backbone: dict[str, Any] | None = None,
-                 backbone_lr: float = 1e-5, prebuilt_backbone: nn.Module | None = None):
+                 backbone_lr: float = 1e-5, loss: str = "infonce", init_bias: float = -10.0,
+                 prebuilt_backbone: nn.Module | None = None):
         """``prebuilt_backbone``: an already built backbone for ``backbone`` (loading a checkpoint rebuilds it from
         what the checkpoint stored, so the original model directory need not exist)."""
         super().__init__()
@@ -57,6 +73,8 @@ class HierarchicalVLM(pl.LightningModule):
         bad = set(self.levels) - set(LEVELS)
         if bad:
             raise ValueError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
+        if loss not in ("infonce", "sigmoid"):
+            raise ValueError(f"model.loss: unknown '{loss}'; use 'infonce' (CLIP, HecVL) or 'sigmoid' (SigLIP)")
         if backbone:
             from .backbones import BackboneOptions
 
@@ -73,6 +91,8 @@ class HierarchicalVLM(pl.LightningModule):
             self.video_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
             self.text_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
             temperature = 1.0 / self.backbone.init_logit_scale
+            if self.backbone.init_logit_bias is not None:
+                init_bias = self.backbone.init_logit_bias
         else:
             self.backbone = None
             self.text = TextEncoder(**(text_encoder or {}))
@@ -80,13 +100,21 @@ class HierarchicalVLM(pl.LightningModule):
             self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
             self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
         self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
+        if loss == "sigmoid":  # only then: checkpoints of InfoNCE models keep their exact parameter set
+            self.biases = nn.ModuleDict({lv: LogitBias(init_bias, learnable=learn_temperature) for lv in self.levels})
         self.loss_weights = {lv: 1.0 for lv in self.levels} | (loss_weights or {})
         self.finegrained: dict[str, FineGrainedConfig] = {}
         for lv, cfg in (finegrained or {}).items():
+            if loss == "sigmoid":
+                raise ValueError("model.finegrained scores frames against words with InfoNCE; it does not combine "
+                                 "with model.loss: sigmoid (drop one of them)")
             if lv not in self.levels or lv == "clip":
                 raise ValueError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
                                  f"{self.levels} (the clip level has several texts per sample: MIL-NCE)")
             self.finegrained[lv] = FineGrainedConfig(**(cfg or {}))
+        # transformers' from_pretrained leaves a model in eval mode and Lightning keeps each module's mode: a
+        # trainable pretrained encoder would fine-tune without its dropout. Frozen parts return to eval themselves.
+        self.train()
 
     @property
     def preprocess(self):
@@ -178,12 +206,17 @@ class HierarchicalVLM(pl.LightningModule):
             return self._finegrained_loss(level, batch)
         v = self.embed_video(batch["frames"], level)
         scale, keys = self.scales[level](), self._keys(batch)
+        sigmoid = self.hparams.loss == "sigmoid"
         if level == "clip":
-            return milnce(v, self._embed_padded(batch["texts"], level), batch["text_mask"], scale, keys["texts"])
+            texts = self._embed_padded(batch["texts"], level)
+            if sigmoid:
+                return sigmoid_milnce(v, texts, batch["text_mask"], scale, keys["texts"], bias=self.biases[level]())
+            return milnce(v, texts, batch["text_mask"], scale, keys["texts"])
         parent = self.embed_text(batch["parent"], level)
         children = self._embed_padded(batch["children"], level)
+        pair = partial(sigmoid_pairs, bias=self.biases[level]()) if sigmoid else infonce
         return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights),
-                                    keys["parent"], keys["children"])
+                                    keys["parent"], keys["children"], pair=pair)
 
     def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""
@@ -220,17 +253,21 @@ class HierarchicalVLM(pl.LightningModule):
         loss = self._step(batch, "train")
         for lv in self.levels:
             self.log(f"temperature/{lv}", 1.0 / self.scales[lv]().detach(), on_step=True, on_epoch=False)
+            if self.hparams.loss == "sigmoid":
+                self.log(f"bias/{lv}", self.biases[lv]().detach(), on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
 
     def on_fit_start(self) -> None:
-        # A frozen text encoder stays in eval mode on purpose (no dropout: cached and fresh embeddings agree).
-        # Lightning warns about eval-mode modules at the start of training; silence exactly that count, so an
-        # eval-mode module anywhere else still gets its warning.
+        # Frozen encoders stay in eval mode on purpose (no dropout: cached and fresh embeddings agree; no batch-norm
+        # drift). Lightning warns about eval-mode modules at the start of training; silence exactly that count when
+        # every one of them trains nothing, so an eval-mode module that does train still gets its warning.
         evals = [n for n, m in self.named_modules() if not m.training]
-        if self.text.frozen and evals and all(n.startswith("text.model") for n in evals):
+        frozen = [n for n, m in self.named_modules()
+                  if n and (ps := list(m.parameters())) and not any(p.requires_grad for p in ps)]
+        if evals and all(any(n == f or n.startswith(f + ".") for f in frozen) for n in evals):
             warnings.filterwarnings("ignore", message=f"Found {len(evals)} module\\(s\\) in eval mode at the start")
 
     # ------------------------------------------------------------ checkpoints
@@ -266,7 +303,7 @@ class HierarchicalVLM(pl.LightningModule):
                 text.append(p)
             elif name.startswith("backbone."):
                 pretrained.append(p)
-            elif p.ndim < 2 or name.startswith("scales."):
+            elif p.ndim < 2 or name.startswith(("scales.", "biases.")):
                 no_decay.append(p)
             else:
                 decay.append(p)

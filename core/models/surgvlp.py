@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from ..errors import HVLInputError
-from .backbones import Backbone, tokenizer_files, tokenizer_from_files
+from .backbones import Backbone, enable_checkpointing, tokenizer_files, tokenizer_from_files
 
 __all__ = ["PREPROCESS", "SurgVLPBackbone", "checkpoint_keys", "from_spec", "load", "read_state_dict"]
 
@@ -164,7 +164,7 @@ class SurgVLPBackbone(Backbone):
         return self
 
     def gradient_checkpointing(self) -> None:
-        self.bert.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(self.bert)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "bert_config": self.bert.config.to_dict(), "embed_dim": self.embed_dim,
