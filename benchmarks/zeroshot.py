@@ -1,10 +1,15 @@
-"""Frames/s of zero-shot recognition end to end against the model alone on the same frames.
+"""Frames/s of zero-shot recognition end to end against its two stages alone, on the same frames.
 
 * ``end_to_end``: ``hvl.core.evaluation.zeroshot.predict`` on the demo test videos as ``hvl zeroshot``
   runs it (prompt embeddings, frame sampling at 1 fps, decode + transform in 2 loader
   workers, ``model.embed_frames``, softmax over classes).
+* ``decode_only``: the same frames decoded and transformed by the same dataset in the same loader workers,
+  nothing else (worker start-up included, as in ``predict``).
 * ``model_only``: ``model.embed_frames`` on the same frames, already decoded and
-  transformed, in the same chunks. Target: end to end ≥ 0.9× of it.
+  transformed, in the same chunks.
+
+The pipeline's job is to overlap the two stages, so end to end is compared with the slower of them:
+``ratio_end_to_end_vs_slower_stage`` = end to end / min(decode only, model only); target ≥ 0.9.
 
 The model is an untrained ``HierarchicalVLM`` with the demo recipe's settings: speed does
 not depend on the weights. The model-only pass runs first, before this process touches
@@ -49,6 +54,15 @@ def model_only(model: HierarchicalVLM, chunks: list[torch.Tensor], level: str, r
     return {"frames": n, "seconds": round(best, 3), "frames_per_s": round(n / best, 1)}
 
 
+def decode_only(videos: list, index: list, image_size: int, workers: int, repeats: int) -> dict[str, Any]:
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = sum(len(c) for c in decoded_chunks(videos, index, image_size, workers))
+        best = min(best, time.perf_counter() - t0)
+    return {"frames": n, "seconds": round(best, 3), "frames_per_s": round(n / best, 1)}
+
+
 def end_to_end(model: HierarchicalVLM, videos: list, prompts, level: str, image_size: int, batch_size: int,
                workers: int, repeats: int) -> dict[str, Any]:
     best, n = float("inf"), 0
@@ -87,13 +101,19 @@ def main() -> None:
     chunks = decoded_chunks(videos, index, image_size, a.workers)
     log("model only ...")
     mo = model_only(model, chunks, level, a.repeats)
-    log(f"  {mo}\nend to end (predict) ...")
+    log(f"  {mo}\ndecode only ...")
+    do = decode_only(videos, index, image_size, a.workers, a.repeats)
+    log(f"  {do}\nend to end (predict) ...")
     e2e = end_to_end(model, videos, prompts, level, image_size, a.batch_size, a.workers, a.repeats)
     log(f"  {e2e}")
+    slower = min(do["frames_per_s"], mo["frames_per_s"])
     emit({"benchmark": "zeroshot", "machine": machine(), "quick": a.quick, "seed": a.seed,
           "recipe": "recipes/surgical/demo_pretrain.yaml", "videos": len(videos), "level": level, "fps": 1.0,
-          "image_size": image_size, "batch_size": a.batch_size, "workers": a.workers, "model_only": mo,
-          "end_to_end": e2e, "ratio_end_to_end_vs_model_only": round(e2e["frames_per_s"] / mo["frames_per_s"], 3),
+          "image_size": image_size, "batch_size": a.batch_size, "workers": a.workers, "decode_only": do,
+          "model_only": mo, "end_to_end": e2e,
+          "slower_stage": "decode" if do["frames_per_s"] <= mo["frames_per_s"] else "model",
+          "ratio_end_to_end_vs_slower_stage": round(e2e["frames_per_s"] / slower, 3),
+          "ratio_end_to_end_vs_model_only": round(e2e["frames_per_s"] / mo["frames_per_s"], 3),
           "target": 0.9})
 
 

@@ -95,12 +95,13 @@ def test_prompt_file_errors_name_file_and_field(tmp_path, text, field):
 
 
 def test_shipped_prompt_files_are_valid():
-    from hvl.domains.surgical import CHOLEC80_PHASES, PROMPTS_DIR
+    from hvl.domains.surgical import AUTOLAPARO_PHASES, CHOLEC80_PHASES, PROMPTS_DIR
 
     files = sorted(PROMPTS_DIR.glob("*.yaml"))
-    assert {f.stem for f in files} >= {"cholec80", "cholec80_templated"}
-    for f in files:
-        assert load_prompt_file(f).names == CHOLEC80_PHASES, f
+    assert {f.stem for f in files} >= {"cholec80", "cholec80_templated", "autolaparo"}
+    for f in files:  # each dataset's prompt file names exactly its phases, in its label order
+        want = AUTOLAPARO_PHASES if f.stem.startswith("autolaparo") else CHOLEC80_PHASES
+        assert load_prompt_file(f).names == want, f
 
 
 def test_video_record_is_strict():

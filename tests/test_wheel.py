@@ -114,7 +114,7 @@ def installed(tmp_path_factory):
     _run([*pip, "check"], tmp)
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", HF_HUB_OFFLINE="1",
                MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")
     yield venv, env, wheel
 
