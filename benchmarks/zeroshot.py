@@ -9,7 +9,10 @@
   transformed, in the same chunks.
 
 The pipeline's job is to overlap the two stages, so end to end is compared with the slower of them:
-``ratio_end_to_end_vs_slower_stage`` = end to end / min(decode only, model only); target ≥ 0.9.
+``ratio_end_to_end_vs_slower_stage`` = end to end / min(decode only, model only); target ≥ 0.9. That bound holds
+when the stages run on different hardware (model on a GPU, decoding on CPU cores). When the model runs on the
+same CPU cores the workers decode on, each stage alone already fills the cores, so the best any overlap can do
+is the two costs added: ``shared_cpu_bound`` = 1 / (1/decode + 1/model) frames/s, reported next to it.
 
 The model is an untrained ``HierarchicalVLM`` with the demo recipe's settings: speed does
 not depend on the weights. The model-only pass runs first, before this process touches
@@ -83,14 +86,17 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64, help="frames per chunk (demo_zeroshot.yaml: 64)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--copies", type=int, default=4,
+                   help="the test videos listed this many times (a larger set, so start-up costs weigh as on a real "
+                        "test set: Cholec80's 40 test videos give ~80k frames at 1 fps); --quick: 1")
     a = p.parse_args()
     if a.quick:
-        a.repeats = 1
+        a.repeats, a.copies = 1, 1
     seed_all(a.seed)
     model_args, data_args = recipe_init_args()
     image_size, level = data_args["image_size"], "phase"
     root = demo_data(a.work, *((3, 2) if a.quick else (16, 6)))
-    videos = manifest_videos(root / "test.jsonl")
+    videos = manifest_videos(root / "test.jsonl") * a.copies
     prompts = load_prompt_file(resolve_prompt_file("surgical:demo"))
     model = HierarchicalVLM(**model_args).eval()
 
@@ -107,12 +113,15 @@ def main() -> None:
     e2e = end_to_end(model, videos, prompts, level, image_size, a.batch_size, a.workers, a.repeats)
     log(f"  {e2e}")
     slower = min(do["frames_per_s"], mo["frames_per_s"])
+    shared = 1.0 / (1.0 / do["frames_per_s"] + 1.0 / mo["frames_per_s"])
     emit({"benchmark": "zeroshot", "machine": machine(), "quick": a.quick, "seed": a.seed,
-          "recipe": "recipes/surgical/demo_pretrain.yaml", "videos": len(videos), "level": level, "fps": 1.0,
+          "recipe": "recipes/surgical/demo_pretrain.yaml", "videos": len(videos), "copies": a.copies, "level": level, "fps": 1.0,
           "image_size": image_size, "batch_size": a.batch_size, "workers": a.workers, "decode_only": do,
           "model_only": mo, "end_to_end": e2e,
           "slower_stage": "decode" if do["frames_per_s"] <= mo["frames_per_s"] else "model",
           "ratio_end_to_end_vs_slower_stage": round(e2e["frames_per_s"] / slower, 3),
+          "shared_cpu_bound_frames_per_s": round(shared, 1),
+          "ratio_end_to_end_vs_shared_cpu_bound": round(e2e["frames_per_s"] / shared, 3),
           "ratio_end_to_end_vs_model_only": round(e2e["frames_per_s"] / mo["frames_per_s"], 3),
           "target": 0.9})
 

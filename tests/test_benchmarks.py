@@ -120,3 +120,22 @@ def test_hierarchy_quick_reports_every_scheme_above_chance(tmp_path):
     for s in schemes.values():  # the second-centre test set: the same metrics for every space
         assert all(0 <= v["centre_b"]["accuracy"]["mean"] <= 1 for v in s["spaces"].values())
     assert out["n_test_videos"] == {"test": 2, "centre_b": 2}
+
+
+def test_zeroshot_quick_compares_end_to_end_with_both_stages(tmp_path):
+    out = run_bench("zeroshot.py", "--quick", "--work", str(tmp_path), timeout=300)
+    frames = {out[k]["frames"] for k in ("decode_only", "model_only", "end_to_end")}
+    assert len(frames) == 1 and frames.pop() > 0   # the three runs classify the same frames
+    assert out["slower_stage"] in ("decode", "model")
+    slower = min(out["decode_only"]["frames_per_s"], out["model_only"]["frames_per_s"])
+    assert out["ratio_end_to_end_vs_slower_stage"] == round(out["end_to_end"]["frames_per_s"] / slower, 3)
+    assert 0 < out["shared_cpu_bound_frames_per_s"] < slower
+
+
+def test_index_memory_quick_reports_peak_memory_against_loading_the_model(tmp_path):
+    out = run_bench("index_memory.py", "--quick", "--work", str(tmp_path), timeout=300)
+    base, idx = out["baseline_load_model_only"], out["hvl_index"]
+    assert out["frames_indexed"] > 0 and out["embedding_dim"] == 64
+    for run in (base, idx):
+        assert 0 < run["peak_pss_tree_mib"] <= run["peak_rss_summed_tree_mib"] + 1 and run["peak_rss_main_mib"] > 0
+    assert idx["peak_rss_main_mib"] > base["peak_rss_main_mib"] * 0.5 and out["ratio_tree_pss_vs_baseline"] > 0

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +150,23 @@ def smooth_mode(pred: Tensor, window: int, num_classes: int) -> Tensor:
 
 
 @torch.no_grad()
+@contextmanager
+def cpu_threads_beside_workers(device: torch.device, num_workers: int):
+    """On CPU, the model's intra-op threads share the cores with the decoding workers: leave them one core each.
+
+    Measured (benchmarks/zeroshot.py, 2 cores, 2 workers): torch's default 2 threads made each forward ~6x slower
+    than alone and end to end 0.6x of decoding alone; one thread gave it back (the workers run one thread each)."""
+    if torch.device(device).type != "cpu" or num_workers <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - num_workers)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
             progress: bool = True, preprocess: Preprocess | None = None,
@@ -161,9 +180,10 @@ def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps:
     loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess, video_backend), batch_size=None,
                         num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
-    for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
-        img = model.embed_frames(frames.to(model.device), level)
-        probs[vi].append((100.0 * img @ text.T).softmax(-1).cpu())
+    with cpu_threads_beside_workers(model.device, num_workers):
+        for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
+            img = model.embed_frames(frames.to(model.device), level)
+            probs[vi].append((100.0 * img @ text.T).softmax(-1).cpu())
     p = [torch.cat(x) for x in probs]
     return [x.argmax(-1) for x in p], labels, p
 
