@@ -120,16 +120,23 @@ def count(batch: Any) -> tuple[int, int]:
             sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values()))
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system, all threads, reaped children such as ffmpeg) used so far by ``pids``."""
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system + (t.children_user + t.children_system if pid != os.getpid() else 0.0)
-        except psutil.NoSuchProcess:
-            pass
-    return total
+class CpuMeter:
+    """CPU time (user + system, all threads, reaped children such as ffmpeg) used by ``pids``.
+
+    Each process's last reading is kept: loader workers exit when the iterator is exhausted, and a process gone
+    by the final reading must count with what it had used, not drop out (that made raw decord's CPU negative)."""
+
+    def __init__(self, pids: list[int]):
+        self.pids, self.last = pids, {}
+
+    def read(self) -> float:
+        for pid in self.pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                self.last[pid] = t.user + t.system + (t.children_user + t.children_system if pid != os.getpid() else 0.0)
+            except psutil.NoSuchProcess:
+                pass
+        return sum(self.last.values())
 
 
 def timed(make_loader: Callable[[], DataLoader], skip: int) -> dict[str, float]:
@@ -140,14 +147,15 @@ def timed(make_loader: Callable[[], DataLoader], skip: int) -> dict[str, float]:
     samples = frames = 0
     start, cpu0 = None, 0.0
     it = iter(make_loader())
-    pids = [os.getpid(), *(w.pid for w in getattr(it, "_workers", []))]
+    meter = CpuMeter([os.getpid(), *(w.pid for w in getattr(it, "_workers", []))])
     for i, batch in enumerate(it):
         if i == skip - 1:
-            start, cpu0 = time.perf_counter(), cpu_seconds(pids)
+            start, cpu0 = time.perf_counter(), meter.read()
         elif i >= skip:
             s, f = count(batch)
             samples, frames = samples + s, frames + f
-    end, cpu = time.perf_counter(), cpu_seconds(pids) - cpu0
+            meter.read()
+    end, cpu = time.perf_counter(), meter.read() - cpu0
     del it
     gc.collect()  # shut down this loader's persistent workers before the next pipeline runs
     dt = end - (start if start is not None else t0)

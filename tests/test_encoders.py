@@ -63,3 +63,26 @@ def test_hf_vision_encoder_from_config_and_video_encoder():
 def test_small_cnn_shapes():
     assert SmallCNN((8, 16)).dim == 16
     assert SmallCNN((8, 16), convs_per_stage=2)(torch.randn(4, 3, 32, 32)).shape == (4, 16)
+
+
+def test_model_threads_follow_the_stage_that_holds_zero_shot_back(monkeypatch):
+    """While the model waits on the decoding workers it leaves them their cores; while they wait on it, it takes
+    all of its threads back; afterwards the caller's count is restored."""
+    import torch
+    from hvl.core.evaluation.zeroshot import CpuThreads
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with CpuThreads("cpu", num_workers=2) as th:
+            assert th.step(2.0, 0.05) == 4               # the first chunk's wait is worker start-up: not counted
+            assert th.step(0.5, 0.05) == 2               # decoding-bound
+            seen = [th.step(0.0, 0.8) for _ in range(4)]  # a large model: the workers wait on it
+            assert seen[-1] == 4 and torch.get_num_threads() == 4
+            assert [th.step(1.0, 0.05) for _ in range(3)][-1] == 2
+        assert torch.get_num_threads() == 4
+        with CpuThreads("cpu", num_workers=0) as th:     # no workers: nothing to share
+            assert th.step(1.0, 0.0) == 4 and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

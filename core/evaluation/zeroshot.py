@@ -149,24 +149,43 @@ def smooth_mode(pred: Tensor, window: int, num_classes: int) -> Tensor:
     return counts.argmax(-1)
 
 
+class CpuThreads:
+    """The model's intra-op threads on CPU, set by which stage holds the pipeline back.
+
+    The model shares the cores with the decoding workers. While it waits on them (decoding is the slower stage),
+    its threads only steal their cores: it gets ``cores - workers`` (at least 1). While the workers wait on it
+    (a large model), they sleep and it gets its full count back. Measured (benchmarks/zeroshot.py, 2 cores, 2
+    workers, the demo's small CNN): torch's 2 threads made each forward ~6x slower than alone, end to end went
+    from ~254 to ~327 frames/s with the reduced count. Decided on moving averages of the two waits, per chunk,
+    starting from the full count (a CLIP ViT-B/32 on the same cores is model-bound: 17.0 frames/s either way)."""
+
+    def __init__(self, device: torch.device | str, num_workers: int, decay: float = 0.7):
+        self.active = torch.device(device).type == "cpu" and num_workers > 0
+        self.full = torch.get_num_threads()
+        self.shared = max(1, min(self.full, (os.cpu_count() or 1) - num_workers))
+        self.decay, self.wait, self.busy, self.steps = decay, 0.0, 0.0, 0
+
+    def __enter__(self) -> CpuThreads:
+        return self
+
+    def step(self, waited_s: float, model_s: float) -> int:
+        """Record one chunk (time blocked on the loader, time in the model); returns the thread count now set."""
+        self.steps += 1
+        if not self.active or self.steps == 1:  # the first chunk waits on worker start-up, not on decoding
+            return torch.get_num_threads()
+        self.wait = self.decay * self.wait + (1 - self.decay) * waited_s
+        self.busy = self.decay * self.busy + (1 - self.decay) * model_s
+        want = self.shared if self.wait > self.busy else self.full
+        if want != torch.get_num_threads():
+            torch.set_num_threads(want)
+        return want
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            torch.set_num_threads(self.full)
+
+
 @torch.no_grad()
-@contextmanager
-def cpu_threads_beside_workers(device: torch.device, num_workers: int):
-    """On CPU, the model's intra-op threads share the cores with the decoding workers: leave them one core each.
-
-    Measured (benchmarks/zeroshot.py, 2 cores, 2 workers): torch's default 2 threads made each forward ~6x slower
-    than alone and end to end 0.6x of decoding alone; one thread gave it back (the workers run one thread each)."""
-    if torch.device(device).type != "cpu" or num_workers <= 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(before, (os.cpu_count() or 1) - num_workers)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
             progress: bool = True, preprocess: Preprocess | None = None,
@@ -180,10 +199,14 @@ def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps:
     loader = DataLoader(_FrameChunks(videos, index, image_size, preprocess, video_backend), batch_size=None,
                         num_workers=num_workers)
     probs: list[list[Tensor]] = [[] for _ in videos]
-    with cpu_threads_beside_workers(model.device, num_workers):
+    with CpuThreads(model.device, num_workers) as threads:
+        done = time.perf_counter()
         for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
+            got = time.perf_counter()
             img = model.embed_frames(frames.to(model.device), level)
             probs[vi].append((100.0 * img @ text.T).softmax(-1).cpu())
+            waited, done = got - done, time.perf_counter()
+            threads.step(waited, done - got)   # blocked on the loader vs busy in the model
     p = [torch.cat(x) for x in probs]
     return [x.argmax(-1) for x in p], labels, p
 
