@@ -127,6 +127,24 @@ def main(argv: list[str] | None = None) -> int:
     except (HVLInputError, FileNotFoundError) as e:
         print(f"hvl: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        # LightningCLI builds the model inside jsonargparse, which re-raises a model's own config error as a
+        # type-union mismatch; the error a user can act on is further down the chain
+        cause = _user_error(e)
+        if cause is None:
+            raise
+        print(f"hvl: error: {cause}", file=sys.stderr)
+        return 2
+
+
+def _user_error(e: BaseException) -> HVLInputError | None:
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, HVLInputError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 if __name__ == "__main__":

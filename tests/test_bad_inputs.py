@@ -238,3 +238,20 @@ def test_skip_policy_lists_every_skipped_video(ds):
     assert dm.skipped == [{"manifest": str(ds / "test.jsonl"), "video_id": "v2",
                            "path": str((ds / "videos" / "v2.mp4").resolve()), "reason": dm.skipped[0]["reason"]}]
     assert "empty" in dm.skipped[0]["reason"]
+
+
+@pytest.mark.parametrize("override, what", [
+    (["--model.init_args.loss", "softmax"], "model.loss: unknown 'softmax'; use 'infonce' (CLIP, HecVL) or 'sigmoid'"),
+    (["--model.init_args.levels", "[clip,scene]"], "model.levels: unknown ['scene']"),
+    (["--model.init_args.loss", "sigmoid", "--model.init_args.finegrained", "{video: {}}"],
+     "does not combine with model.loss: sigmoid"),
+])
+def test_bad_model_config_in_hvl_fit_is_one_clear_error(override, what, tmp_path, monkeypatch, capsys):
+    """A model's own config check raised inside LightningCLI reaches the user as hvl's one-line error, exit 2
+    (not jsonargparse's type-union dump); it fails before any data is read, so nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    rc = main(["fit", "--config", "surgical/demo_pretrain", *override])
+    err = capsys.readouterr().err
+    assert rc == 2 and "hvl: error: " in err and what in err and "Traceback" not in err, err
+    assert not (tmp_path / "checkpoints").exists()

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.datamodule import LEVELS
+from ..errors import HVLInputError
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 from .losses import (
@@ -72,15 +73,15 @@ class HierarchicalVLM(pl.LightningModule):
         self.levels = list(levels or LEVELS)
         bad = set(self.levels) - set(LEVELS)
         if bad:
-            raise ValueError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
+            raise HVLInputError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
         if loss not in ("infonce", "sigmoid"):
-            raise ValueError(f"model.loss: unknown '{loss}'; use 'infonce' (CLIP, HecVL) or 'sigmoid' (SigLIP)")
+            raise HVLInputError(f"model.loss: unknown '{loss}'; use 'infonce' (CLIP, HecVL) or 'sigmoid' (SigLIP)")
         if backbone:
             from .backbones import BackboneOptions
 
             opts = BackboneOptions.model_validate(backbone)
             if text_encoder or (video_encoder or {}).get("frame_encoder"):
-                raise ValueError("model.backbone replaces model.text_encoder and video_encoder.frame_encoder: "
+                raise HVLInputError("model.backbone replaces model.text_encoder and video_encoder.frame_encoder: "
                                  "set one or the other")
             self.backbone = prebuilt_backbone if prebuilt_backbone is not None else opts.load()
             opts.configure(self.backbone)
@@ -106,10 +107,10 @@ class HierarchicalVLM(pl.LightningModule):
         self.finegrained: dict[str, FineGrainedConfig] = {}
         for lv, cfg in (finegrained or {}).items():
             if loss == "sigmoid":
-                raise ValueError("model.finegrained scores frames against words with InfoNCE; it does not combine "
+                raise HVLInputError("model.finegrained scores frames against words with InfoNCE; it does not combine "
                                  "with model.loss: sigmoid (drop one of them)")
             if lv not in self.levels or lv == "clip":
-                raise ValueError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
+                raise HVLInputError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
                                  f"{self.levels} (the clip level has several texts per sample: MIL-NCE)")
             self.finegrained[lv] = FineGrainedConfig(**(cfg or {}))
         # transformers' from_pretrained leaves a model in eval mode and Lightning keeps each module's mode: a

@@ -96,7 +96,6 @@ class SurgVLPBackbone(Backbone):
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         # sub-word continuation pieces ("##ing") join the word before them
         self.register_buffer("_continues", torch.tensor([t.startswith("##") for t in vocab]), persistent=False)
-        self._frozen_bn: list[nn.Module] = []
 
     # ------------------------------------------------------------------ vision
     def image_features(self, pixels: Tensor) -> Tensor:
@@ -148,20 +147,13 @@ class SurgVLPBackbone(Backbone):
             for g in groups:
                 g.requires_grad_(g not in frozen)
             self.global_embedder.requires_grad_(image_unlocked > 0)
-            self._frozen_bn = [m for g in frozen for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
-            self.train(self.training)
+            self.train(self.training)  # Backbone.train: frozen stages (their BatchNorm too) back to eval
         if text_unlocked is not None:
             layers = list(self.bert.encoder.layer)
             n = max(0, min(text_unlocked, len(layers)))
             self.bert.embeddings.requires_grad_(n == len(layers))
             for i, layer in enumerate(layers):
                 layer.requires_grad_(i >= len(layers) - n)
-
-    def train(self, mode: bool = True) -> SurgVLPBackbone:
-        super().train(mode)
-        for m in self._frozen_bn:  # a frozen stage must not drift its running mean/var on new data
-            m.eval()
-        return self
 
     def gradient_checkpointing(self) -> None:
         enable_checkpointing(self.bert)
