@@ -68,9 +68,11 @@ def demo_main(args: argparse.Namespace) -> None:
     from .registry import get_domain
 
     d = get_domain(args.domain)
-    extra = {"preset": args.preset} if args.preset else {}  # only domains with presets accept the keyword
+    # only domains with presets accept these keywords
+    extra = {k: v for k, v in (("preset", args.preset), ("procedure", args.procedure)) if v}
     if extra and not d.has_presets:
-        raise HVLInputError(f"--preset: the {args.domain} demo has no presets; drop --preset")
+        flag = f"--{next(iter(extra))}"
+        raise HVLInputError(f"{flag}: the {args.domain} demo has no presets or procedures; drop {flag}")
     summary = d.demo(args.out, seed=args.seed, **extra)
     print(json.dumps(summary, indent=2, default=str))
 
@@ -88,7 +90,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("domain")
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--preset", default=None, help="a domain's demo preset (surgical: default | realistic)")
+    d.add_argument("--preset", default=None, help="a domain's demo preset (surgical: default | realistic | "
+                                                  "realistic_centre_b)")
+    d.add_argument("--procedure", default=None, help="the operation a surgical demo draws: cholecystectomy "
+                                                     "(Cholec80's phases, default) | hysterectomy (AutoLaparo's)")
     sub.add_parser("domains", help="list installed domains")
     for name, (module, help_) in MODULE_COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)

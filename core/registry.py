@@ -18,7 +18,7 @@ class Domain:
     readers: dict[str, Callable[..., list]] = field(default_factory=dict)
     prompts_dir: Path | None = None
     description: str = ""
-    has_presets: bool = False  # whether ``demo`` takes ``preset=`` (e.g. the surgical demo's "realistic")
+    has_presets: bool = False  # whether ``demo`` takes ``preset=`` and ``procedure=`` (the surgical demo)
 
 
 def available() -> dict[str, Any]:

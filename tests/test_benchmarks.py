@@ -117,9 +117,36 @@ def test_hierarchy_quick_reports_every_scheme_above_chance(tmp_path):
     # the smoothed row re-evaluates the same fits: same wall time, different predictions
     assert schemes["clip+phase+video+smooth"]["fit_wall_s"] == schemes["clip+phase+video"]["fit_wall_s"]
     assert schemes["clip+phase+video+smooth"]["smoothed"] and not schemes["clip+phase+video"]["smoothed"]
-    for s in schemes.values():  # the second-centre test set: the same metrics for every space
-        assert all(0 <= v["centre_b"]["accuracy"]["mean"] <= 1 for v in s["spaces"].values())
-    assert out["n_test_videos"] == {"test": 2, "centre_b": 2}
+    for s in schemes.values():  # the transfer test sets: the same metrics for every space
+        for v in s["spaces"].values():
+            assert 0 <= v["centre_b"]["accuracy"]["mean"] <= 1 and 0 <= v["hysterectomy"]["jaccard"]["mean"] <= 1
+            ci = v["hysterectomy"]["vs_clip_only"]["accuracy"]
+            assert ci["lo"] <= ci["delta"] <= ci["hi"]
+    assert schemes["clip"]["spaces"]["clip"]["hysterectomy"]["vs_clip_only"]["f1_macro"]["delta"] == 0.0
+    # the other procedure is scored with its own prompt file (AutoLaparo's seven phase names)
+    assert out["prompts_per_test_set"]["hysterectomy"] == "surgical:demo_hysterectomy"
+    assert out["n_test_videos"] == {"test": 2, "centre_b": 2, "hysterectomy": 2}
+    assert all(0 < m < 1 for m in out["majority_per_test_set"].values())
+
+
+def test_hierarchy_preset_set_ablates_one_property_on_its_own_data(tmp_path, monkeypatch):
+    from hvl.core.data.schema import load_manifest
+    from hvl.domains.surgical.presets import PRESETS, DemoPreset
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import hierarchy
+
+    assert hierarchy.parse_preset_set(["narration_rate=1.0", "lookalike={}", "name=dense"]) == {
+        "narration_rate": 1.0, "lookalike": {}, "name": "dense"}
+    dense = PRESETS["realistic"].model_copy(update={"narration_rate": 1.0})
+    a, _ = hierarchy.make_data(tmp_path, "realistic", True, 0, test_only=True)
+    b, _ = hierarchy.make_data(tmp_path, dense, True, 0, test_only=True)
+    assert a.name == "data_realistic_quick_0" and b.name.startswith("data_realistic-") and a != b
+    assert DemoPreset.model_validate_json((b / "preset.json").read_text()) == dense
+    clips = [sum(len(v.clips) for v in load_manifest(d / "test.jsonl").videos) for d in (a, b)]
+    assert clips[1] > 1.3 * clips[0]  # every clip window narrated vs ~60 % of them
+    h, _ = hierarchy.make_data(tmp_path, "realistic", True, 2, test_only=True, procedure="hysterectomy")
+    assert h.name == "data_realistic_hysterectomy_quick_2"
 
 
 def test_zeroshot_quick_compares_end_to_end_with_both_stages(tmp_path):

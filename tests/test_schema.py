@@ -100,7 +100,7 @@ def test_shipped_prompt_files_are_valid():
     files = sorted(PROMPTS_DIR.glob("*.yaml"))
     assert {f.stem for f in files} >= {"cholec80", "cholec80_templated", "autolaparo"}
     for f in files:  # each dataset's prompt file names exactly its phases, in its label order
-        want = AUTOLAPARO_PHASES if f.stem.startswith("autolaparo") else CHOLEC80_PHASES
+        want = AUTOLAPARO_PHASES if f.stem in ("autolaparo", "demo_hysterectomy") else CHOLEC80_PHASES
         assert load_prompt_file(f).names == want, f
 
 

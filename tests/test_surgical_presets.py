@@ -35,7 +35,7 @@ def test_unknown_preset_and_bad_lookalike_are_clear_errors():
     with pytest.raises(HVLInputError, match="unknown preset 'hard'"):
         get_preset("hard")
     with pytest.raises(ValueError, match="unknown phase"):
-        DemoPreset(name="x", lookalike={"Suturing": "Preparation"})
+        DemoPreset(name="x", lookalike={"Closure": "Preparation"})
 
 
 def test_narration_is_sparse_half_unrelated_and_lagged():
@@ -71,17 +71,49 @@ def test_manifest_narration_measured(tmp_path):
 
 def _mean_image_distance(preset: str, phase_a: str, phase_b: str, n: int = 4) -> float:
     """Mean absolute difference (grey levels) between two phases' mean images, averaged over videos."""
+    from hvl.domains.surgical.phases import CHOLEC80_PHASES
+
+    procedure = "cholecystectomy" if phase_a in CHOLEC80_PHASES else "hysterectomy"
     d = []
     for i in range(n):
-        frames, rec = render_video(f"v{i}", np.random.SeedSequence([5, 0, i]), size=48, fps=2.0, preset=preset)
+        frames, rec = render_video(f"v{i}", np.random.SeedSequence([5, 0, i]), size=48, fps=2.0, preset=preset,
+                                   procedure=procedure)
         seg = {p.label: frames[int(p.start * 2):int(p.end * 2)].astype(float).mean(0) for p in rec.phases}
         d.append(np.abs(seg[phase_a] - seg[phase_b]).mean())
     return float(np.mean(d))
 
 
+def _pair_features(preset: str, a: str, b: str, split: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """RGB histograms (4 bins per channel) of the two phases' frames at 1 fps; True = phase ``a``."""
+    from hvl.domains.surgical.phases import CHOLEC80_PHASES
+
+    procedure = "cholecystectomy" if a in CHOLEC80_PHASES else "hysterectomy"
+    xs, ys = [], []
+    for i in range(n):
+        frames, rec = render_video(f"v{i}", np.random.SeedSequence([5, split, i]), size=48, fps=2.0, preset=preset,
+                                   procedure=procedure)
+        for k in range(0, len(frames), 2):
+            if rec.label_at(k / 2.0) in (a, b):
+                q = frames[k].astype(np.int64) // 64
+                hist = np.bincount((q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel(), minlength=64)
+                xs.append(hist / hist.sum())
+                ys.append(rec.label_at(k / 2.0) == a)
+    return np.array(xs), np.array(ys)
+
+
+def _pair_accuracy(preset: str, a: str, b: str) -> float:
+    """Balanced accuracy of a nearest-colour-centroid classifier telling ``a`` from ``b`` on held-out videos."""
+    xt, yt = _pair_features(preset, a, b, 0, 6)
+    xe, ye = _pair_features(preset, a, b, 2, 4)
+    centroids = np.stack([xt[~yt].mean(0), xt[yt].mean(0)])
+    pred = ((xe[:, None] - centroids[None]) ** 2).sum(-1).argmin(1).astype(bool)
+    return float((np.mean(pred[ye]) + np.mean(~pred[~ye])) / 2)
+
+
 @pytest.mark.parametrize("a,b", list(REAL.lookalike.items()))
-def test_lookalike_phases_are_closer_than_in_default(a, b):
-    assert _mean_image_distance("realistic", a, b) < 0.7 * _mean_image_distance("default", a, b)
+def test_lookalike_phases_are_harder_to_tell_apart_than_in_default(a, b):
+    # measured: 0.94 -> 0.68, 1.00 -> 0.53, 0.82 -> 0.62 (the hysterectomy pair)
+    assert _pair_accuracy("realistic", a, b) < min(0.75, _pair_accuracy("default", a, b) - 0.15)
 
 
 def test_other_phases_keep_their_own_look():

@@ -15,6 +15,9 @@ stand-in that exercises the whole HecVL pipeline on a CPU in minutes:
   specimen bag, suction, ...) with ``prompts/demo.yaml`` but never its sentences, so
   zero-shot phase recognition is learnable without leaking the prompts.
 
+``procedure="hysterectomy"`` draws a second operation with AutoLaparo's phases instead
+(:mod:`hvl.domains.surgical.hysterectomy`), for testing transfer across procedures.
+
 Everything is a function of ``seed``: each video draws from its own
 ``numpy.random.SeedSequence([seed, split, index])`` (one child stream for pixels, one for
 text), so any subset regenerates identically and no global random state is touched.
@@ -24,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -200,11 +203,13 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 
 
-def _palette(rng: np.random.Generator) -> dict[str, RGB]:
-    """Per-video colours: each colour jittered, plus one white-balance tint for the whole video."""
+def _palette(rng: np.random.Generator, extra: dict[str, tuple[int, int, int]] | None = None) -> dict[str, RGB]:
+    """Per-video colours: each colour jittered, plus one white-balance tint for the whole video.
+
+    ``extra``: a procedure's own colours, drawn after the shared ones (so the shared stream is unchanged)."""
     tint = rng.normal(0.0, 4.0, 3)
     return {k: np.clip(np.array(v) + tint + rng.normal(0.0, 6.0, 3), 0, 255).astype(np.float32)[:, None, None]
-            for k, v in PALETTE.items()}
+            for k, v in {**PALETTE, **(extra or {})}.items()}
 
 
 def _upsample(grid: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -685,6 +690,36 @@ CLOSINGS = ["The procedure ended without complications.", "Blood loss was minima
             "The patient recovered well.", "There were no intraoperative complications."]
 
 
+@dataclass(frozen=True)
+class Procedure:
+    """One operation the demo can draw: its phases in operating order and how its abstracts read."""
+
+    name: str
+    phases: dict[str, PhaseSpec]  # in the order the operation runs through them
+    intros: list[str]
+    intro_words: dict[str, list[str]]
+    closings: list[str]
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # on top of PALETTE
+    stream: int = 0  # appended to each video's seed, so procedures never share a random stream (0: none)
+
+
+CHOLECYSTECTOMY = Procedure("cholecystectomy", PHASES, INTROS, INTRO_WORDS, CLOSINGS)
+PROCEDURES = ("cholecystectomy", "hysterectomy")
+
+
+def get_procedure(procedure: str | Procedure | None) -> Procedure:
+    """``cholecystectomy`` (Cholec80's phases, the default) or ``hysterectomy`` (AutoLaparo's phases)."""
+    if procedure is None or procedure == "cholecystectomy":
+        return CHOLECYSTECTOMY
+    if isinstance(procedure, Procedure):
+        return procedure
+    if procedure == "hysterectomy":
+        from hvl.domains.surgical.hysterectomy import HYSTERECTOMY
+
+        return HYSTERECTOMY
+    raise HVLInputError(f"demo: unknown procedure '{procedure}'; use one of {list(PROCEDURES)}")
+
+
 # ============================================================== text generation
 def _pick(rng: np.random.Generator, items: list[str]) -> str:
     return items[int(rng.integers(len(items)))]
@@ -710,29 +745,29 @@ def _sentence(text: str) -> str:
     return text[0].upper() + text[1:] + ("" if text[-1] in ".?!" else ".")
 
 
-def narrations(phase: str, rng: np.random.Generator) -> list[str]:
+def narrations(phase: str, rng: np.random.Generator, proc: Procedure = CHOLECYSTECTOMY) -> list[str]:
     """Two narrations for one clip: ASR speech, then a cleaner paraphrase (chit-chat 20 % of the time)."""
     if rng.uniform() < UNRELATED_RATE:
         spoken, written = UNRELATED[int(rng.integers(len(UNRELATED)))]
         return [_asr(spoken, rng), written]
-    spec = PHASES[phase]
+    spec = proc.phases[phase]
     return [_asr(_fill(_pick(rng, spec.asr), spec.words, rng), rng),
             _sentence(_fill(_pick(rng, spec.clean), spec.words, rng))]
 
 
-def phase_summary(phase: str, rng: np.random.Generator) -> str:
-    spec = PHASES[phase]
+def phase_summary(phase: str, rng: np.random.Generator, proc: Procedure = CHOLECYSTECTOMY) -> str:
+    spec = proc.phases[phase]
     return _fill(_pick(rng, spec.summaries), spec.words, rng)
 
 
-def abstract(rng: np.random.Generator) -> str:
-    """A paragraph over the whole procedure: intro, the seven phases in order, a closing line."""
-    parts = [_fill(_pick(rng, INTROS), INTRO_WORDS, rng)]
-    for i, phase in enumerate(CHOLEC80_PHASES):
-        clause = _fill(_pick(rng, PHASES[phase].abstract), PHASES[phase].words, rng)
-        lead = "First," if i == 0 else "Finally," if i == len(CHOLEC80_PHASES) - 1 else _pick(rng, CONNECTORS)
+def abstract(rng: np.random.Generator, proc: Procedure = CHOLECYSTECTOMY) -> str:
+    """A paragraph over the whole procedure: intro, the phases in order, a closing line."""
+    parts = [_fill(_pick(rng, proc.intros), proc.intro_words, rng)]
+    for i, (phase, spec) in enumerate(proc.phases.items()):
+        clause = _fill(_pick(rng, spec.abstract), spec.words, rng)
+        lead = "First," if i == 0 else "Finally," if i == len(proc.phases) - 1 else _pick(rng, CONNECTORS)
         parts.append(f"{lead} {clause}.")
-    parts.append(_pick(rng, CLOSINGS))
+    parts.append(_pick(rng, proc.closings))
     return " ".join(parts)
 
 
@@ -744,25 +779,27 @@ class _PhasePlan:
     stop: int  # one past the last frame
 
 
-def _plan_phases(rng: np.random.Generator, fps: float) -> list[_PhasePlan]:
-    """Durations: at least MIN_PHASE_SECONDS each, the rest shared by jittered Cholec80 proportions."""
+def _plan_phases(rng: np.random.Generator, fps: float, proc: Procedure = CHOLECYSTECTOMY) -> list[_PhasePlan]:
+    """Durations: at least MIN_PHASE_SECONDS each, the rest shared by the phases' jittered proportions."""
     total = rng.uniform(*DURATION_RANGE)
-    w = np.array([PHASES[p].weight for p in CHOLEC80_PHASES]) * rng.lognormal(0.0, 0.25, len(PHASES))
-    secs = MIN_PHASE_SECONDS + (total - MIN_PHASE_SECONDS * len(PHASES)) * w / w.sum()
+    names = list(proc.phases)
+    w = np.array([proc.phases[p].weight for p in names]) * rng.lognormal(0.0, 0.25, len(names))
+    secs = MIN_PHASE_SECONDS + (total - MIN_PHASE_SECONDS * len(names)) * w / w.sum()
     bounds = np.round(np.concatenate([[0.0], np.cumsum(secs)]) * fps).astype(int)
-    return [_PhasePlan(p, int(a), int(b)) for p, a, b in zip(CHOLEC80_PHASES, bounds[:-1], bounds[1:])]
+    return [_PhasePlan(p, int(a), int(b)) for p, a, b in zip(names, bounds[:-1], bounds[1:])]
 
 
 def _render_phase(plan: _PhasePlan, rng: np.random.Generator, size: int, fps: float, pal: dict[str, RGB],
-                  vignette: np.ndarray, noise: np.ndarray, out: np.ndarray, like: str | None = None) -> None:
+                  vignette: np.ndarray, noise: np.ndarray, out: np.ndarray, like: str | None = None,
+                  proc: Procedure = CHOLECYSTECTOMY) -> None:
     """Draw one phase's frames into ``out[plan.first:plan.stop]``: static canvas once, moving parts per frame.
 
     ``like``: draw the scene, instruments and camera motion of that phase instead (a look-alike
     phase of the realistic preset); only this phase's own smoke density is kept."""
-    spec = PHASES[plan.name]
+    spec = proc.phases[plan.name]
     if like is not None:
-        spec = PhaseSpec(**{**spec.__dict__, **{k: getattr(PHASES[like], k) for k in ("background", "pan", "scene",
-                                                                                       "frame")}})
+        spec = PhaseSpec(**{**spec.__dict__, **{k: getattr(proc.phases[like], k) for k in ("background", "pan",
+                                                                                            "scene", "frame")}})
     s, m = float(size), max(2, round(0.08 * size))
     big = size + 2 * m
     canvas = _tissue(rng, big, big, pal[spec.background], pal)
@@ -827,29 +864,32 @@ def plan_narrations(spans: list[tuple[float, float]], phase_at: Callable[[float]
     return out
 
 
-def realistic_narrations(plan: NarrationPlan, preset: DemoPreset, rng: np.random.Generator) -> list[str]:
+def realistic_narrations(plan: NarrationPlan, preset: DemoPreset, rng: np.random.Generator,
+                         proc: Procedure = CHOLECYSTECTOMY) -> list[str]:
     """Two transcripts of what was said over one window; without ``clean_paraphrase`` both are ASR-like."""
     if not plan.related:
         spoken, written = UNRELATED[int(rng.integers(len(UNRELATED)))]
         return [_asr(spoken, rng), written if preset.clean_paraphrase else _asr(spoken, rng)]
-    spec = PHASES[plan.phase]
+    spec = proc.phases[plan.phase]
     said = _fill(_pick(rng, spec.asr), spec.words, rng)
     second = _sentence(_fill(_pick(rng, spec.clean), spec.words, rng)) if preset.clean_paraphrase else _asr(said, rng)
     return [_asr(said, rng), second]
 
 
 def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
-                 fps: float = 10.0, preset: str | DemoPreset | None = None) -> tuple[np.ndarray, VideoRecord]:
+                 fps: float = 10.0, preset: str | DemoPreset | None = None,
+                 procedure: str | Procedure | None = None) -> tuple[np.ndarray, VideoRecord]:
     """Frames ``uint8 [T, H, W, 3]`` and the manifest record of one video.
 
     Pixels and texts come from two child streams of ``ss``, so rewording a template never
-    changes a picture (and the other way round). ``preset``: see :mod:`hvl.domains.surgical.presets`.
+    changes a picture (and the other way round). ``preset``: see :mod:`hvl.domains.surgical.presets`;
+    ``procedure``: see :func:`get_procedure`.
     """
-    preset = get_preset(preset)
+    preset, proc = get_preset(preset), get_procedure(procedure)
     look_rng, text_rng = (np.random.default_rng(c) for c in ss.spawn(2))
-    plans = _plan_phases(look_rng, fps)
+    plans = _plan_phases(look_rng, fps, proc)
     n_frames = plans[-1].stop
-    pal = _palette(look_rng)
+    pal = _palette(look_rng, proc.colours)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
     vignette = (look_rng.uniform(0.92, 1.08) * (1.0 - 0.9 * (xx ** 2 + yy ** 2))).astype(np.float32)
     if not preset.is_default:  # another centre's camera, light and instruments (no-ops for the realistic preset)
@@ -860,14 +900,16 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
     noise = look_rng.normal(0.0, SENSOR_NOISE, (6, size, size)).astype(np.float32)
     frames = np.empty((n_frames, size, size, 3), np.uint8)
     for plan in plans:
-        _render_phase(plan, look_rng, size, fps, pal, vignette, noise, frames, like=preset.lookalike.get(plan.name))
+        like = preset.lookalike.get(plan.name)
+        _render_phase(plan, look_rng, size, fps, pal, vignette, noise, frames, like=like if like in proc.phases else None,
+                      proc=proc)
     if look_rng.uniform() < 0.5:  # mirrored set-up (surgeon on the other side): layouts vary more
         frames = frames[:, :, ::-1]
 
     duration = round(n_frames / fps, 6)
     sec = lambda f: round(f / fps, 6)  # noqa: E731
     phases = [PhaseSegment(start=sec(p.first), end=sec(p.stop) if p is not plans[-1] else duration,
-                           text=phase_summary(p.name, text_rng), label=p.name) for p in plans]
+                           text=phase_summary(p.name, text_rng, proc), label=p.name) for p in plans]
     def phase_at(t: float) -> str:
         f = min(int(t * fps), n_frames - 1)
         return next(p.name for p in plans if p.first <= f < p.stop)
@@ -876,13 +918,13 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
     if preset.is_default:
         for a, b in _clips(duration):
             clips.append(ClipSegment(start=round(a, 6), end=round(b, 6), texts=narrations(phase_at((a + b) / 2),
-                                                                                             text_rng)))
+                                                                                             text_rng, proc)))
     else:
         for n in plan_narrations(_clips(duration), phase_at, duration, preset, text_rng):
             if n.spoken:
                 clips.append(ClipSegment(start=round(n.start, 6), end=round(n.end, 6),
-                                         texts=realistic_narrations(n, preset, text_rng)))
-    return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[abstract(text_rng)],
+                                         texts=realistic_narrations(n, preset, text_rng, proc)))
+    return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[abstract(text_rng, proc)],
                                duration=duration, phases=phases, clips=clips)
 
 
@@ -930,7 +972,7 @@ def write_raw_layout(out: Path, records: dict[str, list[VideoRecord]]) -> dict[s
 
 def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, n_test: int = 6,
              size: int = 128, fps: float = 10.0, progress: bool = True, raw_layout: bool = False,
-             preset: str | DemoPreset | None = None) -> dict:
+             preset: str | DemoPreset | None = None, procedure: str | Procedure | None = None) -> dict:
     """Write ``out/videos/*.mp4`` and ``out/{train,val,test}.jsonl``; return a summary.
 
     Video ``i`` of a split is drawn from ``SeedSequence([seed, split, i])``, so the same seed
@@ -939,6 +981,8 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     (:func:`write_raw_layout`), the input of ``hvl prepare``.
     ``preset``: ``default`` (the original demo) or ``realistic`` (look-alike phases, sparse, unrelated and
     lagged narration; :mod:`hvl.domains.surgical.presets`). A non-default preset is stored as ``preset.json``.
+    ``procedure``: ``cholecystectomy`` (default, Cholec80's phases) or ``hysterectomy`` (AutoLaparo's phases,
+    :mod:`hvl.domains.surgical.hysterectomy`), e.g. to test transfer to another operation.
     """
     from tqdm.auto import tqdm
 
@@ -950,7 +994,7 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     if fps <= 0 or abs(fps - round(fps)) > 1e-9 or size < 32:
         raise HVLInputError(f"demo: fps must be a whole number > 0 (H.264 stream rate) and size >= 32 "
                             f"(got fps={fps}, size={size})")
-    preset = get_preset(preset)
+    preset, proc = get_preset(preset), get_procedure(procedure)
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     if not preset.is_default:
@@ -961,8 +1005,9 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     with BackgroundWriter(on_done=lambda: bar.update(1)) as writer:
         for split, n in counts.items():
             for i in range(n):
-                frames, rec = render_video(f"demo_{split}_{i:03d}", np.random.SeedSequence([seed, SPLITS[split], i]),
-                                           size=size, fps=fps, preset=preset)
+                entropy = [seed, SPLITS[split], i] + ([proc.stream] if proc.stream else [])
+                frames, rec = render_video(f"demo_{split}_{i:03d}", np.random.SeedSequence(entropy),
+                                           size=size, fps=fps, preset=preset, procedure=proc)
                 writer.submit(out / rec.path, frames, fps)
                 records[split].append(rec)
                 n_frames += len(frames)
@@ -976,7 +1021,7 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
     seconds = sum(r.duration for recs in records.values() for r in recs)
     return {"root": str(out), "manifests": manifests, "videos": counts, "frames": n_frames,
             "video_seconds": round(seconds, 1), "seconds": round(time.perf_counter() - t0, 2), "seed": seed,
-            "preset": preset.name}
+            "preset": preset.name, "procedure": proc.name}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -990,10 +1035,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--raw-layout", action="store_true", help="subtitles, chapters, abstracts instead of manifests")
     p.add_argument("--videos", type=int, nargs=3, default=[16, 2, 6], metavar=("TRAIN", "VAL", "TEST"))
     p.add_argument("--preset", default="default", help="default | realistic (see hvl.domains.surgical.presets)")
+    p.add_argument("--procedure", default="cholecystectomy", help=" | ".join(PROCEDURES))
     a = p.parse_args(argv)
     n_train, n_val, n_test = a.videos
     print(json.dumps(generate(a.out, seed=a.seed, n_train=n_train, n_val=n_val, n_test=n_test,
-                              raw_layout=a.raw_layout, preset=a.preset), indent=2))
+                              raw_layout=a.raw_layout, preset=a.preset, procedure=a.procedure), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ what is known of real data, not from any expected outcome of a comparison:
 
 * **look-alike phases** (``lookalike``): in Cholec80 Calot-triangle dissection and
   gallbladder dissection use the same grasper and hook on the same anatomy, and packaging
-  and retraction both show a grasper and the white bag. The second phase of each pair is
-  drawn with the first one's scene and instrument motion; only its own smoke density
-  (``haze``, cautery) is kept, so single frames differ little.
+  and retraction both show a grasper and the white bag; in a hysterectomy (AutoLaparo) the
+  ligaments, the peritoneum and the uterine vessels are divided with the same energy
+  device along the side of the uterus. The phase on the left of each entry is drawn with
+  the scene and instrument motion of the phase on its right; only its own smoke density (``haze``, cautery)
+  is kept, so single frames differ little. A pair applies to the procedure its phases
+  belong to (``hvl.domains.surgical.demo.get_procedure``).
 * **sparse narration** (``narration_rate``): surgeons are silent much of the time; a clip
   window without speech has no clip-level text (it drops out of the clip level).
 * **unrelated narration** (``unrelated_rate``): about half of what is said in lecture-style
@@ -55,11 +58,17 @@ class DemoPreset(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> DemoPreset:
-        from hvl.domains.surgical.phases import CHOLEC80_PHASES
+        from hvl.domains.surgical.phases import AUTOLAPARO_PHASES, CHOLEC80_PHASES
 
-        bad = {k for kv in self.lookalike.items() for k in kv} - set(CHOLEC80_PHASES)
+        bad = {k for kv in self.lookalike.items() for k in kv} - set(CHOLEC80_PHASES) - set(AUTOLAPARO_PHASES)
         if bad:
-            raise ValueError(f"lookalike: unknown phase(s) {sorted(bad)}; use {CHOLEC80_PHASES}")
+            raise ValueError(f"lookalike: unknown phase(s) {sorted(bad)}; use the phases of one procedure: "
+                             f"{CHOLEC80_PHASES} or {AUTOLAPARO_PHASES}")
+        mixed = [kv for kv in self.lookalike.items() if not any(set(kv) <= set(ph) for ph in
+                                                                  (CHOLEC80_PHASES, AUTOLAPARO_PHASES))]
+        if mixed:
+            raise ValueError(f"lookalike: {mixed} pairs phases of two procedures; a phase can only look like "
+                             "another phase of its own operation")
         if set(self.lookalike) & set(self.lookalike.values()):
             raise ValueError("lookalike: a phase drawn like another cannot itself be a model for a third")
         return self
@@ -74,7 +83,8 @@ PRESETS: dict[str, DemoPreset] = {
     "realistic": DemoPreset(
         name="realistic",
         lookalike={"GallbladderDissection": "CalotTriangleDissection",
-                   "GallbladderRetraction": "GallbladderPackaging"},
+                   "GallbladderRetraction": "GallbladderPackaging",
+                   "Dividing Uterine Vessels and Ligament": "Dividing Ligament and Peritoneum"},
         narration_rate=0.6, unrelated_rate=0.5, lag_std=3.0, lag_max=6.0, clean_paraphrase=False),
 }
 PRESETS["realistic_centre_b"] = PRESETS["realistic"].model_copy(update={
