@@ -10,7 +10,7 @@ from helpers import decode_index
 from hvl.core.data.decoders import DECORD_CODECS, choose_backend, stream_info
 from hvl.core.data.video import Video, open_source, read_frames
 from hvl.core.errors import HVLInputError
-from video_kinds import KINDS, vfr_times, write_kind
+from video_kinds import KINDS, X264_B, Kind, vfr_times, write_kind
 
 # What decord does with each kind, unless hvl stops it: measured, and why auto avoids it.
 DECORD_REFUSED = {"hevc": "codec", "hevc_10bit": "codec", "av1": "codec", "mpeg4_avi": "codec",
@@ -54,6 +54,21 @@ def test_auto_routes_to_pyav_exactly_where_decord_is_refused(files, kind):
     backend, why = choose_backend(files[kind])
     assert backend == ("pyav" if kind in DECORD_REFUSED else "decord"), why
     assert open_source(files[kind]).backend == backend
+
+
+def test_auto_reads_long_recordings_with_pyav_frame_exactly(tmp_path):
+    """decord's memory after its first read grows with the video's length (benchmarks/decoders.py); PyAV's does not."""
+    from hvl.core.data.decoders import DECORD_MAX_MINUTES
+
+    n = 200  # one frame every 3.5 s: 11.7 minutes in a small file
+    path = write_kind(tmp_path / "long", Kind(".mp4", "libx264", n=n, fps=1, options=X264_B,
+                                              pts_ms=tuple(i * 3500 for i in range(n))))
+    assert stream_info(path).duration > DECORD_MAX_MINUTES * 60
+    backend, why = choose_backend(path)
+    assert backend == "pyav" and "12 min long" in why, why
+    src = open_source(path)
+    assert src.backend == "pyav" and decode_index(src.get([0, 57, n - 1])) == [0, 57, n - 1]
+    assert choose_backend(path, "decord") == ("decord", "requested")  # forcing decord stays the user's choice
 
 
 @pytest.mark.parametrize("kind", [k for k, why in DECORD_REFUSED.items() if why == "codec"])

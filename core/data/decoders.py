@@ -6,7 +6,10 @@ applied, as a player shows them) and with the presentation time of every frame, 
 container by :func:`stream_info` (one demux pass, no decoding; cached per file and process).
 
 ``video_backend``: ``pyav`` always works; ``decord`` is refused for codecs it reads wrong; ``auto``
-(default) takes decord where it is frame-exact and PyAV everywhere else. What decord gets wrong was
+(default) takes decord where it is frame-exact and PyAV everywhere else, and PyAV for recordings longer
+than ``DECORD_MAX_MINUTES``: after its first read decord holds memory in proportion to the video's length
+(measured at 854 x 480, read at 224²: +92 MB for 5 min, +297 MB for 15, +476 MB for 30; PyAV +18 MB for
+30 min, as fast on the 1-fps pattern: ``benchmarks/decoders.py``), once per open reader. What decord gets wrong was
 measured on files tests/test_video_backends.py encodes (frames carry their index in their pixels):
 HEVC and MPEG-4 part 2 with B-frames come back as wrong frames on random access, MPEG-4 AVI with
 garbage timestamps, AV1 does not open, and some frame widths (e.g. 72) fail on the first read.
@@ -26,7 +29,10 @@ import torch
 
 from ..errors import HVLInputError
 
-__all__ = ["BACKENDS", "DECORD_CODECS", "DecordVideo", "PyAVVideo", "StreamInfo", "choose_backend", "stream_info"]
+__all__ = ["BACKENDS", "DECORD_CODECS", "DECORD_MAX_MINUTES", "DecordVideo", "PyAVVideo", "StreamInfo",
+           "choose_backend", "stream_info"]
+
+DECORD_MAX_MINUTES = 10.0  # longer files: auto reads them with PyAV (decord's memory grows with length)
 
 VideoBackend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
@@ -335,6 +341,9 @@ def _auto_choice(path: str, size: int, mtime_ns: int, out_size: tuple[int, int] 
     info = stream_info(path)
     if info.codec not in DECORD_CODECS:
         return "pyav", f"decord does not read {info.codec} frame-exactly"
+    if info.duration > DECORD_MAX_MINUTES * 60:
+        return "pyav", (f"{info.duration / 60:.0f} min long: decord would hold ~16-20 MB per minute of video in "
+                        f"memory (auto: decord up to {DECORD_MAX_MINUTES:g} min)")
     # decord opens it, counts the frames the container has, and converts the first and last frame at
     # this size (it fails on some output widths, e.g. 16, 24, 48, 72: measured with decord 0.6)
     try:
