@@ -58,3 +58,16 @@ def ddp_averaged(loss, params) -> tuple:
     lt = loss.detach().clone()
     dist.all_reduce(lt)
     return (lt / dist.get_world_size(), *(p.grad for p in params))
+
+
+def colour_histogram(frame: np.ndarray) -> np.ndarray:
+    """Joint RGB histogram of one ``[H, W, 3]`` uint8 frame, 4 bins per channel, summing to 1."""
+    q = frame.astype(np.int64) // 64
+    hist = np.bincount((q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel(), minlength=64)
+    return hist / hist.sum()
+
+
+def nearest_centroid(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """Labels of ``x_test`` by the nearest class mean of ``x_train`` (classes 0..max(y_train))."""
+    centroids = np.stack([x_train[y_train == c].mean(0) for c in range(int(y_train.max()) + 1)])
+    return ((x_test[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)

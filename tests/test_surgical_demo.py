@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import colour_histogram, nearest_centroid
 from hvl.core.data.schema import load_manifest, load_prompt_file
 from hvl.core.data.video import Video, open_source, read_frames
 from hvl.domains.surgical import demo
@@ -137,9 +138,7 @@ def _colour_features(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     for v in m.videos:
         frames = read_frames(m.resolve(v), fps=1.0).numpy()
         for k, f in enumerate(frames):
-            q = f.astype(np.int64) // 64
-            hist = np.bincount((q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel(), minlength=64)
-            feats.append(hist / hist.sum())
+            feats.append(colour_histogram(f))
             labels.append(CHOLEC80_PHASES.index(v.label_at(float(k))))
     return np.array(feats), np.array(labels)
 
@@ -149,8 +148,7 @@ def test_nearest_colour_centroid_recognises_phases(dataset):
     x_train, y_train = _colour_features(root, "train")
     x_test, y_test = _colour_features(root, "test")
     assert set(y_train) == set(y_test) == set(range(7))
-    centroids = np.stack([x_train[y_train == c].mean(0) for c in range(7)])
-    pred = ((x_test[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    pred = nearest_centroid(x_train, y_train, x_test)
     accuracy = float((pred == y_test).mean())
     assert accuracy >= 0.6, f"phases not separable by colour: nearest-centroid accuracy {accuracy:.2f}"
     # ... and not a still picture per phase: frames of one phase differ

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import colour_histogram, nearest_centroid
 from hvl.core.data.schema import load_manifest, load_prompt_file
 from hvl.core.errors import HVLInputError
 from hvl.domains.surgical import demo
@@ -60,9 +61,7 @@ def test_prompt_file_names_the_phases_and_never_appears_in_generated_text():
 def _colour_features(frames: np.ndarray, rec, fps: float) -> tuple[np.ndarray, np.ndarray]:
     feats, labels = [], []
     for k in range(0, len(frames), int(fps)):  # 1 frame per second
-        q = frames[k].astype(np.int64) // 64
-        hist = np.bincount((q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel(), minlength=64)
-        feats.append(hist / hist.sum())
+        feats.append(colour_histogram(frames[k]))
         labels.append(AUTOLAPARO_PHASES.index(rec.label_at(k / fps)))
     return np.array(feats), np.array(labels)
 
@@ -83,8 +82,7 @@ def test_nearest_colour_centroid_recognises_phases():
     x_train, y_train = _features(0, 4)
     x_test, y_test = _features(2, 2)
     assert set(y_train) == set(y_test) == set(range(7))
-    centroids = np.stack([x_train[y_train == c].mean(0) for c in range(7)])
-    pred = ((x_test[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    pred = nearest_centroid(x_train, y_train, x_test)
     accuracy = float((pred == y_test).mean())
     assert accuracy >= 0.6, f"phases not separable by colour: nearest-centroid accuracy {accuracy:.2f}"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import colour_histogram, nearest_centroid
 from hvl.core.data.schema import load_manifest
 from hvl.domains.surgical import demo
 from hvl.domains.surgical.demo import UNRELATED, plan_narrations, render_video
@@ -94,9 +95,7 @@ def _pair_features(preset: str, a: str, b: str, split: int, n: int) -> tuple[np.
                                    procedure=procedure)
         for k in range(0, len(frames), 2):
             if rec.label_at(k / 2.0) in (a, b):
-                q = frames[k].astype(np.int64) // 64
-                hist = np.bincount((q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel(), minlength=64)
-                xs.append(hist / hist.sum())
+                xs.append(colour_histogram(frames[k]))
                 ys.append(rec.label_at(k / 2.0) == a)
     return np.array(xs), np.array(ys)
 
@@ -105,8 +104,7 @@ def _pair_accuracy(preset: str, a: str, b: str) -> float:
     """Balanced accuracy of a nearest-colour-centroid classifier telling ``a`` from ``b`` on held-out videos."""
     xt, yt = _pair_features(preset, a, b, 0, 6)
     xe, ye = _pair_features(preset, a, b, 2, 4)
-    centroids = np.stack([xt[~yt].mean(0), xt[yt].mean(0)])
-    pred = ((xe[:, None] - centroids[None]) ** 2).sum(-1).argmin(1).astype(bool)
+    pred = nearest_centroid(xt, yt.astype(int), xe).astype(bool)
     return float((np.mean(pred[ye]) + np.mean(~pred[~ye])) / 2)
 
 
