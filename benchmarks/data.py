@@ -15,7 +15,7 @@ run ``--repeats`` times, interleaved, and the best run counts (the machine may b
 Besides samples/s, each run reports the CPU time its processes spent per sample
 (``cpu_ms_per_sample``, ``cpu_ratio_*``): on a busy machine that moves far less than wall time.
 The slow ffmpeg baseline runs once, on its first ``--ffmpeg-steps`` steps. ``--ab`` adds
-``hvl_before_fixes``: hvl with the two fixes these figures led to switched off (see README).
+``hvl_before_fixes``: hvl with the fixes these figures led to switched off (see README).
 
     python benchmarks/data.py [--quick] [--ab] [--work DIR] > data.json
 """
@@ -166,17 +166,22 @@ def timed(make_loader: Callable[[], DataLoader], skip: int) -> dict[str, float]:
 
 @contextmanager
 def before_fixes(on: bool) -> Iterator[None]:
-    """hvl as it was before the fixes this benchmark led to (decoder parking, shared-memory collate)."""
+    """hvl as it was before the fixes this benchmark led to (decoder parking, shared-memory collate, the
+    frame transforms fused into two passes instead of MONAI's one pass per step)."""
     import hvl.core.data.datamodule as D
+    import hvl.core.data.transforms as T
     import hvl.core.data.video as V
 
-    saved = V.DecordVideo._park, D._stack
+    def step_by_step(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.compose(frames.permute(3, 0, 1, 2).float()).permute(1, 0, 2, 3).contiguous()
+
+    saved = V.DecordVideo._park, D._stack, T.FrameTransform._fused
     if on:
-        V.DecordVideo._park, D._stack = (lambda self: None), torch.stack
+        V.DecordVideo._park, D._stack, T.FrameTransform._fused = (lambda self: None), torch.stack, step_by_step
     try:
         yield
     finally:
-        V.DecordVideo._park, D._stack = saved
+        V.DecordVideo._park, D._stack, T.FrameTransform._fused = saved
 
 
 def bench_set(name: str, manifest: Path, image_size: int, schedule: dict, steps: int, ffmpeg_steps: int,

@@ -26,8 +26,9 @@ against exact ``search()``. ``chosen`` is the candidate ``hvl index`` would keep
 shape is the issue's target instead, on these queries: ``search()`` p50 <= 10 ms at video
 recall@10 >= 0.95, index <= 1.5 GiB per 1M x 512 frames (scaled to the run's size).
 
-HNSW on more than ``--hnsw-max-rows`` frames (default 300k) is skipped, with that reason in the
-JSON: on 2 cores its graph build for 1M x 512 takes tens of minutes. Raise the limit to build it.
+HNSW on more than ``--hnsw-max-rows`` frames (default ``HNSW_MAX_ROWS``, 2M) is skipped, with that reason in
+the JSON (its graph build: 136 s / 210 s for M 16 / 32 at 1M x 512 on 2 cores, growing ~n^1.2).
+``--only FACTORY ...`` measures just those candidates (rows to add to an earlier run).
 
     python benchmarks/search.py [--quick] [--shape clustered per_video isotropic] > search.json
 """
@@ -133,6 +134,9 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
     # tuned as `hvl index` tunes: perturbed index frames, never these queries
     tuning = A.Truth(emb, A.tuning_queries(emb, np.random.default_rng(a.seed)), row_video, 1000)
     specs, skipped = A.candidate_factories(len(emb), a.dim, "auto", a.hnsw_max_rows)
+    if a.only:
+        specs = [s for s in a.only if s in specs or s in skipped]
+        skipped = {}
     budget = A.parse_memory(a.memory)
     records: list[dict[str, Any]] = [{"factory": s, "skipped": why} for s, why in skipped.items()]
     for spec in specs:
@@ -188,6 +192,8 @@ def main() -> None:
     p.add_argument("--exact-queries", type=int, default=50, help="queries timed on the exact baselines (slow)")
     p.add_argument("--hnsw-max-rows", type=int, default=HNSW_MAX_ROWS, help="skip HNSW above this many frames")
     p.add_argument("--memory", default=str(ANN_MEMORY_DEFAULT), help="memory budget of `hvl index --ann-memory`")
+    p.add_argument("--only", nargs="+", metavar="FACTORY",
+                   help="measure only these candidates (e.g. HNSW16,SQfp16), to add rows to an earlier run")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     if a.quick:
@@ -200,6 +206,7 @@ def main() -> None:
                                                          "faiss_threads": faiss.omp_get_max_threads(),
                                                          "load_average": [round(x, 2) for x in os.getloadavg()]},
           "quick": a.quick, "seed": a.seed, "hnsw_max_rows": a.hnsw_max_rows, "memory_budget": a.memory,
+          "only": a.only,
           "shapes": shapes, "peak_rss_mib": round(proc.memory_info().rss / 2**20, 1)})
 
 

@@ -142,7 +142,9 @@ class FrameTransform:
         if self.preprocess is None:
             steps.append(NormalizeIntensity(subtrahend=list(mean), divisor=list(std), channel_wise=True))
         self.compose = Compose(steps) if steps else None
-        self.size = size
+        self.size, self.shift = size, shift
+        self._mean = torch.tensor(mean, dtype=torch.float32)
+        self._std = torch.tensor(std, dtype=torch.float32)
 
     def set_random_state(self, seed: int) -> None:
         if self.compose is not None:
@@ -155,6 +157,44 @@ class FrameTransform:
                 return x.contiguous()
             x = self.compose(x.permute(1, 0, 2, 3))
             return convert_to_tensor(x, track_meta=False).permute(1, 0, 2, 3).contiguous()
-        x = frames.permute(3, 0, 1, 2).float()                  # [3, T, H, W]
-        x = self.compose(x)
-        return convert_to_tensor(x, track_meta=False).permute(1, 0, 2, 3).contiguous()  # [T, 3, size, size]
+        return self._fused(frames)
+
+    def _fused(self, frames: torch.Tensor) -> torch.Tensor:
+        """The square pipeline in two passes over the pixels instead of one MONAI pass per step.
+
+        Its random draws come from the MONAI transforms of ``self.compose`` (same seeds, same order), and
+        the result equals ``self.compose`` applied step by step (tested): scaling to [0, 1], the random
+        intensity scale and shift and the normalisation are one affine map per channel, and the flip and
+        shift only pick pixels, which is done on the 8-bit frames before anything is converted to float.
+        At 224² the step-by-step version cost a loader worker ~1/5 of a training sample's time."""
+        t, h, w, _ = frames.shape
+        s = self.size
+        x = frames
+        if (h, w) != (s, s):
+            x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=(s, s), mode="area").permute(0, 2, 3, 1)
+        factor = offset = 0.0
+        rows = cols = None
+        for step in self.compose.transforms:
+            if isinstance(step, RandFlip):
+                step.randomize(None)
+                if step._do_transform:
+                    x = x.flip(2)
+            elif isinstance(step, RandScaleIntensity):
+                step.randomize(None)
+                factor = step.factor if step._do_transform else 0.0
+            elif isinstance(step, RandShiftIntensity):
+                step.randomize(None)
+                offset = step._offset if step._do_transform else 0.0
+            elif isinstance(step, RandSpatialCrop):
+                pad = self.shift
+                step.randomize((t, s + 2 * pad, s + 2 * pad))
+                top, left = step._slices[-2].start - pad, step._slices[-1].start - pad
+                rows = (torch.arange(s) + top).clamp_(0, s - 1)  # edges repeated, as BorderPad(replicate)
+                cols = (torch.arange(s) + left).clamp_(0, s - 1)
+        if rows is not None:
+            x = x.index_select(1, rows).index_select(2, cols)
+        scale = (1.0 + factor) / (255.0 * self._std)
+        bias = (offset - self._mean) / self._std
+        out = torch.empty(t, 3, s, s)
+        out.copy_(x.permute(0, 3, 1, 2))
+        return out.mul_(scale.view(1, 3, 1, 1)).add_(bias.view(1, 3, 1, 1))

@@ -287,7 +287,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
     p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
                    help="approximate index: auto = none below 100k frames, else every candidate (IVF-fp16/SQ8 with a "
-                        "few list counts, IVF-PQ, HNSW up to 300k frames) is built on the index's own frames and the "
+                        "few list counts, IVF-PQ, HNSW up to 2M frames) is built on the index's own frames and the "
                         "fastest reaching recall@10 >= 0.95 within --ann-memory is kept (measurements in ann/ann.json); "
                         "ivf/ivfpq/hnsw = choose within that family only; none = exact search")
     p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
