@@ -65,22 +65,33 @@ def test_small_cnn_shapes():
     assert SmallCNN((8, 16), convs_per_stage=2)(torch.randn(4, 3, 32, 32)).shape == (4, 16)
 
 
-def test_model_threads_follow_the_stage_that_holds_zero_shot_back(monkeypatch):
-    """While the model waits on the decoding workers it leaves them their cores; while they wait on it, it takes
-    all of its threads back; afterwards the caller's count is restored."""
+def test_model_threads_are_chosen_by_the_measured_pace_of_zero_shot(monkeypatch):
+    """Both thread counts are timed on a few chunks and the one with the shorter time per chunk is kept: fewer
+    threads for a model that only steals the decoding workers' cores, all of them for a model the workers wait on;
+    the choice is measured again later, and afterwards the caller's count is restored."""
     import torch
     from hvl.core.evaluation.zeroshot import CpuThreads
 
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     before = torch.get_num_threads()
     torch.set_num_threads(4)
+
+    def run(th, pace, chunks):  # pace: thread count -> (loader wait, model time) of a chunk run with it
+        seen = []
+        for i in range(chunks):
+            n = torch.get_num_threads()
+            seen.append(th.step(*((3.0, 0.1) if i == 0 else pace[n])))
+        return seen
+
     try:
-        with CpuThreads("cpu", num_workers=2) as th:
-            assert th.step(2.0, 0.05) == 4               # the first chunk's wait is worker start-up: not counted
-            assert th.step(0.5, 0.05) == 2               # decoding-bound
-            seen = [th.step(0.0, 0.8) for _ in range(4)]  # a large model: the workers wait on it
-            assert seen[-1] == 4 and torch.get_num_threads() == 4
-            assert [th.step(1.0, 0.05) for _ in range(3)][-1] == 2
+        small = {4: (0.03, 0.05), 2: (0.05, 0.02)}          # 0.08 s a chunk with 4 threads, 0.07 with 2
+        with CpuThreads("cpu", num_workers=2, probe=3, every=20) as th:
+            seen = run(th, small, 12)
+            assert seen[:3] == [4, 4, 4] and seen[3:6] == [2, 2, 2]   # the probes: full count, then the shared one
+            assert seen[6:] == [2] * 6 and th.chosen == 2               # the shorter chunk wins
+            large = {4: (0.0, 0.5), 2: (0.0, 0.9)}          # the workers wait on the model
+            seen = run(th, large, 28)
+            assert th.chosen == 4 and seen[-1] == 4 and torch.get_num_threads() == 4  # re-measured after 20 chunks
         assert torch.get_num_threads() == 4
         with CpuThreads("cpu", num_workers=0) as th:     # no workers: nothing to share
             assert th.step(1.0, 0.0) == 4 and torch.get_num_threads() == 4

@@ -10,6 +10,7 @@ import argparse
 import math
 import os
 import re
+import statistics
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -150,20 +151,24 @@ def smooth_mode(pred: Tensor, window: int, num_classes: int) -> Tensor:
 
 
 class CpuThreads:
-    """The model's intra-op threads on CPU, set by which stage holds the pipeline back.
+    """The model's intra-op threads on CPU, chosen by timing the pipeline with each count.
 
-    The model shares the cores with the decoding workers. While it waits on them (decoding is the slower stage),
-    its threads only steal their cores: it gets ``cores - workers`` (at least 1). While the workers wait on it
-    (a large model), they sleep and it gets its full count back. Measured (benchmarks/zeroshot.py, 2 cores, 2
-    workers, the demo's small CNN): torch's 2 threads made each forward ~6x slower than alone, end to end went
-    from ~254 to ~327 frames/s with the reduced count. Decided on moving averages of the two waits, per chunk,
-    starting from the full count (a CLIP ViT-B/32 on the same cores is model-bound: 17.0 frames/s either way)."""
+    The model shares the cores with the decoding workers, and its own speed there says little: on 2 busy cores
+    torch's 2 threads made the demo CNN's forward ~5x slower than alone, which a rule comparing the loader wait
+    with the model's time read as "the model holds the pipeline back" and so kept both threads (2.2 s of model
+    time against 1.1 s with one, benchmarks/zeroshot.py). So after the first chunk (worker start-up) it runs
+    ``probe`` chunks with the full count and ``probe`` with ``cores - workers`` (at least 1), keeps the count whose
+    median time per chunk (blocked on the loader + in the model) was shorter, and measures again every ``every``
+    chunks, in case the pace changes (videos of another size). A large model (a CLIP ViT-B/32 here) keeps its full
+    count that way, a small one leaves the workers their cores."""
 
-    def __init__(self, device: torch.device | str, num_workers: int, decay: float = 0.7):
-        self.active = torch.device(device).type == "cpu" and num_workers > 0
+    def __init__(self, device: torch.device | str, num_workers: int, probe: int = 3, every: int = 100):
         self.full = torch.get_num_threads()
         self.shared = max(1, min(self.full, (os.cpu_count() or 1) - num_workers))
-        self.decay, self.wait, self.busy, self.steps = decay, 0.0, 0.0, 0
+        self.active = torch.device(device).type == "cpu" and num_workers > 0 and self.shared < self.full
+        self.probe, self.every = probe, max(every, 2 * probe + 1)
+        self.steps, self.chosen = 0, self.full
+        self.pace: dict[int, list[float]] = {}
 
     def __enter__(self) -> CpuThreads:
         return self
@@ -171,11 +176,20 @@ class CpuThreads:
     def step(self, waited_s: float, model_s: float) -> int:
         """Record one chunk (time blocked on the loader, time in the model); returns the thread count now set."""
         self.steps += 1
-        if not self.active or self.steps == 1:  # the first chunk waits on worker start-up, not on decoding
+        if not self.active:
             return torch.get_num_threads()
-        self.wait = self.decay * self.wait + (1 - self.decay) * waited_s
-        self.busy = self.decay * self.busy + (1 - self.decay) * model_s
-        want = self.shared if self.wait > self.busy else self.full
+        if self.steps > 1 and (self.steps - 2) % self.every < 2 * self.probe:  # that chunk ran as a probe
+            self.pace.setdefault(torch.get_num_threads(), []).append(waited_s + model_s)
+        p = (self.steps - 1) % self.every
+        if p < self.probe:
+            want = self.full
+        elif p < 2 * self.probe:
+            want = self.shared
+        else:
+            if p == 2 * self.probe:
+                self.chosen = min(self.pace, key=lambda n: (statistics.median(self.pace[n]), -n))
+                self.pace = {}
+            want = self.chosen
         if want != torch.get_num_threads():
             torch.set_num_threads(want)
         return want
