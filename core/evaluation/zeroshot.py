@@ -159,8 +159,8 @@ class CpuThreads:
     time against 1.1 s with one, benchmarks/zeroshot.py). So after the first chunk (worker start-up) it runs
     ``probe`` chunks with the full count and ``probe`` with ``cores - workers`` (at least 1), keeps the count whose
     median time per chunk (blocked on the loader + in the model) was shorter, and measures again every ``every``
-    chunks, in case the pace changes (videos of another size). A large model (a CLIP ViT-B/32 here) keeps its full
-    count that way, a small one leaves the workers their cores."""
+    chunks, in case the pace changes (videos of another size). A model the workers wait on keeps its full count
+    that way, a small one leaves the workers their cores."""
 
     def __init__(self, device: torch.device | str, num_workers: int, probe: int = 3, every: int = 100):
         self.full = torch.get_num_threads()
