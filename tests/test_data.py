@@ -110,6 +110,7 @@ def test_level_dataloader_yields_one_level(tmp_path):
     assert batches and all(set(b) == {"phase"} for b in batches)
     b = batches[0]["phase"]
     assert b["frames"].shape[:3] == (4, 3, 3) and len(b["parent"]) == 4
+    assert b["frames"].dtype == torch.uint8 and b["affine"].shape == (4, 3, 2)  # normalised on the device
     assert b["child_mask"][:, 0].all()  # every phase has at least one narration under it
 
 

@@ -69,3 +69,27 @@ def test_fused_pixels_equal_the_monai_steps_seed_by_seed(train, shift, in_size):
             scaled += bool(tf.compose.transforms[3]._do_transform)
     if train:  # the draws really vary, so the comparison covered flipped, scaled and plain clips
         assert 5 <= flipped <= 35 and 5 <= scaled <= 35
+
+
+def test_eight_bit_batches_normalise_on_the_device_to_the_float_frames():
+    """Loader workers send 8-bit pixels and a per-channel affine map; applied per batch they give exactly the
+    frames the float pipeline gives, augmentation draws included."""
+    from hvl.core.data.datamodule import collate
+    from hvl.core.data.transforms import normalize_batch
+
+    tf = FrameTransform(32, train=True, flip_prob=0.5, intensity_prob=0.6, shift=3)
+    frames = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    samples, ref = [], []
+    for seed in range(12):
+        tf.set_random_state(seed)
+        pixels, affine = tf.split(frames)
+        assert pixels.dtype == torch.uint8 and pixels.shape == (4, 3, 32, 32) and affine.shape == (3, 2)
+        samples.append({"level": "clip", "frames": pixels, "affine": affine, "texts": ["a"]})
+        tf.set_random_state(seed)
+        ref.append(tf(frames))
+    batch = collate(samples)["clip"]
+    assert batch["frames"].dtype == torch.uint8 and batch["affine"].shape == (12, 3, 2)
+    torch.testing.assert_close(normalize_batch(batch), torch.stack(ref), atol=1e-5, rtol=1e-5)
+    assert len({tuple(a.flatten().tolist()) for a in batch["affine"]}) > 3  # the intensity draws differ per sample
+    floats = {"frames": torch.stack(ref)}
+    assert normalize_batch(floats) is floats["frames"]  # float frames (a pretrained model's, features) pass as they are

@@ -15,7 +15,7 @@ _EXPORTS = {
     **dict.fromkeys(["BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "PyAVVideo", "ReaderCache",
                      "Video", "open_source", "read_frames", "write_video"], "video"),
     **dict.fromkeys(["BACKENDS", "StreamInfo", "choose_backend", "stream_info"], "decoders"),
-    "FrameTransform": "transforms",
+    **dict.fromkeys(["FrameTransform", "normalize_batch"], "transforms"),
     **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "describe_video", "format_probe_table",
                      "load_videos", "manifest_videos", "probe_video", "probe_videos"], "datasets"),
     **dict.fromkeys(["LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "LevelConfig",

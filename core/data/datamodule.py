@@ -122,7 +122,8 @@ class HierarchicalDataset(Dataset):
             self._readers = ReaderCache(self._cache_size, size=self.decode_size, backend=self.video_backend)
         return self._readers(self.manifest.resolve(rec))
 
-    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> torch.Tensor:
+    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         idx = self._video(rec).indices(start, end, num=num)
         if self._record is not None:  # collecting what the schedule reads (to build the feature cache)
             self._record.setdefault(rec.video_id, set()).update(idx)
@@ -131,6 +132,13 @@ class HierarchicalDataset(Dataset):
             return self.features.get(rec.video_id, idx)
         raw = self._video(rec).source.get(idx)
         self.transform.set_random_state(seed)
+        return self._transform(raw)
+
+    def _transform(self, raw: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Decoded frames → what a sample carries: for the square pipeline 8-bit pixels and their per-channel
+        affine map (applied per batch on the device, :func:`normalize_batch`), else normalised float frames."""
+        if self.transform.preprocess is None:
+            return self.transform.split(raw)
         return self.transform(raw)
 
     def frames_read(self, items: list[Item]) -> dict[str, list[int]]:
@@ -149,6 +157,13 @@ class HierarchicalDataset(Dataset):
 
     def __getitem__(self, key: tuple[Item, int]) -> dict[str, Any]:
         item, seed = key
+        out = self._sample(item, seed)
+        frames = out["frames"]
+        if isinstance(frames, tuple):
+            out["frames"], out["affine"] = frames
+        return out
+
+    def _sample(self, item: Item, seed: int) -> dict[str, Any]:
         rec = self.manifest.videos[item.video]
         cfg = self.levels[item.level]
         rng = random.Random(seed)
@@ -185,13 +200,16 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Group by level: ``{level: {frames [B,T,C,H,W], texts/children (padded) + masks, parent}}``."""
+    """Group by level: ``{level: {frames [B,T,C,H,W] (8-bit with ``affine`` [B,3,2], see :func:`normalize_batch`,
+    or float), texts/children (padded) + masks, parent}}``."""
     out: dict[str, dict[str, Any]] = {}
     for lv in LEVELS:
         group = [s for s in samples if s["level"] == lv]
         if not group:
             continue
         b: dict[str, Any] = {"frames": _stack([s["frames"] for s in group])}
+        if "affine" in group[0]:
+            b["affine"] = torch.stack([s["affine"] for s in group])
         if lv == "clip":
             b["texts"], b["text_mask"] = _pad([s["texts"] for s in group])
         else:

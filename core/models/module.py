@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.datamodule import LEVELS
+from ..data.transforms import normalize_batch
 from ..errors import HVLInputError
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
@@ -205,7 +206,7 @@ class HierarchicalVLM(pl.LightningModule):
     def level_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         if level in self.finegrained:
             return self._finegrained_loss(level, batch)
-        v = self.embed_video(batch["frames"], level)
+        v = self.embed_video(normalize_batch(batch), level)
         scale, keys = self.scales[level](), self._keys(batch)
         sigmoid = self.hparams.loss == "sigmoid"
         if level == "clip":
@@ -222,7 +223,7 @@ class HierarchicalVLM(pl.LightningModule):
     def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""
         cfg, scale, keys = self.finegrained[level], self.scales[level](), self._keys(batch)
-        frames, v = self.embed_frame_sequence(batch["frames"], level)
+        frames, v = self.embed_frame_sequence(normalize_batch(batch), level)
         tokens, tmask = self.embed_tokens(batch["parent"], level)
         parent = self.embed_text(batch["parent"], level)
         child = masked_mean(self._embed_padded(batch["children"], level), batch["child_mask"])
