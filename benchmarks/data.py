@@ -93,7 +93,7 @@ class RawDecord(Dataset):
 class FFmpegPerSample(HierarchicalDataset):
     """hvl's dataset with frames from one ffprobe + one ffmpeg process per sample (PeskaVLP-style)."""
 
-    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> torch.Tensor:
+    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> dict[str, torch.Tensor]:
         path = str(self.manifest.resolve(rec))
         probe = json.loads(subprocess.run(
             ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=r_frame_rate:format=duration",
@@ -171,8 +171,8 @@ def before_fixes(on: bool) -> Iterator[None]:
     import hvl.core.data.datamodule as D
     import hvl.core.data.video as V
 
-    def step_by_step(self, frames: torch.Tensor) -> torch.Tensor:  # float frames out of the workers, as before
-        return self.transform.compose(frames.permute(3, 0, 1, 2).float()).permute(1, 0, 2, 3).contiguous()
+    def step_by_step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:  # float frames out of the workers
+        return {"frames": self.transform.compose(frames.permute(3, 0, 1, 2).float()).permute(1, 0, 2, 3).contiguous()}
 
     saved = V.DecordVideo._park, D._stack, D.HierarchicalDataset._transform
     if on:

@@ -27,7 +27,7 @@ shape is the issue's target instead, on these queries: ``search()`` p50 <= 10 ms
 recall@10 >= 0.95, index <= 1.5 GiB per 1M x 512 frames (scaled to the run's size).
 
 HNSW on more than ``--hnsw-max-rows`` frames (default ``HNSW_MAX_ROWS``, 2M) is skipped, with that reason in
-the JSON (its graph build: 136 s / 210 s for M 16 / 32 at 1M x 512 on 2 cores, growing ~n^1.2).
+the JSON (its graph build for 1M x 512 on 2 cores: 65-236 s, M 16 / 32, by data shape; growing ~n^1.2).
 ``--only FACTORY ...`` measures just those candidates (rows to add to an earlier run).
 
     python benchmarks/search.py [--quick] [--shape clustered per_video isotropic] > search.json
@@ -135,8 +135,11 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
     tuning = A.Truth(emb, A.tuning_queries(emb, np.random.default_rng(a.seed)), row_video, 1000)
     specs, skipped = A.candidate_factories(len(emb), a.dim, "auto", a.hnsw_max_rows)
     if a.only:
-        specs = [s for s in a.only if s in specs or s in skipped]
-        skipped = {}
+        unknown = [s for s in a.only if s not in specs and s not in skipped]
+        if unknown:
+            raise SystemExit(f"search.py: --only {' '.join(unknown)}: not a candidate at this size; "
+                             f"the candidates are {', '.join([*specs, *skipped])}")
+        specs, skipped = list(a.only), {}
     budget = A.parse_memory(a.memory)
     records: list[dict[str, Any]] = [{"factory": s, "skipped": why} for s, why in skipped.items()]
     for spec in specs:

@@ -122,24 +122,24 @@ class HierarchicalDataset(Dataset):
             self._readers = ReaderCache(self._cache_size, size=self.decode_size, backend=self.video_backend)
         return self._readers(self.manifest.resolve(rec))
 
-    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def _frames(self, rec: VideoRecord, start: float, end: float, num: int, seed: int) -> dict[str, torch.Tensor]:
+        """``{"frames": ...}`` of a sample, plus ``"affine"`` when the frames are 8-bit pixels."""
         idx = self._video(rec).indices(start, end, num=num)
         if self._record is not None:  # collecting what the schedule reads (to build the feature cache)
             self._record.setdefault(rec.video_id, set()).update(idx)
-            return torch.zeros(0)
+            return {"frames": torch.zeros(0)}
         if self.features is not None:  # a frozen frame encoder's features instead of pixels: [T, D]
-            return self.features.get(rec.video_id, idx)
+            return {"frames": self.features.get(rec.video_id, idx)}
         raw = self._video(rec).source.get(idx)
         self.transform.set_random_state(seed)
         return self._transform(raw)
 
-    def _transform(self, raw: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def _transform(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
         """Decoded frames → what a sample carries: for the square pipeline 8-bit pixels and their per-channel
         affine map (applied per batch on the device, :func:`normalize_batch`), else normalised float frames."""
         if self.transform.preprocess is None:
-            return self.transform.split(raw)
-        return self.transform(raw)
+            return dict(zip(("frames", "affine"), self.transform.split(raw)))
+        return {"frames": self.transform(raw)}
 
     def frames_read(self, items: list[Item]) -> dict[str, list[int]]:
         """Per video id, every frame index these items read (sampling is deterministic: bin centres)."""
@@ -157,28 +157,21 @@ class HierarchicalDataset(Dataset):
 
     def __getitem__(self, key: tuple[Item, int]) -> dict[str, Any]:
         item, seed = key
-        out = self._sample(item, seed)
-        frames = out["frames"]
-        if isinstance(frames, tuple):
-            out["frames"], out["affine"] = frames
-        return out
-
-    def _sample(self, item: Item, seed: int) -> dict[str, Any]:
         rec = self.manifest.videos[item.video]
         cfg = self.levels[item.level]
         rng = random.Random(seed)
         if item.level == "clip":
             seg = rec.clips[item.segment]
             texts = list(seg.texts[: self.max_texts])
-            return {"level": "clip", "frames": self._frames(rec, seg.start, seg.end, cfg.frames, seed), "texts": texts}
+            return {"level": "clip", **self._frames(rec, seg.start, seg.end, cfg.frames, seed), "texts": texts}
         if item.level == "phase":
             seg = rec.phases[item.segment]
             kids = [c.texts[0] for c in rec.clips if seg.start <= (c.start + c.end) / 2 < seg.end]
-            return {"level": "phase", "frames": self._frames(rec, seg.start, seg.end, cfg.frames, seed),
+            return {"level": "phase", **self._frames(rec, seg.start, seg.end, cfg.frames, seed),
                     "parent": seg.text, "children": _spread(kids, self.max_children) or [seg.text]}
         start, end = rec.span or (0.0, rec.duration or self._video(rec).duration)
         kids = [p.text for p in rec.phases if p.text.strip()]
-        return {"level": "video", "frames": self._frames(rec, start, end, cfg.frames, seed),
+        return {"level": "video", **self._frames(rec, start, end, cfg.frames, seed),
                 "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
 
 

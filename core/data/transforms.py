@@ -160,10 +160,7 @@ class FrameTransform:
         return self._fused(frames)
 
     def _fused(self, frames: torch.Tensor) -> torch.Tensor:
-        pixels, affine = self.split(frames)
-        out = torch.empty(pixels.shape)
-        out.copy_(pixels)
-        return out.mul_(affine[:, 0].view(1, 3, 1, 1)).add_(affine[:, 1].view(1, 3, 1, 1))
+        return apply_affine(*self.split(frames))
 
     def split(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The square pipeline as pixels ``[T, 3, s, s]`` (8-bit unless a resize made them float) and one affine
@@ -204,12 +201,14 @@ class FrameTransform:
         return x.permute(0, 3, 1, 2).contiguous(), affine
 
 
+def apply_affine(pixels: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """``pixels [..., T, 3, H, W] * scale + bias`` with ``affine [..., 3, 2]`` = (scale, bias) per channel, in float."""
+    a = affine.to(pixels.device, torch.float32)[..., None, :, :, None, None]  # [..., 1, 3, 2, 1, 1]
+    return torch.addcmul(a[..., 1, :, :], pixels.float(), a[..., 0, :, :])
+
+
 def normalize_batch(batch: dict[str, Any]) -> torch.Tensor:
     """A level batch's frames as model input: ``frames`` with its per-sample ``affine`` applied when the loader
     sent 8-bit pixels (:meth:`FrameTransform.split`), else ``frames`` as they are (already normalised, or
     features). Runs where the batch is, i.e. on the accelerator in training."""
-    frames = batch["frames"]
-    if "affine" not in batch:
-        return frames
-    a = batch["affine"].to(frames.device, torch.float32)
-    return torch.addcmul(a[:, None, :, 1, None, None], frames.float(), a[:, None, :, 0, None, None])
+    return apply_affine(batch["frames"], batch["affine"]) if "affine" in batch else batch["frames"]

@@ -32,8 +32,8 @@ __all__ = ["ANN_MEMORY_DEFAULT", "ANN_MIN_ROWS", "HNSW_MAX_ROWS", "TARGET_RECALL
 
 ANN_MIN_ROWS = 100_000       # below this an exact scan takes a few ms: no approximate index
 ANN_MEMORY_DEFAULT = 2 * 2**30  # bytes an approximate index may take (a laptop's share)
-# HNSW's graph build grows ~n^1.2: 136 s (M 16) / 210 s (M 32) for 1M x 512 on 2 cores (benchmarks/README); above
-# this auto does not try it (over ~10 minutes a build).
+# HNSW's graph build grows ~n^1.2: 65-236 s for 1M x 512 on 2 cores (M 16 / 32, by data shape; benchmarks/README);
+# above this auto does not try it (~10 minutes or more a build).
 HNSW_MAX_ROWS = 2_000_000
 TARGET_RECALL = 0.95
 KINDS = ("auto", "ivf", "ivfpq", "hnsw")
@@ -86,7 +86,7 @@ def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int
     if n > hnsw_max_rows and kind == "auto":
         for s in fams["hnsw"]:
             chosen.remove(s)
-            skipped[s] = (f"{n} rows > {hnsw_max_rows}: an HNSW graph build of this size takes over 10 minutes "
+            skipped[s] = (f"{n} rows > {hnsw_max_rows}: an HNSW graph build of this size takes ~10 minutes or more "
                           "on 2 cores; pass --ann hnsw to build it anyway")
     return chosen, skipped
 
