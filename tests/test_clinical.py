@@ -1,4 +1,4 @@
-"""hvl.domains.surgical.clinical: intervals over videos, smoothing, confusion, prompt comparison, failures, report."""
+"""hvl.domains.surgical.clinical: intervals over videos, confusion, prompt comparison, failures, report."""
 from __future__ import annotations
 
 import math
@@ -88,49 +88,6 @@ def test_zeroshot_summary_has_evaluates_shape_and_means():
     rows = [phase_metrics(p, y, 3) for p, y in zip(preds, labels)]
     assert {k: s[k] for k in ("accuracy", "f1_macro", "jaccard")} == mean_over_videos(rows)
     assert s["n_videos"] == 2 and s["n_frames"] == 5 and [r["video_id"] for r in s["per_video"]] == ["a", "b"]
-
-
-# ------------------------------------------------------------------ smoothing
-def test_mode_filter_removes_isolated_flicker_and_handles_edges():
-    seq = [0, 0, 1, 0, 0, 2, 2, 2, 0, 2]
-    assert clinical.smooth_mode(seq, 3).tolist() == [0, 0, 0, 0, 0, 2, 2, 2, 2, 2]
-    # edge windows are truncated: frame 0 sees [1, 0, 0] with window 5 → 0
-    assert clinical.smooth_mode([1, 0, 0, 0, 0], 5).tolist() == [0, 0, 0, 0, 0]
-    # a tie keeps the frame's own phase: the last frame sees [3, 1] → 1 stays
-    assert clinical.smooth_mode([3, 3, 3, 1], 3).tolist() == [3, 3, 3, 1]
-
-
-def test_mode_tie_without_own_phase_takes_lowest_index():
-    # frame 2 sees [4, 1, 3, 1, 4]: 1 and 4 tie, its own phase 3 is not among them → 1
-    assert clinical.smooth_mode([4, 1, 3, 1, 4], 5).tolist()[2] == 1
-
-
-def test_median_filter_follows_procedure_order_and_handles_edges():
-    seq = [0, 0, 5, 1, 1, 1, 6, 2, 2]
-    assert clinical.smooth_median(seq, 3).tolist() == [0, 0, 1, 1, 1, 1, 2, 2, 2]
-    # even-sized window at the ends: the middle value nearer the frame's own phase
-    assert clinical.smooth_median([2, 0, 0], 3).tolist() == [2, 0, 0]
-    assert clinical.smooth_median([0, 0, 4, 1], 3).tolist() == [0, 0, 1, 1]
-
-
-def test_window_one_and_empty_are_identity_and_bad_windows_fail():
-    seq = T([3, 1, 2])
-    for method in clinical.SMOOTHING_METHODS:
-        assert clinical.smooth(seq, 1, method).tolist() == [3, 1, 2]
-        assert clinical.smooth(T([], dtype=torch.long), 5, method).numel() == 0
-        for bad in (0, 4, -3, 2.0):
-            with pytest.raises(ValueError, match="odd number"):
-                clinical.smooth(seq, bad, method)
-    with pytest.raises(ValueError, match="mode"):
-        clinical.smooth(seq, 3, "mean")
-
-
-def test_smoothing_a_long_window_keeps_length_and_values():
-    rng = np.random.default_rng(0)
-    seq = torch.as_tensor(rng.integers(0, 7, 301))
-    for method in clinical.SMOOTHING_METHODS:
-        out = clinical.smooth(seq, 31, method, 7)
-        assert out.shape == seq.shape and set(out.tolist()) <= set(seq.tolist())
 
 
 # ------------------------------------------------------------------ confusion, progress

@@ -19,11 +19,10 @@ from hvl.core.data.schema import load_manifest
 from hvl.core.data.video import Video, open_source
 from hvl.core.errors import HVLInputError
 from hvl.core.evaluation.metrics import phase_metrics
-from hvl.core.evaluation.zeroshot import check_smooth_window, smooth_mode
+from hvl.core.evaluation.temporal import smooth_mode
 from hvl.core.search.evaluate import load_queries
 from hvl.core.search.query import embed_queries, search
 from hvl.core.search.serve.queryset import QuerySetStore, query_id
-from hvl.domains.surgical.clinical import smooth_mode as clinical_smooth_mode
 from PIL import Image
 from serve_helpers import LiveServer, build_app, serve_data
 
@@ -346,7 +345,7 @@ def test_review_is_what_zeroshot_predicted(client, data):
         assert d["truth"] == [classes.index(rec.label_at(t)) for t in d["t"]]
         assert d["pred"] == [int(np.argmax(p)) for p in d["probs"]]
         assert all(abs(sum(p) - 1) < 1e-3 for p in d["probs"])
-        assert d["smoothed"] == clinical_smooth_mode(d["pred"], 5, len(classes)).tolist()
+        assert d["smoothed"] == smooth_mode(d["pred"], 5, len(classes)).tolist()
         for key, seq in (("metrics", d["pred"]), ("smoothed_metrics", d["smoothed"])):
             want = phase_metrics(torch.tensor(seq), torch.tensor(d["truth"]), len(classes))
             assert d[key] == pytest.approx(want)
@@ -365,18 +364,6 @@ def test_no_review_without_zeroshot(data, tmp_path):
     c = TestClient(create_app(from_app.engine, ThumbnailCache(tmp_path / "t"), from_app.queries))
     assert c.get("/review").status_code == 404 and c.get("/api/review").status_code == 404
     assert c.get("/api/info").json()["review"] is False and c.get("/").status_code == 200
-
-
-def test_smoothing_is_the_clinical_majority_vote():
-    g = torch.Generator().manual_seed(0)
-    for n in (1, 2, 5, 17, 60):
-        for window in (1, 3, 5, 9):
-            seq = torch.randint(0, 4, (n,), generator=g)
-            assert smooth_mode(seq, window, 4).tolist() == clinical_smooth_mode(seq, window, 4).tolist()
-    assert smooth_mode(torch.tensor([0, 0, 1, 0, 0, 2, 2, 2]), 3, 3).tolist() == [0, 0, 0, 0, 0, 2, 2, 2]
-    for bad in (0, 2, -1):
-        with pytest.raises(HVLInputError, match="odd number"):
-            check_smooth_window(bad)
 
 
 def test_zeroshot_rejects_an_even_window_before_loading(data, capsys):

@@ -1,15 +1,17 @@
 """Embeddings → metrics.
 
 Zero-shot classification from prompt files (:mod:`.zeroshot`, the ``hvl zeroshot`` command), phase
-metrics (:mod:`.metrics`, torchmetrics) and text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
+metrics (:mod:`.metrics`, torchmetrics), temporal smoothing of frame-wise predictions (:mod:`.temporal`) and
+text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
 May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves; never search or the CLI.
 """
 from .._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["PREDICTIONS_FORMAT", "ZeroShotConfig", "check_inputs", "class_embeddings", "eval_frame_times",
-                     "evaluate", "predict", "sample_eval_frames", "smooth_mode", "summarize", "write_predictions"],
+                     "evaluate", "predict", "sample_eval_frames", "summarize", "write_predictions"],
                     "zeroshot"),
+    **dict.fromkeys(["SMOOTHING_METHODS", "check_window", "smooth", "smooth_median", "smooth_mode"], "temporal"),
     **dict.fromkeys(["mean_over_videos", "phase_metrics"], "metrics"),
     **dict.fromkeys(["RetrievalConfig", "embed_sentences", "embed_videos", "evaluate_retrieval",
                      "group_by_sentence", "retrieval_metrics", "retrieval_ranks", "summarize_ranks"], "retrieval"),

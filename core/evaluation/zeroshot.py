@@ -31,9 +31,10 @@ from ..data.video import ReaderCache
 from ..errors import HVLInputError
 from ..io import load_config, write_json
 from .metrics import PHASE_METRICS, mean_over_videos, phase_metrics
+from .temporal import check_window, smooth_mode
 
 __all__ = ["PREDICTIONS_FORMAT", "ZeroShotConfig", "check_inputs", "class_embeddings", "eval_frame_times", "evaluate",
-           "format_table", "predict", "sample_eval_frames", "smooth_mode", "summarize", "write_predictions"]
+           "format_table", "predict", "sample_eval_frames", "summarize", "write_predictions"]
 
 
 class ZeroShotConfig(BaseModel):
@@ -128,26 +129,6 @@ def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size:
     """Per video, the time (s) of each frame :func:`predict` scores, in its order (the same selection)."""
     readers = ReaderCache(1, size=(size, size), backend=backend)
     return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
-
-
-def check_smooth_window(window: int) -> None:
-    if window < 1 or window % 2 == 0:
-        raise HVLInputError(f"--smooth-window must be an odd number of frames >= 1, centred on each frame (got {window})")
-
-
-def smooth_mode(pred: Tensor, window: int, num_classes: int) -> Tensor:
-    """Most frequent class in a centred window of ``window`` (odd) frames, truncated at the ends; a tie keeps
-    the frame's own class. Phases last minutes while a frame-wise classifier flickers: the review page shows
-    both, so a reviewer sees which errors are isolated."""
-    check_smooth_window(window)
-    pred = torch.as_tensor(pred, dtype=torch.long).flatten()
-    if pred.numel() == 0 or window == 1:
-        return pred.clone()
-    onehot = F.one_hot(pred, num_classes).T[None].to(torch.float64)  # [1, C, T]
-    counts = F.conv1d(F.pad(onehot, (window // 2, window // 2)), torch.ones(num_classes, 1, window, dtype=torch.float64),
-                      groups=num_classes)[0].T  # [T, C]: zero padding = truncated windows
-    counts[torch.arange(len(pred)), pred] += 0.5  # whole counts: +0.5 only breaks ties, towards the frame's own class
-    return counts.argmax(-1)
 
 
 class CpuThreads:
@@ -326,7 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     videos = load_videos(cfg.dataset, cfg.domain)
     check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
     if args.predictions:
-        check_smooth_window(args.smooth_window)  # before the model is loaded
+        check_window(args.smooth_window, "--smooth-window")  # before the model is loaded
     model, meta = load_for_eval(args.ckpt, args.model, args.text_model, args.trust_remote_code)
     pre = preprocess_of(meta, cfg.image_size)
     t0 = time.perf_counter()

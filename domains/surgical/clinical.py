@@ -31,6 +31,7 @@ from hvl.core.data import datasets
 from hvl.core.data.datasets import Resolved
 from hvl.core.errors import HVLInputError
 from hvl.core.evaluation.metrics import PHASE_METRICS, phase_metrics
+from hvl.core.evaluation.temporal import check_method, check_window, smooth
 from hvl.core.evaluation.zeroshot import sample_eval_frames
 from hvl.core.evaluation.zeroshot import summarize as zeroshot_summary
 from torch import Tensor
@@ -41,7 +42,6 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-SMOOTHING_METHODS = ("mode", "median")
 PER_PHASE = ("precision", "recall", "f1")
 
 
@@ -129,75 +129,6 @@ def accuracy_by_progress(preds: Sequence[Tensor], labels: Sequence[Tensor], bins
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return [float(x) for x in np.nanmean(per_video, axis=0)]
-
-
-# ------------------------------------------------------------------ smoothing
-def _check_window(window: int) -> int:
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ValueError(f"smoothing window must be an odd number of frames >= 1 (centred on each frame), "
-                         f"got {window!r}")
-    return window // 2
-
-
-def _bounds(n: int, half: int) -> tuple[Tensor, Tensor]:
-    """Window ``[lo, hi)`` of each frame, truncated at the ends: no frames are invented at the edges."""
-    i = torch.arange(n)
-    return (i - half).clamp(min=0), (i + half + 1).clamp(max=n)
-
-
-def smooth_mode(seq: Tensor | Sequence[int], window: int, num_classes: int | None = None) -> Tensor:
-    """Most frequent phase in a centred window; a tie keeps the frame's own phase (else the lowest index).
-
-    Phases last minutes while a frame-wise classifier flickers; a majority vote removes isolated
-    errors without moving phase boundaries by more than half a window.
-    """
-    half = _check_window(window)
-    seq = torch.as_tensor(seq, dtype=torch.long).flatten()
-    n = seq.numel()
-    if n == 0 or half == 0:
-        return seq.clone()
-    c = max(int(seq.max()) + 1, num_classes or 0)
-    cum = torch.cat([torch.zeros(1, c, dtype=torch.float64),
-                     torch.nn.functional.one_hot(seq, c).to(torch.float64).cumsum(0)])
-    lo, hi = _bounds(n, half)
-    counts = cum[hi] - cum[lo]
-    counts[torch.arange(n), seq] += 0.5  # counts are whole numbers: +0.5 only breaks ties
-    return counts.argmax(-1)  # first maximum = lowest class index
-
-
-def smooth_median(seq: Tensor | Sequence[int], window: int) -> Tensor:
-    """Median phase index in a centred window (phases are numbered in procedure order, so it is meaningful).
-
-    Where the window is truncated at an end and holds an even number of frames, the middle value
-    nearer the frame's own phase is taken (lower one if equally near): an actual phase, never an
-    average of two, and a tie never changes a frame — as in :func:`smooth_mode`.
-    """
-    half = _check_window(window)
-    seq = torch.as_tensor(seq, dtype=torch.long).flatten()
-    n = seq.numel()
-    if n == 0 or half == 0:
-        return seq.clone()
-    vals = seq.tolist()
-    lo, hi = _bounds(n, half)
-    out = []
-    for i, (a, b) in enumerate(zip(lo.tolist(), hi.tolist())):
-        w = sorted(vals[a:b])
-        m = len(w)
-        if m % 2:
-            out.append(w[m // 2])
-        else:
-            low, high = w[m // 2 - 1], w[m // 2]
-            out.append(high if abs(high - vals[i]) < abs(low - vals[i]) else low)
-    return torch.tensor(out, dtype=torch.long)
-
-
-def smooth(seq: Tensor | Sequence[int], window: int, method: str = "mode", num_classes: int | None = None) -> Tensor:
-    """Dispatch to :func:`smooth_mode` or :func:`smooth_median` by name (the notebook's parameter)."""
-    if method == "mode":
-        return smooth_mode(seq, window, num_classes)
-    if method == "median":
-        return smooth_median(seq, window)
-    raise ValueError(f"smoothing method must be one of {SMOOTHING_METHODS}, got {method!r}")
 
 
 # ------------------------------------------------------------------ prompt comparison
@@ -613,9 +544,8 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     from hvl.core.models.backbones import BACKBONES
     from hvl.core.models.checkpoint import load_for_eval, preprocess_of
 
-    if smoothing not in SMOOTHING_METHODS:
-        raise ValueError(f"smoothing must be one of {SMOOTHING_METHODS}, got {smoothing!r}")
-    _check_window(smoothing_window)
+    check_method(smoothing)
+    check_window(smoothing_window)
     t0 = time.perf_counter()
     options: dict[str, Any] = {}
     if dataset_format != "manifest":
