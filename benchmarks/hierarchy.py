@@ -129,7 +129,8 @@ def fit(run_dir: Path, data: Path, levels: list[str], seed: int, steps: int, qui
 
 def evaluate_run(ckpt: Path, test_sets: dict[str, tuple[list, Any]], image_size: int, window: int) -> dict[str, Any]:
     """Zero-shot metrics per test set (videos, its prompt file) and level space, raw and smoothed over time."""
-    from hvl.core.evaluation.zeroshot import predict, smooth_mode, summarize
+    from hvl.core.evaluation.temporal import smooth_mode
+    from hvl.core.evaluation.zeroshot import predict, summarize
     from hvl.core.models.checkpoint import load_model
 
     model, _ = load_model(ckpt)
@@ -162,7 +163,7 @@ def per_video_over_seeds(results: list[dict[str, Any]]) -> list[dict[str, float]
 
 
 def paired_vs(rows: list[dict[str, float]], base: list[dict[str, float]], n_boot: int) -> dict[str, Any]:
-    from hvl.domains.surgical.clinical import bootstrap_ci
+    from hvl.core.evaluation.stats import bootstrap_ci
 
     b = {r["video_id"]: r for r in base}
     deltas = [{m: r[m] - b[r["video_id"]][m] for m in METRICS} for r in rows]

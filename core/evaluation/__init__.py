@@ -1,8 +1,8 @@
 """Embeddings → metrics.
 
 Zero-shot classification from prompt files (:mod:`.zeroshot`, the ``hvl zeroshot`` command), phase
-metrics (:mod:`.metrics`, torchmetrics), temporal smoothing of frame-wise predictions (:mod:`.temporal`) and
-text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
+metrics (:mod:`.metrics`, torchmetrics), temporal smoothing of frame-wise predictions (:mod:`.temporal`),
+bootstrap intervals over videos (:mod:`.stats`) and text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
 May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves; never search or the CLI.
 """
 from .._lazy import lazy_exports
@@ -13,6 +13,7 @@ _EXPORTS = {
                     "zeroshot"),
     **dict.fromkeys(["SMOOTHING_METHODS", "check_window", "smooth", "smooth_median", "smooth_mode"], "temporal"),
     **dict.fromkeys(["mean_over_videos", "phase_metrics"], "metrics"),
+    "bootstrap_ci": "stats",
     **dict.fromkeys(["RetrievalConfig", "embed_sentences", "embed_videos", "evaluate_retrieval",
                      "group_by_sentence", "retrieval_metrics", "retrieval_ranks", "summarize_ranks"], "retrieval"),
 }

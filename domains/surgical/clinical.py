@@ -31,6 +31,7 @@ from hvl.core.data import datasets
 from hvl.core.data.datasets import Resolved
 from hvl.core.errors import HVLInputError
 from hvl.core.evaluation.metrics import PHASE_METRICS, phase_metrics
+from hvl.core.evaluation.stats import bootstrap_ci
 from hvl.core.evaluation.temporal import check_method, check_window, smooth
 from hvl.core.evaluation.zeroshot import sample_eval_frames
 from hvl.core.evaluation.zeroshot import summarize as zeroshot_summary
@@ -79,33 +80,6 @@ def per_video_table(video_ids: Sequence[str], preds: Sequence[Tensor], labels: S
         rows.append({"video_id": vid, "n_frames": int(y.numel()), **phase_metrics(p, y, len(names)),
                      **per_phase_scores(p, y, names)})
     return rows
-
-
-def bootstrap_ci(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean over videos and a percentile bootstrap interval, resampling whole videos with replacement.
-
-    Videos, not frames, are resampled: frames of one video are strongly correlated, and a
-    hospital's next patients are new videos, so frame resampling would give falsely narrow
-    intervals. All keys share the same resamples (paired). NaN entries (undefined for that
-    video) are skipped in every mean; ``n_videos`` counts where a key is defined.
-    """
-    if not rows:
-        raise ValueError("no videos to bootstrap")
-    if not 0 < level < 1:
-        raise ValueError(f"confidence level must be in (0, 1), got {level}")
-    values = np.array([[float(r.get(k, math.nan)) for k in keys] for r in rows], dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(rows), size=(n_boot, len(rows)))
-    alpha = (1 - level) / 2 * 100
-    with warnings.catch_warnings():  # all-NaN slices: a phase undefined in a resample
-        warnings.simplefilter("ignore", RuntimeWarning)
-        boot = np.nanmean(values[idx], axis=1)  # [n_boot, keys]
-        lo, hi = np.nanpercentile(boot, [alpha, 100 - alpha], axis=0)
-        mean = np.nanmean(values, axis=0)
-    n = np.isfinite(values).sum(0)
-    return {k: {"mean": float(mean[j]), "lo": float(lo[j]), "hi": float(hi[j]), "n_videos": int(n[j])}
-            for j, k in enumerate(keys)}
 
 
 def confusion(preds: Sequence[Tensor], labels: Sequence[Tensor], num_classes: int) -> Tensor:
