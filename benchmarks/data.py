@@ -15,7 +15,7 @@ run ``--repeats`` times, interleaved, and the best run counts (the machine may b
 Besides samples/s, each run reports the CPU time its processes spent per sample
 (``cpu_ms_per_sample``, ``cpu_ratio_*``): on a busy machine that moves far less than wall time.
 The slow ffmpeg baseline runs once, on its first ``--ffmpeg-steps`` steps. ``--ab`` adds
-``hvl_before_fixes``: hvl with the fixes these figures led to switched off (see README).
+``hvl_before_fixes``: hvl with the fixes these figures led to switched off (see benchmarks/README.md).
 
     python benchmarks/data.py [--quick] [--ab] [--work DIR] > data.json
 """

@@ -173,7 +173,7 @@ def paired_vs(rows: list[dict[str, float]], base: list[dict[str, float]], n_boot
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The README table of one run: per scheme and embedding space, mean ± std over seeds and the paired CI."""
+    """The benchmarks/README table of one run: per scheme and embedding space, mean ± std over seeds, paired CI."""
     def ms(v: dict[str, Any]) -> str:
         return f"{v['mean']:.3f} ± {v['std']:.3f}"
 

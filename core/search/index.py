@@ -293,7 +293,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
                    help="largest approximate index to keep, e.g. 2GiB (default), 512MiB")
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
-                   help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see README, Data)")
+                   help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see docs/data.md)")
     p.add_argument("--no-progress", action="store_true")
 
 

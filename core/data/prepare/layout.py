@@ -170,5 +170,5 @@ def discover(root: str | Path, layout_file: str | Path | None = None, videos: st
             get(vid).abstract = p
     if not inputs:
         raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) under {video_dir} and no transcripts; "
-                            "expected videos/<id>.mp4 and transcripts/<id>.<source>.srt (see README 'hvl prepare')")
+                            "expected videos/<id>.mp4 and transcripts/<id>.<source>.srt (see docs/prepare.md)")
     return Layout(kind, root, dict(sorted(inputs.items())), splits, str(splits_path) if splits_path else None, stray)
