@@ -10,6 +10,7 @@ from helpers import decode_index, write_index_video
 from hvl.core.data.schema import PhaseSegment, VideoRecord
 from hvl.core.evaluation.metrics import mean_over_videos, phase_metrics
 from hvl.core.evaluation.stats import bootstrap_ci
+from hvl.core.io import atomic_write_bytes
 from hvl.domains.surgical import clinical
 
 T = torch.tensor
@@ -152,7 +153,8 @@ def test_notebook_sections_show_tables_and_figures(tmp_path):
     import pandas as pd
     from IPython.display import Image, Markdown
 
-    png = clinical.atomic_write(tmp_path / "f.png", clinical.figure_png(clinical.plot_progress({"A": [1.0, 0.5]})))
+    png = tmp_path / "f.png"
+    atomic_write_bytes(png, clinical.figure_png(clinical.plot_progress({"A": [1.0, 0.5]})))
     row = [{"metric": "accuracy", "mean": 0.5}]
     tables = {k: row for k in ("summary", "pooled", "per_phase", "per_video", "failures")}
     figs = {k: png for k in ("confusion_a", "progress", "ribbon_v1", "failures")}

@@ -1,0 +1,46 @@
+"""What ``notebooks/clinical_evaluation.ipynb`` displays, so that the notebook holds no untested logic."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["NOTEBOOK_SECTIONS", "as_frame", "notebook_section"]
+
+
+def as_frame(rows: Sequence[Mapping[str, Any]]):
+    """A pandas DataFrame of table rows, for display in the notebook."""
+    import pandas as pd
+
+    return pd.DataFrame(list(rows))
+
+
+NOTEBOOK_SECTIONS = ("overall", "per_phase", "where", "per_video", "comparison", "failures")
+
+
+def notebook_section(result: Mapping[str, Any], name: str) -> list[Any]:
+    """What the notebook displays for one section: DataFrames and PNG images of :func:`evaluate_clinical`'s result.
+
+    Kept here rather than in the notebook so that the notebook holds no untested logic.
+    """
+    from IPython.display import Image, Markdown
+
+    tables, figs = result["tables"], result["figures"]
+
+    def img(key: str) -> Any:
+        return Image(filename=str(figs[key]))
+
+    if name == "overall":
+        return [as_frame(tables["summary"]), as_frame(tables["pooled"])]
+    if name == "per_phase":
+        return [as_frame(tables["per_phase"]), img("confusion_a"), *([img("confusion_b")] if "confusion_b" in figs else [])]
+    if name == "where":
+        return [img("progress"), *[img(r) for r in result["ribbons"]]]
+    if name == "per_video":
+        return [as_frame(tables["per_video"])]
+    if name == "comparison":
+        if "comparison" not in tables:
+            return [Markdown("No prompt file B was given: set `prompts_b` to compare prompt wordings.")]
+        return [as_frame(tables["comparison"]), as_frame(tables["comparison_per_phase"]), img("prompt_comparison")]
+    if name == "failures":
+        return [as_frame(tables["failures"]), img("failures")]
+    raise ValueError(f"unknown section {name!r}; sections: {NOTEBOOK_SECTIONS}")
