@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import HVLInputError
-from .subtitles import _vtt_cues, clean_text, csv_rows, csv_time, parse_timestamp, read_text
+from .subtitles import _vtt_cues, check_length, clean_text, csv_rows, csv_time, parse_timestamp, read_text
 
 __all__ = [
     "ABSTRACT_SUFFIXES",
@@ -44,7 +44,9 @@ def _csv_chapters(path: Path) -> list[Chapter]:
     out = []
     for n, r in csv_rows(path, ("start", "step")):
         end = csv_time(r["end"], path, n, "end") if r.get("end") else None
-        title, text = clean_text(r["step"]), clean_text(r.get("text", ""))
+        where = f"{path}, line {n}"
+        title = clean_text(check_length(r["step"], where, "chapter title"))
+        text = clean_text(check_length(r.get("text", ""), where, "chapter text"))
         out.append(Chapter(csv_time(r["start"], path, n, "start"), end, title, text or title, str(path), f"line {n}"))
     return out
 
@@ -65,7 +67,7 @@ def parse_youtube_chapters(path: str | Path) -> list[Chapter]:
     for n, line in enumerate(read_text(path).split("\n"), start=1):
         m = _YT.match(line)
         if m:
-            title = clean_text(m.group(2))
+            title = clean_text(check_length(m.group(2), f"{path}, line {n}", "chapter title"))
             out.append(Chapter(parse_timestamp(m.group(1)), None, title, title, str(path), f"line {n}"))
     if not out:
         raise HVLInputError(f"{path}: no chapter lines found; write one chapter per line as '00:00 Title' "
@@ -91,9 +93,10 @@ def read_abstracts(path: str | Path) -> list[str]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        texts = [clean_text(read_text(path))]
+        texts = [clean_text(check_length(read_text(path), str(path), "the abstract"))]
     elif suffix == ".csv":
-        texts = [clean_text(r["text"]) for _, r in csv_rows(path, ("text",))]
+        texts = [clean_text(check_length(r["text"], f"{path}, line {n}", "the abstract"))
+                 for n, r in csv_rows(path, ("text",))]
     else:
         raise HVLInputError(f"{path}: unknown abstract format; use .txt or .csv (start,end,text)")
     return [t for t in texts if t]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import HVLInputError
 from ...io import load_config
 from .chapters import ABSTRACT_SUFFIXES, CHAPTER_SUFFIXES
-from .subtitles import TRANSCRIPT_SUFFIXES, csv_rows
+from .subtitles import TRANSCRIPT_SUFFIXES, csv_rows, quote
 
 __all__ = ["VIDEO_SUFFIXES", "Inputs", "Layout", "LayoutSpec", "discover"]
 
@@ -92,7 +92,8 @@ def read_splits(path: Path) -> tuple[dict[str, str], dict[str, str]]:
             vid = Path(r["video_path"]).stem if peska else r["video_id"]
             split = _split_name(f.stem) if peska else r["split"]
             if vid in out and out[vid] != split:
-                raise HVLInputError(f"{f}, line {n}: video '{vid}' is in split '{split}' and in '{out[vid]}' "
+                raise HVLInputError(f"{f}, line {n}: video {quote(vid)} is in split {quote(split)} and in "
+                                    f"{quote(out[vid])} "
                                     f"({where[vid]}); a video may be in one split only")
             out[vid], where[vid] = split, f"{f}, line {n}"
             if peska:

@@ -1,7 +1,8 @@
 """What ``hvl prepare`` built, in numbers a person checks before training on it.
 
 The same dictionary becomes ``report.json``, ``report.html`` and the terminal table. It holds nothing
-that changes between identical runs (no clock, no cache hits), so re-runs are byte-identical.
+that changes between identical runs (no clock, no cache hits), so re-runs are byte-identical. Texts in it
+are cut to :data:`SHOWN_CHARS` characters: it is read by a person, and its size must not follow the input's.
 """
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from typing import Any
 from ..schema import VideoRecord
 from .clips import normalise
 
-__all__ = ["render_html", "render_table", "summarise"]
+__all__ = ["SHOWN_CHARS", "render_html", "render_table", "summarise"]
+
+SHOWN_CHARS = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def _words(texts: list[str]) -> float:
@@ -58,10 +65,11 @@ def _samples(recs: list[VideoRecord], seed: int, n: int = 3) -> dict[str, list[d
     phases = [(r.video_id, p) for r in recs for p in r.phases]
     pick = lambda xs: [xs[i] for i in sorted(rng.sample(range(len(xs)), min(n, len(xs))))]  # noqa: E731
     return {
-        "clip": [{"video_id": v, "start": c.start, "end": c.end, "texts": list(c.texts)} for v, c in pick(clips)],
-        "phase": [{"video_id": v, "start": p.start, "end": p.end, "text": p.text} for v, p in pick(phases)],
-        "video": [{"video_id": r.video_id, "texts": r.texts, "children": [p.text for p in r.phases][:8]}
-                  for r in pick([r for r in recs if r.texts])],
+        "clip": [{"video_id": v, "start": c.start, "end": c.end, "texts": [_cut(t) for t in c.texts]}
+                 for v, c in pick(clips)],
+        "phase": [{"video_id": v, "start": p.start, "end": p.end, "text": _cut(p.text)} for v, p in pick(phases)],
+        "video": [{"video_id": r.video_id, "texts": [_cut(t) for t in r.texts],
+                   "children": [_cut(p.text) for p in r.phases][:8]} for r in pick([r for r in recs if r.texts])],
     }
 
 
@@ -90,7 +98,7 @@ def summarise(splits: dict[str, list[VideoRecord]], counts: Counter, problems: l
         "counts": dict(sorted(counts.items())),
         "problems": {"count": len(problems), "by_kind": dict(sorted(Counter(p["kind"] for p in problems).items())),
                      "first": problems[:50]},
-        "top_clip_texts": [{"text": t, "count": c} for t, c in sorted(top.items(), key=lambda x: (-x[1], x[0]))[:10]],
+        "top_clip_texts": [{"text": _cut(t), "count": c} for t, c in sorted(top.items(), key=lambda x: (-x[1], x[0]))[:10]],
         "samples": _samples(all_recs, seed),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from ...errors import HVLInputError
+from .subtitles import quote
 
 __all__ = ["SPLITS", "assign_splits", "parse_ratios"]
 
@@ -16,7 +17,7 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
-        raise HVLInputError(f"--split-ratios {text!r}: give three non-negative numbers train,val,test "
+        raise HVLInputError(f"--split-ratios {quote(text)}: give three non-negative numbers train,val,test "
                             "(e.g. 0.8,0.1,0.1)")
     total = sum(parts)
     return tuple(p / total for p in parts)  # type: ignore[return-value]
@@ -51,4 +52,4 @@ def assign_splits(ids: list[str], ratios: tuple[float, float, float], seed: int)
 def check_split_names(splits: dict[str, str], source: str) -> None:
     bad = sorted({s for s in splits.values() if s not in SPLITS})
     if bad:
-        raise HVLInputError(f"{source}: unknown split name(s) {bad}; use {list(SPLITS)}")
+        raise HVLInputError(f"{source}: unknown split name(s) {quote(bad)}; use {list(SPLITS)}")

@@ -1,8 +1,14 @@
 """Transcript readers: SubRip, WebVTT, Whisper / WhisperX JSON and PeskaVLP's ``start,end,text`` CSV.
 
-Hand-written rather than taken from ``srt`` / ``webvtt-py``: every error and every warning has to name the
-line a person must fix, and those libraries drop line numbers. Each reader returns :class:`Cue` objects in
-file order (ordering and overlap are checked later, under the user's policy, not silently repaired here).
+Hand-written rather than taken from ``srt`` / ``webvtt-py`` / ``pysubs2``: every error and every warning has
+to name the line a person must fix, and those libraries drop line numbers; webvtt-py 0.6 also skips a cue
+with a broken timing line without a word, and pysubs2 1.8 takes YouTube's ``<00:00:03.120>`` word tags for
+timing lines. Each reader returns :class:`Cue` objects in file order (ordering and overlap are checked
+later, under the user's policy, not silently repaired here).
+
+What is refused, whatever the format: a time that is negative or not finite, and a cue longer than
+:data:`MAX_CUE_CHARS` (a narration is a sentence or two; a megabyte "cue" is a broken or hostile file, and
+carrying it on costs minutes and gigabytes). Errors quote at most :data:`QUOTE_CHARS` characters of input.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import csv
 import html
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +24,47 @@ from pathlib import Path
 from ...errors import HVLInputError
 
 __all__ = [
+    "MAX_CUE_CHARS",
+    "QUOTE_CHARS",
     "TRANSCRIPT_SUFFIXES",
     "Cue",
+    "check_length",
+    "check_time",
     "clean_text",
     "parse_csv",
     "parse_srt",
     "parse_timestamp",
     "parse_vtt",
     "parse_whisper_json",
+    "quote",
     "read_text",
     "read_transcript",
 ]
 
 TRANSCRIPT_SUFFIXES = (".srt", ".vtt", ".json", ".csv")
+MAX_CUE_CHARS = 10_000
+QUOTE_CHARS = 80
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters with an ellipsis: what an error may echo of the input."""
+    text = repr(value[: limit + 1] if isinstance(value, (str, list, tuple)) else value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_time(value: float, where: str, field: str) -> float:
+    """Times are finite seconds from the start of the video."""
+    if not math.isfinite(value) or value < 0:
+        raise HVLInputError(f"{where}: field '{field}' is {value}; a time must be a finite number of seconds "
+                            ">= 0 from the start of the video")
+    return value
+
+
+def check_length(text: str, where: str, what: str = "cue text") -> str:
+    if len(text) > MAX_CUE_CHARS:
+        raise HVLInputError(f"{where}: {what} is {len(text):,} characters ({quote(text, 40)}), over the limit of "
+                            f"{MAX_CUE_CHARS:,}; a cue holds what is said in a few seconds: split it into timed cues")
+    return text
 
 
 @dataclass(frozen=True)
@@ -108,7 +143,7 @@ def _timing(line: str, path: Path, n: int, fmt: str) -> tuple[float, float]:
     end_tok = right.strip().split()  # WebVTT cue settings follow the end time
     end = parse_timestamp(end_tok[0]) if end_tok else None
     if start is None or end is None:
-        raise HVLInputError(f"{path}, line {n}: bad {fmt} timing {line.strip()!r}; "
+        raise HVLInputError(f"{path}, line {n}: bad {fmt} timing {quote(line.strip())}; "
                             "expected e.g. '00:01:02,500 --> 00:01:04,000'")
     return start, end
 
@@ -120,9 +155,10 @@ def parse_srt(path: str | Path) -> list[Cue]:
         i = 1 if lines[0].strip().isdigit() and len(lines) > 1 else 0
         if "-->" not in lines[i]:
             raise HVLInputError(f"{path}, line {first + i}: expected a SubRip timing line "
-                                f"('00:00:01,000 --> 00:00:02,000'), got {lines[i].strip()!r:.60}")
+                                f"('00:00:01,000 --> 00:00:02,000'), got {quote(lines[i].strip())}")
         start, end = _timing(lines[i], path, first + i, "SubRip")
-        cues.append(Cue(start, end, clean_text(" ".join(lines[i + 1:]), markup=True), str(path), f"line {first + i}"))
+        text = check_length(" ".join(lines[i + 1:]), f"{path}, line {first + i}")
+        cues.append(Cue(start, end, clean_text(text, markup=True), str(path), f"line {first + i}"))
     return cues
 
 
@@ -138,9 +174,9 @@ def _vtt_cues(path: Path) -> list[tuple[int, float, float, str]]:
         i = 0 if "-->" in lines[0] else 1  # an optional cue identifier precedes the timing line
         if i >= len(lines) or "-->" not in lines[i]:
             raise HVLInputError(f"{path}, line {first}: expected a WebVTT timing line "
-                                f"('00:01.000 --> 00:02.000'), got {head!r:.60}")
+                                f"('00:01.000 --> 00:02.000'), got {quote(head)}")
         start, end = _timing(lines[i], path, first + i, "WebVTT")
-        out.append((first + i, start, end, " ".join(lines[i + 1:])))
+        out.append((first + i, start, end, check_length(" ".join(lines[i + 1:]), f"{path}, line {first + i}")))
     return out
 
 
@@ -151,6 +187,20 @@ def parse_vtt(path: str | Path) -> list[Cue]:
 
 def _number(v: object) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _bad_numbers(seg: dict, where: str) -> None:
+    """Python's JSON reader takes NaN and Infinity (and 1e999): each is refused with the field it is in."""
+    for key in ("start", "end"):
+        v = _number(seg.get(key))
+        if v is not None:
+            check_time(v, where, key)
+    for j, w in enumerate(seg.get("words") or []):
+        if isinstance(w, dict):
+            for key in ("start", "end"):
+                v = _number(w.get(key))
+                if v is not None:
+                    check_time(v, where, f"words[{j}].{key}")
 
 
 def parse_whisper_json(path: str | Path) -> list[Cue]:
@@ -170,6 +220,7 @@ def parse_whisper_json(path: str | Path) -> list[Cue]:
         where = f"segments[{i}]"
         if not isinstance(seg, dict):
             raise HVLInputError(f"{path}, {where}: expected an object with start, end, text")
+        _bad_numbers(seg, f"{path}, {where}")
         start, end = _number(seg.get("start")), _number(seg.get("end"))
         words = [w for w in seg.get("words") or [] if isinstance(w, dict) and _number(w.get("start")) is not None]
         if (start is None or end is None) and words:
@@ -177,43 +228,49 @@ def parse_whisper_json(path: str | Path) -> list[Cue]:
             end = max(_number(w.get("end")) or _number(w["start"]) for w in words) if end is None else end
         if start is None or end is None:
             raise HVLInputError(f"{path}, {where}: field 'start'/'end' missing or not a number "
-                                f"(got {seg.get('start')!r}, {seg.get('end')!r})")
+                                f"(got {quote(seg.get('start'))}, {quote(seg.get('end'))})")
         text = seg.get("text")
         if not isinstance(text, str):
             raise HVLInputError(f"{path}, {where}: field 'text' must be a string")
-        cues.append(Cue(start, end, clean_text(text), str(path), where))
+        cues.append(Cue(start, end, clean_text(check_length(text, f"{path}, {where}")), str(path), where))
     return cues
 
 
 def csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Rows of a headed CSV with their line numbers; the header must have ``required``."""
     reader = csv.DictReader(io.StringIO(read_text(path)))
-    fields = [f.strip() for f in reader.fieldnames or []]
-    missing = [c for c in required if c not in fields]
-    if missing:
-        raise HVLInputError(f"{path}, line 1: CSV header {fields} lacks column(s) {missing}; "
-                            f"expected {','.join(required)}")
-    rows = []
-    for row in reader:
-        rows.append((reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}))
+    try:
+        fields = [f.strip() for f in reader.fieldnames or []]
+        missing = [c for c in required if c not in fields]
+        if missing:
+            raise HVLInputError(f"{path}, line 1: CSV header {quote(fields)} lacks column(s) {missing}; "
+                                f"expected {','.join(required)}")
+        rows = []
+        for row in reader:
+            rows.append((reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}))
+    except csv.Error as e:  # the csv module's own limit: a field over 131,072 characters
+        raise HVLInputError(f"{path}, line {reader.line_num + 1}: not readable as CSV ({e}); a cue's text "
+                            f"holds at most {MAX_CUE_CHARS:,} characters") from None
     return rows
 
 
 def csv_time(value: str, path: Path, n: int, field: str) -> float:
     try:
-        return float(value)
+        t = float(value)
     except ValueError:
-        t = parse_timestamp(value)
+        t = parse_timestamp(value) if len(value) < 32 else None
         if t is None:
-            raise HVLInputError(f"{path}, line {n}: field '{field}' is {value!r}, not seconds or HH:MM:SS") from None
-        return t
+            raise HVLInputError(f"{path}, line {n}: field '{field}' is {quote(value)}, "
+                                "not seconds or HH:MM:SS") from None
+    return check_time(t, f"{path}, line {n}", field)
 
 
 def parse_csv(path: str | Path) -> list[Cue]:
     """PeskaVLP's ``*_narration_texts/<video>.csv``: ``start,end,text`` in seconds."""
     path = Path(path)
-    return [Cue(csv_time(r["start"], path, n, "start"), csv_time(r["end"], path, n, "end"), clean_text(r["text"]),
-                str(path), f"line {n}") for n, r in csv_rows(path, ("start", "end", "text"))]
+    return [Cue(csv_time(r["start"], path, n, "start"), csv_time(r["end"], path, n, "end"),
+                clean_text(check_length(r["text"], f"{path}, line {n}")), str(path), f"line {n}")
+            for n, r in csv_rows(path, ("start", "end", "text"))]
 
 
 _READERS = {".srt": parse_srt, ".vtt": parse_vtt, ".json": parse_whisper_json, ".csv": parse_csv}
