@@ -1,0 +1,25 @@
+"""Zero-shot recognition: prompt file → class embeddings → per-frame prediction → metrics.
+
+Protocol (SurgVLP/HecVL): frames sampled at ``fps`` (1 by default), each classified
+alone by cosine similarity with the class embeddings in one level's space; metrics
+per video, then averaged over videos. Prompt ensembles are averaged in embedding space.
+
+One job per module: :mod:`.config` (the YAML config, input checks), :mod:`.frames` (which frames are scored, the
+Dataset decoding them), :mod:`.threads` (the model's CPU threads), :mod:`.classify` (prediction and metrics),
+:mod:`.files` (``--predictions`` files, format in :mod:`hvl.core.data.predictions`) and :mod:`.command` (the
+``hvl zeroshot`` arguments and run). Names are imported on first use, so ``hvl zeroshot --help`` loads only the
+command.
+"""
+from ..._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["ZeroShotConfig", "check_inputs"], "config"),
+    **dict.fromkeys(["FrameChunks", "_FrameChunks", "eval_frame_times", "sample_eval_frames"], "frames"),
+    "CpuThreads": "threads",
+    **dict.fromkeys(["class_embeddings", "evaluate", "format_table", "predict", "summarize"], "classify"),
+    **dict.fromkeys(["PREDICTIONS_FORMAT", "write_predictions"], "files"),
+    # `hvl zeroshot` (hvl.core.cli imports this package and calls these)
+    **dict.fromkeys(["add_arguments", "run"], "command"),
+}
+__all__ = sorted(k for k in _EXPORTS if not k.startswith("_"))
+__getattr__ = lazy_exports(__name__, _EXPORTS)

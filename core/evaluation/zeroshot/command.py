@@ -1,0 +1,77 @@
+"""``hvl zeroshot --config <yaml> (--ckpt | --model)``: score a dataset's frames with a prompt file, print and log
+the metrics, optionally write the per-frame predictions for ``hvl serve --zeroshot``."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ...models.checkpoint import add_model_arguments
+
+    p.add_argument("--config", required=True)
+    add_model_arguments(p)
+    p.add_argument("--json", help="write the metrics here")
+    p.add_argument("--prompts", help="override the config's prompt file (path or <domain>:<name>)")
+    p.add_argument("--level", help="override the embedding level")
+    p.add_argument("--predictions", help="also write per-frame predictions here (a folder; for `hvl serve --zeroshot`)")
+    p.add_argument("--smooth-window", type=int, default=5,
+                   help="frames of the majority vote for the smoothed prediction in --predictions (odd; default 5)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ...data.datasets import load_videos
+    from ...data.schema import load_prompt_file
+    from ...io import load_config, write_json
+    from ...models.checkpoint import load_for_eval, preprocess_of
+    from ...registry import resolve_prompt_file
+    from ..temporal import check_window
+    from .classify import format_table, predict, summarize
+    from .config import ZeroShotConfig, check_inputs
+    from .files import write_predictions
+    from .frames import eval_frame_times
+
+    cfg = load_config(args.config, ZeroShotConfig)
+    if args.prompts:
+        cfg.prompts = args.prompts
+    prompt_path = resolve_prompt_file(cfg.prompts)
+    prompts = load_prompt_file(prompt_path)
+    level = args.level or cfg.level or prompts.level or "phase"
+    videos = load_videos(cfg.dataset, cfg.domain)
+    check_inputs(videos, prompts)  # data errors first: they are cheaper to find than a model is to load
+    if args.predictions:
+        check_window(args.smooth_window, "--smooth-window")  # before the model is loaded
+    model, meta = load_for_eval(args.ckpt, args.model, args.text_model, args.trust_remote_code)
+    pre = preprocess_of(meta, cfg.image_size)
+    t0 = time.perf_counter()
+    preds, labels, probs = predict(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
+                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                                   progress=not args.no_progress, preprocess=pre, video_backend=cfg.video_backend)
+    result = summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, cfg.fps)
+    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt or args.model),
+                  pretrained=args.model is not None, preprocess=pre.model_dump(mode="json"),
+                  seconds=round(time.perf_counter() - t0, 2))
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_json(args.json, result)}")
+    if args.predictions:
+        times = eval_frame_times(videos, prompts.names, cfg.fps, pre.output_size[0], cfg.video_backend)
+        written = write_predictions(args.predictions, videos, result, times, preds, labels, probs, args.smooth_window)
+        print(f"wrote {written}")
+    if not args.no_mlflow:
+        from ...tracking import log_files, log_json, log_metrics, start_eval_run
+
+        run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
+        tag = Path(prompt_path).stem
+        log_metrics(run_id, {f"zeroshot/{tag}/{k}": result[k] for k in ("accuracy", "f1_macro", "jaccard")},
+                    {"zeroshot_level": level, "zeroshot_fps": cfg.fps})
+        log_files(run_id, {"prompts": prompt_path})
+        log_json(run_id, result, f"zeroshot/{tag}.json")
+        print(f"logged to MLflow run {run_id}")
+    return result

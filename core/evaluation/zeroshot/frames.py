@@ -1,0 +1,77 @@
+"""Which frames zero-shot scores (by presentation time, at ``fps``, only where a phase label is known) and the
+Dataset that decodes them in DataLoader workers."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ...data.datasets import Resolved
+from ...data.transforms import FrameTransform, Preprocess
+from ...data.video import ReaderCache
+from ...errors import HVLInputError
+
+__all__ = ["FrameChunks", "eval_frame_times", "sample_eval_frames"]
+
+
+class FrameChunks(Dataset):
+    """(video, chunk of frame indices) → normalised frames, decoded in DataLoader workers."""
+
+    def __init__(self, videos: list[Resolved], index: list[tuple[int, list[int]]], image_size: int,
+                 preprocess: Preprocess | None = None, backend: str = "auto"):
+        self.videos, self.index, self.backend = videos, index, backend
+        self.pre = preprocess or Preprocess.square(image_size)
+        self.transform = FrameTransform(image_size, train=False, preprocess=self.pre)
+        self._readers: ReaderCache | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[int, Tensor]:
+        if self._readers is None:
+            self._readers = ReaderCache(size=self.pre.decode_size, backend=self.backend)
+        vi, idx = self.index[i]
+        raw = self._readers(self.videos[vi][1]).source.get(idx)
+        return vi, self.transform(raw)
+
+
+def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int, size: int,
+                       backend: str = "auto") -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
+    """Frame indices to classify and their labels; frames whose time has no known label are left out.
+    Time ``t = k / fps`` takes the frame presented at ``t`` (by timestamp: exact for variable frame rates)."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
+    index, labels, durations = [], [], []
+    for vi, (rec, path) in enumerate(videos):
+        keep, dur = _labelled_frames(rec, path, readers(path), names, fps)
+        frames = [f for _, f, _ in keep]
+        index += [(vi, frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+        labels.append(torch.tensor([y for _, _, y in keep]))
+        durations.append(dur)
+    return index, labels, durations
+
+
+def _labelled_frames(rec, path, v, names: list[str], fps: float) -> tuple[list[tuple[float, int, int]], float]:
+    """(time, decoded frame index, label) of each sampled frame with a known label, and the duration used."""
+    lookup = {n: i for i, n in enumerate(names)}
+    dur = min(rec.duration or v.duration, v.duration)
+    times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
+    unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
+    if unknown:
+        raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
+                            f"{names}; add them to the prompt file or fix the annotations")
+    keep = [(t, v.index_at(t), lookup[rec.label_at(t)]) for t in times if rec.label_at(t) is not None]
+    if not keep:
+        raise HVLInputError(f"{path}: no labelled frames at {fps} fps; video '{rec.video_id}' needs phases with labels")
+    return keep, dur
+
+
+def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size: int,
+                     backend: str = "auto") -> list[list[float]]:
+    """Per video, the time (s) of each frame :func:`predict` scores, in its order (the same selection)."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
+    return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
+
+
+_FrameChunks = FrameChunks  # the name benchmarks/zeroshot.py imports
