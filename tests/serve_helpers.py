@@ -9,6 +9,7 @@ import yaml
 from index_helpers import tiny_checkpoint
 
 _BUILT: dict[str, ServeData] = {}
+LOCAL = "http://127.0.0.1:8000"  # a Host the server answers to (TestClient's default "testserver" is not one)
 
 
 @dataclass(frozen=True)

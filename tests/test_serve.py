@@ -24,7 +24,7 @@ from hvl.core.search.evaluate import load_queries
 from hvl.core.search.query import embed_queries, search
 from hvl.core.search.serve.queryset import QuerySetStore, query_id
 from PIL import Image
-from serve_helpers import LiveServer, build_app, serve_data
+from serve_helpers import LOCAL, LiveServer, build_app, serve_data
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def app(data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +259,7 @@ def test_judgements_grow_a_query_set_bugsearch_eval_reads(data, tmp_path, engine
     demo_queries = yaml.safe_load((data.root / "demo" / "queries.yaml").read_text())["queries"][:3]
     (tmp_path / "queries.yaml").write_text(yaml.safe_dump({"queries": demo_queries}))
     app = build_app(data, tmp_path)  # a query set that already exists is taken over
-    c = TestClient(app)
+    c = TestClient(app, base_url=LOCAL)
 
     def judge(video, relevant, query="A red car   stuck in a tree", type_="bug"):
         r = c.post("/api/judgements", json={"query": query, "type": type_, "video_id": video, "relevant": relevant})
@@ -361,7 +361,7 @@ def test_no_review_without_zeroshot(data, tmp_path):
     from hvl.core.search.serve.media import ThumbnailCache
 
     from_app = build_app(data, tmp_path).state
-    c = TestClient(create_app(from_app.engine, ThumbnailCache(tmp_path / "t"), from_app.queries))
+    c = TestClient(create_app(from_app.engine, ThumbnailCache(tmp_path / "t"), from_app.queries), base_url=LOCAL)
     assert c.get("/review").status_code == 404 and c.get("/api/review").status_code == 404
     assert c.get("/api/info").json()["review"] is False and c.get("/").status_code == 200
 
@@ -398,7 +398,7 @@ def test_token_required_off_loopback(data, tmp_path, capsys):
     assert "pass --token" in capsys.readouterr().err
     with pytest.raises(HVLInputError, match="at least 8"):
         build_app(data, tmp_path, host="0.0.0.0", token="short")
-    c = TestClient(build_app(data, tmp_path, host="0.0.0.0", token="s3cret-token"))
+    c = TestClient(build_app(data, tmp_path, host="0.0.0.0", token="s3cret-token"), base_url=LOCAL)
     vid = c.app.state.engine.idx.videos[0]["video_id"]
     for url in ("/", "/review", "/api/info", f"/api/video/{vid}", "/static/app.js", "/docs", "/openapi.json"):
         r = c.get(url)

@@ -235,3 +235,97 @@ def test_review_page(server, browser, tmp_path):
     wait(drv, lambda x: abs(js(x, "return parseFloat(document.getElementById('playhead').style.left)") - 70) < 1,
          what="the playhead")
     screenshot(drv, tmp_path, "serve_review.png")
+
+
+# ------------------------------------------------------------------ shared files and other pages (issue 26)
+XSS = '<img src=x onerror="document.body.dataset.pwned=1">'
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory):
+    """`hvl serve` on an index built with `--model` (a pretrained CLIP: "checkpoint": null in index.json), with
+    a predictions folder someone else crafted: a class named like markup."""
+    from hvl.core.cli import main
+    from pretrained_helpers import make_clip
+
+    data = serve_data(tmp_path_factory)
+    work = tmp_path_factory.mktemp("model_browser")
+    clip = make_clip(work / "clip")
+    assert main(["index", str(data.videos), "--model", str(clip), "--out", str(work / "idx"), "--fps", "1",
+                 "--no-progress", "--num-workers", "0"]) == 0
+    assert json.loads((work / "idx" / "index.json").read_text())["checkpoint"] is None
+    crafted = work / "zs"
+    shutil.copytree(data.predictions, crafted)
+    for f in crafted.rglob("*.json"):
+        doc = json.loads(f.read_text())
+        if "classes" in doc:
+            doc["classes"][0] = XSS
+        f.write_text(json.dumps(doc))
+    port = free_port()
+    cmd = [sys.executable, "-m", "hvl.core.cli", "serve", "--index", str(work / "idx"), "--zeroshot", str(crafted),
+           "--port", str(port), "--queries", str(work / "queries.yaml"), "--cache", str(work / "thumbs")]
+    log = open(work / "serve.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/api/info", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"hvl serve did not start:\n{(work / 'serve.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url, work
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+def test_serve_on_an_index_built_with_model(model_server, browser):
+    url, _ = model_server
+    drv = browser
+    drv.get(url + "/")
+    wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the page")
+    drv.find_element(By.ID, "q").send_keys("a red car", Keys.ENTER)
+    wait(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".card")) == 8, what="results")
+    api = requests.post(f"{url}/api/search", json={"query": "a red car", "k": 12}).json()
+    cards = drv.find_elements(By.CSS_SELECTOR, ".card")
+    assert [c.get_attribute("data-video") for c in cards] == [r["video_id"] for r in api["results"]]
+    wait(drv, lambda d: js(d, "return [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"),
+         what="thumbnails")
+
+
+def test_class_names_from_a_predictions_file_are_text_not_markup(model_server, browser):
+    url, _ = model_server
+    drv = browser
+    drv.get(url + "/review")
+    wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the review page")
+    time.sleep(0.5)  # an onerror handler would have run by now (the image fails at once)
+    assert js(drv, "return document.body.dataset.pwned") is None
+    assert drv.find_elements(By.CSS_SELECTOR, "#legend img") == []
+    assert drv.find_elements(By.CSS_SELECTOR, "#legend .key")[0].text == XSS
+
+
+def test_another_sites_page_cannot_drive_the_server(model_server, browser, tmp_path):
+    """A page on another origin posts a multipart form (a "simple" request: no CORS preflight) to the server."""
+    import http.server
+    import threading
+
+    url, work = model_server
+    (tmp_path / "attack.html").write_text(f"""<!doctype html>
+<form id="f" method="post" enctype="multipart/form-data" action="{url}/api/search/image">
+<input name="k" value="3"></form><script>document.getElementById('f').submit()</script>""")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        drv = browser
+        drv.get(f"http://localhost:{attacker.server_address[1]}/attack.html")  # another origin than the server's
+        wait(drv, lambda d: d.current_url.startswith(url), what="the form to post")
+        wait(drv, lambda d: "detail" in d.find_element(By.TAG_NAME, "body").text, what="the server's answer")
+        assert "cross-origin request refused" in drv.find_element(By.TAG_NAME, "body").text
+    finally:
+        attacker.shutdown()

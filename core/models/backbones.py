@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
 
-__all__ = ["BACKBONES", "Backbone", "BackboneOptions", "backbone_from_spec", "load_backbone"]
+__all__ = ["BACKBONES", "TOKENIZER_FILE_NAMES", "Backbone", "BackboneOptions", "backbone_from_spec", "check_tokenizer_files",
+           "load_backbone"]
 
 
 class Backbone(nn.Module):
@@ -127,23 +128,50 @@ class BackboneOptions(BaseModel):
             bb.gradient_checkpointing()
 
 
-def backbone_from_spec(spec: dict[str, Any]) -> Backbone:
+def backbone_from_spec(spec: dict[str, Any], source: str | Path = "checkpoint") -> Backbone:
     """The backbone a checkpoint stored (random weights: the checkpoint's state dict fills them)."""
-    if spec.get("kind") not in BACKBONES:
-        raise HVLInputError(f"checkpoint names backbone kind {spec.get('kind')!r}; known: {sorted(BACKBONES)}")
+    if not isinstance(spec, dict) or spec.get("kind") not in BACKBONES:
+        kind = spec.get("kind") if isinstance(spec, dict) else None
+        raise HVLInputError(f"{source}: names backbone kind {kind!r}; known: {sorted(BACKBONES)}")
+    check_tokenizer_files(spec.get("tokenizer_files", {}), source)
     return importlib.import_module(BACKBONES[spec["kind"]]).from_spec(spec)
+
+
+# What a tokenizer's ``save_pretrained`` writes (transformers' own file names, and every ``vocab_files_names``
+# of the tokenizers hvl's backbones use): a checkpoint may store these and nothing else. A stored name is
+# data from someone else's file; anything but one of these plain names could be a path out of the folder.
+TOKENIZER_FILE_NAMES = frozenset({
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "chat_template.jinja", "chat_template.json", "vocab.txt", "vocab.json", "merges.txt",
+})
+
+
+def check_tokenizer_files(files: Any, source: str | Path = "checkpoint") -> dict[str, str]:
+    """``files`` as a checkpoint stores them, refused unless every name is one of :data:`TOKENIZER_FILE_NAMES`."""
+    if not isinstance(files, dict):
+        raise HVLInputError(f"{source}: field 'tokenizer_files' is not a mapping of file name to text; "
+                            "this checkpoint was not written by hvl (re-save it with `hvl fit`)")
+    bad = [n for n in files if n not in TOKENIZER_FILE_NAMES or not isinstance(files[n], str)]
+    if bad:
+        shown = ", ".join(repr(str(n)[:80]) for n in bad[:3])
+        raise HVLInputError(f"{source}: field 'tokenizer_files' holds {shown}{' ...' if len(bad) > 3 else ''}, which "
+                            f"no tokenizer's save_pretrained writes (allowed: {sorted(TOKENIZER_FILE_NAMES)}); "
+                            "refusing to load this checkpoint: it may try to write outside its folder")
+    return files
 
 
 def tokenizer_files(tokenizer: Any) -> dict[str, str]:
     """A tokenizer as the text of its ``save_pretrained`` files: what a checkpoint stores to rebuild it."""
     with tempfile.TemporaryDirectory() as d:
         tokenizer.save_pretrained(d)
-        return {p.name: p.read_text(encoding="utf-8") for p in Path(d).iterdir() if p.is_file()}
+        return {p.name: p.read_text(encoding="utf-8") for p in Path(d).iterdir()
+                if p.is_file() and p.name in TOKENIZER_FILE_NAMES}
 
 
-def tokenizer_from_files(files: dict[str, str]) -> Any:
+def tokenizer_from_files(files: dict[str, str], source: str | Path = "checkpoint") -> Any:
     from transformers import AutoTokenizer
 
+    check_tokenizer_files(files, source)
     with tempfile.TemporaryDirectory() as d:
         for name, text in files.items():
             (Path(d) / name).write_text(text, encoding="utf-8")

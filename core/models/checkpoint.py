@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust
     from .module import HierarchicalVLM
 
     ckpt = read_checkpoint(path, map_location)
-    meta = dict(ckpt.get("hvl", {}))
-    mod, _, name = meta.get("class_path", "hvl.core.models.module.HierarchicalVLM").rpartition(".")
+    meta = ckpt.get("hvl", {}) if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or not isinstance(ckpt.get("hyper_parameters", {}), dict):
+        raise HVLInputError(f"{path}: fields 'hvl' / 'hyper_parameters' are not mappings; not an hvl checkpoint")
+    meta = dict(meta)
+    class_path = meta.get("class_path", "hvl.core.models.module.HierarchicalVLM")
+    mod, _, name = str(class_path).rpartition(".")
     if not mod.startswith("hvl."):
         raise HVLInputError(f"{path}: model class '{mod}.{name}' is outside hvl; refusing to import it")
-    cls = getattr(importlib.import_module(mod), name)
+    try:
+        cls = getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError):
+        raise HVLInputError(f"{path}: field 'hvl.class_path' names {str(class_path)[:120]!r}, which this hvl does not "
+                            "have; the checkpoint was written by another hvl version (install that one, or re-train)"
+                            ) from None
     if not (isinstance(cls, type) and issubclass(cls, HierarchicalVLM)):
         raise HVLInputError(f"{path}: '{mod}.{name}' is not an hvl model")
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}  # CLI bookkeeping
+    known = set(inspect.signature(cls.__init__).parameters) - {"self", "prebuilt_backbone"}
+    unknown = sorted(str(k)[:60] for k in hparams if k not in known)
+    if unknown:
+        raise HVLInputError(f"{path}: field 'hyper_parameters' has {unknown[:5]}, which {name} does not take; the "
+                            "checkpoint was written by another hvl version (install that one, or re-train)")
     asks = _asks_remote_code(hparams)
     if asks and not trust_remote_code:
         raise HVLInputError(f"{path}: its hyperparameters set {', '.join(asks)}: loading it would run code shipped "
@@ -57,8 +72,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust
     if "backbone_spec" in meta:
         from .backbones import backbone_from_spec
 
-        hparams["prebuilt_backbone"] = backbone_from_spec(meta["backbone_spec"])
-    model = cls(**hparams)
+        hparams["prebuilt_backbone"] = backbone_from_spec(meta["backbone_spec"], source=path)
+    try:
+        model = cls(**hparams)
+    except TypeError as e:  # a nested field (text_encoder, video_encoder, ...) with a key its class does not take
+        raise HVLInputError(f"{path}: its hyperparameters do not build {name} ({str(e).splitlines()[0][:200]}); the "
+                            "checkpoint was written by another hvl version (install that one, or re-train)") from None
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))

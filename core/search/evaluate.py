@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from math import comb
 from pathlib import Path
 from typing import Any, Literal
@@ -70,8 +71,7 @@ def load_queries(path: str | Path) -> QuerySet:
         qs = QuerySet.model_validate(data if isinstance(data, dict) else {"queries": data})
     except ValidationError as e:
         raise HVLInputError(format_validation_error(e, path)) from None
-    ids = [q.id for q in qs.queries]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = sorted(i for i, n in Counter(q.id for q in qs.queries).items() if n > 1)
     if dup:
         raise HVLInputError(f"{path}: query id(s) {dup} repeat; each query needs its own id")
     return qs

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import HVLInputError
 from .ann import ANN_MEMORY_DEFAULT, parse_memory, refresh_ann
-from .store import FORMAT, VERSION, ensure_header, indexed_keys, remove_orphans, write_shard
+from .store import FORMAT, VERSION, ensure_header, indexed_keys, prune, remove_orphans, write_shard
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 DEFAULT_SHARD_ROWS = 16384
@@ -48,8 +48,12 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
         raise HVLInputError(f"{root}: video folder not found; expected <root>/<game>/<id>.mp4")
     out: list[VideoEntry] = []
     seen: dict[str, str] = {}
+    real_root, outside = root.resolve(), []
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() not in VIDEO_SUFFIXES or not p.is_file() or ".part" in p.suffixes:
+            continue
+        if not p.resolve().is_relative_to(real_root):  # a link out of the folder: hvl serve would expose its target
+            outside.append(p)
             continue
         rel = p.relative_to(root)
         if len(rel.parts) > 2:
@@ -60,6 +64,9 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
                                 "video ids (file names without extension) must be unique; rename one")
         seen[p.stem] = str(p)
         out.append(VideoEntry(key=rel.as_posix(), video_id=p.stem, game=game, path=str(p.resolve())))
+    if outside:
+        print(f"hvl index: skipped {len(outside)} link(s) to files outside {root} ({', '.join(map(str, outside[:3]))}"
+              f"{' ...' if len(outside) > 3 else ''}); copy or move such videos into the folder", file=sys.stderr)
     if not out:
         raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) found; expected <root>/<game>/<id>.mp4")
     return out
@@ -243,10 +250,11 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
                                  "preprocess": pre.model_dump(mode="json"),
                                  "dtype": "float16", "videos_root": str(Path(videos_dir).resolve())})
     (out / "shards").mkdir(parents=True, exist_ok=True)
+    pruned = _prune_gone(out, videos) if _is_first_process() else []
     done = indexed_keys(out)
     todo = [v for v in videos if v.key not in done]
     result = {"index": str(out), "videos": len(videos), "already_indexed": len(videos) - len(todo),
-              "indexed": 0, "skipped": 0, "level": level, "fps": fps, "dim": header["dim"]}
+              "indexed": 0, "skipped": 0, "pruned": len(pruned), "level": level, "fps": fps, "dim": header["dim"]}
     if not todo:
         result["ann"] = _refresh_ann(out, ann, ann_memory)
         return result
@@ -261,6 +269,23 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
     if trainer.global_rank == 0:
         result["ann"] = _refresh_ann(out, ann, ann_memory)
     return result
+
+
+def _is_first_process() -> bool:
+    """Rank 0 before the Trainer exists (Lightning's DDP launcher re-runs the command with these set)."""
+    import os
+
+    return os.environ.get("NODE_RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def _prune_gone(out: Path, videos: list[VideoEntry]) -> list[dict[str, Any]]:
+    """Entries whose file moved (to another group folder: a new key) or disappeared leave the index."""
+    pruned = prune(out, {v.key for v in videos})
+    if pruned:
+        names = ", ".join(m["key"] for m in pruned[:5])
+        print(f"hvl index: pruned {len(pruned)} video(s) whose file moved or is gone ({names}"
+              f"{' ...' if len(pruned) > 5 else ''})", file=sys.stderr)
+    return pruned
 
 
 def _refresh_ann(out: Path, kind: str, memory: int | str = ANN_MEMORY_DEFAULT) -> dict[str, Any] | None:

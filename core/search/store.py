@@ -10,6 +10,11 @@ On-disk format (``FORMAT``, version 1)::
                               (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
     <index>/ann/                  optional approximate index (see :mod:`hvl.core.search.ann`)
 
+Pruning: a video whose file moved or disappeared is taken out of its shard by writing the shard's next
+generation (``<name>.g<N>``: the same videos minus the gone ones, committed like any shard) and then
+deleting the old one; a committed later generation supersedes an earlier one, so a crash between the
+two leaves no duplicate.
+
 Crash safety: a shard holds whole videos only. Its ``.npy`` is written to a temporary file,
 fsynced and renamed, then its ``.jsonl`` the same way; the ``.jsonl`` is the commit record,
 so a shard without one (a ``kill -9`` between the renames) is ignored and later removed. A
@@ -31,7 +36,8 @@ from ..errors import HVLInputError
 from ..io import atomic_write_bytes, write_json
 
 __all__ = ["FORMAT", "VERSION", "FrameIndex", "committed_shards", "ensure_header", "file_sha256", "indexed_keys",
-           "read_header", "read_index", "read_shard_embeddings", "read_shard_meta", "remove_orphans", "write_shard"]
+           "prune", "read_header", "read_index", "read_shard_embeddings", "read_shard_meta", "remove_orphans",
+           "write_shard"]
 
 FORMAT, VERSION = "hvl-frame-index", 1
 
@@ -56,12 +62,27 @@ def read_header(index_dir: str | Path) -> dict[str, Any]:
     return h
 
 
-def committed_shards(index_dir: str | Path) -> list[str]:
-    """Names of committed shards (both files present), sorted."""
+def _generation(name: str) -> tuple[str, int]:
+    """``abc-r0-00001.g2`` -> (``abc-r0-00001``, 2); a shard never pruned is generation 0."""
+    base, dot, gen = name.rpartition(".g")
+    return (base, int(gen)) if dot and gen.isdigit() else (name, 0)
+
+
+def _all_committed(index_dir: str | Path) -> list[str]:
     d = Path(index_dir) / "shards"
     if not d.is_dir():
         return []
     return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
+
+
+def committed_shards(index_dir: str | Path) -> list[str]:
+    """Names of committed shards (both files present, not superseded by a later generation), sorted."""
+    names = _all_committed(index_dir)
+    latest: dict[str, int] = {}
+    for n in names:
+        base, gen = _generation(n)
+        latest[base] = max(gen, latest.get(base, -1))
+    return [n for n in names if _generation(n)[1] == latest[_generation(n)[0]]]
 
 
 def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
@@ -92,17 +113,64 @@ def write_shard(index_dir: Path, name: str, emb: np.ndarray, lines: list[str]) -
 
 
 def indexed_keys(index_dir: str | Path) -> set[str]:
-    return {v["key"] for name in committed_shards(index_dir) for v in read_shard_meta(index_dir, name)}
+    keys = set()
+    for name in committed_shards(index_dir):
+        try:
+            keys |= {v["key"] for v in read_shard_meta(index_dir, name)}
+        except FileNotFoundError:  # superseded and removed by another rank's prune meanwhile
+            continue
+    return keys
+
+
+def _delete_shard(shards: Path, name: str) -> None:
+    (shards / f"{name}.jsonl").unlink(missing_ok=True)  # the commit record first: never a .jsonl without rows
+    (shards / f"{name}.npy").unlink(missing_ok=True)
 
 
 def remove_orphans(index_dir: str | Path) -> list[str]:
-    """Delete what killed runs left: temporary files and ``.npy`` shards that were never committed."""
+    """Delete what killed runs left: temporary files, ``.npy`` shards that were never committed, and shards
+    superseded by a later generation."""
     d = Path(index_dir) / "shards"
     gone = []
     for p in list(d.glob(".*.tmp")) + [p for p in d.glob("*.npy") if not p.with_suffix(".jsonl").is_file()]:
         p.unlink(missing_ok=True)
         gone.append(p.name)
+    live = set(committed_shards(index_dir))
+    for name in set(_all_committed(index_dir)) - live:
+        _delete_shard(d, name)
+        gone.append(name)
     return gone
+
+
+def prune(index_dir: str | Path, keep: set[str]) -> list[dict[str, Any]]:
+    """Take every video whose ``key`` is not in ``keep`` (its file moved or is gone) out of the index.
+
+    1. For each committed shard that lists such a video, write its next generation without those videos
+       (rows and ``row`` offsets recomputed), committed ``.npy`` then ``.jsonl`` as any shard;
+    2. delete the old shard (a crash before that leaves it superseded, see :func:`committed_shards`);
+    3. a shard left with no video is deleted.
+    Returns the pruned videos' metadata lines."""
+    root = Path(index_dir)
+    shards = root / "shards"
+    pruned: list[dict[str, Any]] = []
+    for name in committed_shards(root):
+        meta = read_shard_meta(root, name)
+        gone = [m for m in meta if m["key"] not in keep]
+        if not gone:
+            continue
+        pruned += gone
+        stay = [m for m in meta if m["key"] in keep]
+        if stay:
+            emb = read_shard_embeddings(root, name)
+            rows, lines, row = [], [], 0
+            for m in stay:
+                rows.append(emb[m["row"]:m["row"] + len(m["t"])])
+                lines.append(json.dumps(m | {"row": row}))
+                row += len(m["t"])
+            base, gen = _generation(name)
+            write_shard(root, f"{base}.g{gen + 1}", np.concatenate(rows), lines)
+        _delete_shard(shards, name)
+    return pruned
 
 
 def file_sha256(path: str | Path) -> str:

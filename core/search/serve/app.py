@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from ...errors import HVLInputError
 from .engine import SearchEngine
+from .files import FileGone, ServedFile, VerifiedFileResponse
 from .media import ThumbnailCache, UploadError, decode_upload
 from .queryset import QuerySetStore
 from .review import ReviewSet
@@ -45,56 +46,129 @@ from .schemas import (
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "hvl_token"
-VIDEO_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".mkv": "video/x-matroska", ".mov": "video/quicktime",
-               ".avi": "video/x-msvideo"}
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_ERRORS_SHOWN = 5
+# the pages load only their own scripts, styles and media: text that slipped into markup still cannot run
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
+       "media-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
 @dataclass(frozen=True)
 class Limits:
     max_upload_bytes: int = 5 << 20      # an uploaded query image
-    max_body_bytes: int = 8 << 20        # any request body (JSON or multipart)
+    max_body_bytes: int = 8 << 20        # a multipart body (the upload and its form fields)
+    max_json_bytes: int = 256 << 10      # any other body: the largest, an export of 100 results, is ~40 KB
+    allowed_hosts: frozenset[str] = field(default=LOOPBACK_NAMES)
+
+
+def _field(loc: Any) -> str:
+    loc = list(loc or ())
+    if loc and loc[0] in ("body", "query", "path", "form", "header", "cookie"):  # where, not which field
+        loc = loc[1:]
+    return ".".join(str(x)[:40] for x in loc[:4])
 
 
 def _errors_text(errors: list[dict[str, Any]]) -> str:
+    """The first few errors by field and message; the input itself is never echoed (it may be huge, or not encodable)."""
     parts = []
-    for e in errors:
-        loc = list(e.get("loc", ()))
-        if loc and loc[0] in ("body", "query", "path", "form", "header", "cookie"):  # where, not which field
-            loc = loc[1:]
-        loc = ".".join(str(x) for x in loc)
-        parts.append(f"field '{loc}': {e.get('msg')}" if loc else str(e.get("msg")))
-    return "; ".join(parts)
+    for e in errors[:MAX_ERRORS_SHOWN]:
+        loc = _field(e.get("loc"))
+        msg = str(e.get("msg", "invalid"))[:200]
+        parts.append(f"field '{loc}': {msg}" if loc else msg)
+    more = len(errors) - MAX_ERRORS_SHOWN
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-class _BodyLimit:
-    """ASGI middleware: a body over ``limit`` bytes gets 413 (by Content-Length, or while it streams in)."""
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting ``= + - @`` (or a tab / carriage return) would be
+    read as a formula (``=HYPERLINK(...)``), so it gets a leading apostrophe (OWASP's CSV-injection advice)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
-    def __init__(self, app: Any, limit: int):
-        self.app, self.limit = app, limit
+
+def host_of(value: str) -> str:
+    """``[::1]:8000`` -> ``::1``, ``Localhost:8000`` -> ``localhost``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else ""
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class _SameOrigin:
+    """ASGI middleware against DNS rebinding and cross-site requests.
+
+    * ``Host`` must name this server (``Limits.allowed_hosts``): a page whose own name was rebound to
+      127.0.0.1 sends its own name, and gets 421.
+    * A request that changes something (any method but GET / HEAD) must come from the server's own pages:
+      a cross-site form or ``fetch(..., {mode: 'no-cors'})`` (simple requests skip CORS preflight) carries an
+      ``Origin`` or ``Sec-Fetch-Site`` that says so, and gets 403."""
+
+    def __init__(self, app: Any, allowed: frozenset[str]):
+        self.app, self.allowed = app, allowed
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await self._too_large(send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = headers.get("host", "")
+        if host_of(host) not in self.allowed:
+            return await _reply(send, 421, f"this server answers to {sorted(self.allowed)}, not to the Host header "
+                                           "sent; add the name with --allowed-host if it is yours")
+        if scope["method"] not in ("GET", "HEAD"):
+            origin, site = headers.get("origin"), headers.get("sec-fetch-site")
+            if (origin is not None and urlsplit(origin).netloc.lower() != host.lower()) or \
+                    site in ("cross-site", "same-site"):
+                return await _reply(send, 403, "cross-origin request refused: use the page this server serves")
+        await self.app(scope, receive, send)
+
+
+async def _reply(send: Any, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyLimit:
+    """ASGI middleware: a body over its limit gets 413 (by Content-Length, or while it streams in); multipart
+    bodies (an uploaded image) may be ``multipart`` bytes, every other body ``other`` bytes."""
+
+    def __init__(self, app: Any, multipart: int, other: int):
+        self.app, self.multipart, self.other = app, multipart, other
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        is_multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.multipart if is_multipart else self.other
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await _reply(send, 413, f"request body over {limit} bytes")
         seen = 0
 
         async def counted() -> dict:
             nonlocal seen
             msg = await receive()
             seen += len(msg.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, f"request body over {self.limit} bytes")
+            if seen > limit:
+                raise HTTPException(413, f"request body over {limit} bytes")
             return msg
 
         await self.app(scope, counted, send)
 
-    async def _too_large(self, send: Any) -> None:
-        body = f'{{"detail": "request body over {self.limit} bytes"}}'.encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+def admit_review_videos(review: ReviewSet, engine: SearchEngine) -> dict[str, ServedFile]:
+    """The videos the review page may play: the predictions' ``path`` fields, admitted by the index's served
+    folder (a predictions folder names paths; it does not decide what this server exposes)."""
+    out = {}
+    for e in review.manifest.videos:
+        try:
+            out[e.video_id] = engine.folder.admit(review.videos[e.video_id].path)
+        except FileGone as err:
+            raise HVLInputError(f"{review.root / e.file}: field 'path' of video '{e.video_id}': {err}") from None
+    return out
 
 
 def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetStore, review: ReviewSet | None = None,
@@ -104,6 +178,7 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
 
     app.state.engine, app.state.thumbs, app.state.queries, app.state.review = engine, thumbs, queries, review
     app.state.limits = limits
+    review_files = admit_review_videos(review, engine) if review is not None else {}
 
     # ------------------------------------------------------------------ security and errors
     if token:
@@ -120,11 +195,25 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
                 response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
             return response
 
-    app.add_middleware(_BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(_BodyLimit, multipart=limits.max_body_bytes, other=limits.max_json_bytes)
+    app.add_middleware(_SameOrigin, allowed=frozenset(limits.allowed_hosts))  # outermost: before anything is read
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _errors_text(exc.errors()), "errors": jsonable_encoder(exc.errors())}, 422)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # sync: run in the thread pool, so that a body with thousands of errors never stalls the event loop
+        errors = exc.errors()
+        return JSONResponse({"detail": _errors_text(errors),
+                             "errors": [{"field": _field(e.get("loc")), "msg": str(e.get("msg", ""))[:200],
+                                         "type": str(e.get("type", ""))[:60]} for e in errors[:MAX_ERRORS_SHOWN]]},
+                            422)
 
     @app.exception_handler(HVLInputError)
     async def bad_input(request: Request, exc: HVLInputError) -> JSONResponse:
@@ -206,8 +295,9 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
         w.writerow(["query", "rank", "video_id", "game", "clip", "score", "best_time", "best_score", "pool_count",
                     "moments"])
         for r in req.response.results:
-            w.writerow([req.response.query, r.rank, r.video_id, r.game, r.clip, r.score, r.best_time, r.best_score,
-                        r.pool_count, " ".join(f"{m.t:g}:{m.score:g}" for m in r.moments)])
+            w.writerow([csv_text(req.response.query), r.rank, csv_text(r.video_id), csv_text(r.game), csv_text(r.clip),
+                        r.score, r.best_time, r.best_score, r.pool_count,
+                        " ".join(f"{m.t:g}:{m.score:g}" for m in r.moments)])
         return Response(buf.getvalue(), media_type="text/csv", headers=headers)
 
     # ------------------------------------------------------------------ media
@@ -218,19 +308,29 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
             row = engine.frame_row(video_id, t)
         except KeyError as e:
             raise HTTPException(404, e.args[0]) from None
-        path = thumbs.get(v["key"], v["path"], float(engine.idx.row_time[row]))
+        try:
+            f = engine.served_file(video_id)
+            path = thumbs.get(v["key"], f, float(engine.idx.row_time[row]))
+        except FileGone as e:
+            raise HTTPException(404, str(e)) from None
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
-    def stream(path: str) -> FileResponse:
-        p = Path(path)
-        if not p.is_file():
-            raise HTTPException(404, f"the video file of this entry is gone ({p.name})")
-        return FileResponse(p, media_type=VIDEO_TYPES.get(p.suffix.lower(), "application/octet-stream"))
+    def stream(f: ServedFile | None, why: str = "") -> VerifiedFileResponse:
+        try:
+            if f is None:
+                raise FileGone(why)
+            return VerifiedFileResponse(f)
+        except FileGone as e:
+            raise HTTPException(404, str(e)) from None
 
-    @app.get("/api/video/{video_id}", response_class=FileResponse)
-    def video(video_id: str) -> FileResponse:
+    @app.api_route("/api/video/{video_id}", methods=["GET", "HEAD"], response_class=FileResponse)
+    def video(video_id: str) -> VerifiedFileResponse:
         """The clip, with HTTP range requests (206) so that the browser can seek."""
-        return stream(video_or_404(video_id)["path"])
+        video_or_404(video_id)
+        try:
+            return stream(engine.served_file(video_id))
+        except FileGone as e:
+            raise HTTPException(404, str(e)) from None
 
     # ------------------------------------------------------------------ query set
     @app.get("/api/queries", response_model=QueriesResponse)
@@ -264,8 +364,9 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
     def review_detail(video_id: str) -> ReviewDetail:
         return ReviewDetail(**review_video_or_404(video_id).detail(video_id))
 
-    @app.get("/api/review/{video_id}/video", response_class=FileResponse)
-    def review_video(video_id: str) -> FileResponse:
-        return stream(review_video_or_404(video_id).videos[video_id].path)
+    @app.api_route("/api/review/{video_id}/video", methods=["GET", "HEAD"], response_class=FileResponse)
+    def review_video(video_id: str) -> VerifiedFileResponse:
+        review_video_or_404(video_id)
+        return stream(review_files.get(video_id))
 
     return app

@@ -11,41 +11,62 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import HVLInputError
-from ..query import embed_queries, load_index, search
-from ..store import FrameIndex, file_sha256
+from ...data.transforms import Preprocess
+from ..query import embed_queries, load_index, model_for_index, search
+from ..store import FrameIndex
+from .files import FileGone, ServedFile, ServedFolder
 
 TEXT_CACHE_LIMIT = 10_000  # query strings kept by the text encoder's cache before it is emptied
+
+
+def preprocess_of_header(header: dict[str, Any]) -> Preprocess:
+    """The frame preprocessing the index was built with (`hvl search` has checked it is the model's)."""
+    if header.get("preprocess"):
+        return Preprocess.model_validate(header["preprocess"])
+    return Preprocess.square(int(header.get("image_size") or 64))
 
 
 class SearchEngine:
     """``search_text`` / ``search_frame`` / ``search_image``: `hvl search` over one loaded index."""
 
-    def __init__(self, idx: FrameIndex, model: Any, image_size: int):
+    def __init__(self, idx: FrameIndex, model: Any, preprocess: Preprocess | None = None,
+                 videos: ServedFolder | None = None):
         self.idx, self.model = idx, model
         self.level = str(idx.header["level"])
-        self.image_size = int(image_size)
+        self.preprocess = preprocess or preprocess_of_header(idx.header)
         self.lock = threading.Lock()
         self.by_id = {v["video_id"]: i for i, v in enumerate(idx.videos)}
         self.games = sorted({v["game"] for v in idx.videos})
         self.text_calls = 0  # encoder passes, so that tests can hold "once per query" to account
+        self.folder = videos or ServedFolder(idx.header.get("videos_root") or idx.root,
+                                             f"{idx.root / 'index.json'} field 'videos_root'")
+        self.files: dict[str, ServedFile | str] = {}  # video id -> the file admitted at startup, or why not
+        for v in idx.videos:
+            try:
+                self.files[v["video_id"]] = self.folder.admit(v["path"])
+            except FileGone as e:
+                self.files[v["video_id"]] = str(e)
 
     @classmethod
-    def load(cls, index: str | Path, ckpt: str | Path | None = None, exact: bool = False) -> SearchEngine:
-        """The index at ``index`` and the checkpoint it was built with (or ``ckpt``, if it is the same file)."""
-        import torch
-
-        from ...models.checkpoint import load_model
-
+    def load(cls, index: str | Path, ckpt: str | Path | None = None, model: str | None = None,
+             text_model: str | None = None, trust_remote_code: bool = False, exact: bool = False,
+             videos: str | Path | None = None) -> SearchEngine:
+        """The index at ``index`` and the model it was built with, verified exactly as `hvl search` verifies it
+        (the one ``index.json`` names, or ``ckpt`` / ``model`` if its fingerprint is the same)."""
         idx = load_index(index, use_ann=not exact)
-        path = Path(ckpt or idx.header["checkpoint"])
-        if not path.is_file():
-            raise HVLInputError(f"{path}: the index's checkpoint is gone; pass the same model with --ckpt")
-        if ckpt and file_sha256(path) != idx.header["checkpoint_sha256"]:
-            raise HVLInputError(f"{path}: not the checkpoint the index was built with (sha256 differs, see "
-                                f"{Path(index) / 'index.json'}); its embeddings would not match the frames")
-        model, _ = load_model(path, map_location="cuda" if torch.cuda.is_available() else "cpu")
-        return cls(idx, model, int(idx.header.get("image_size") or 64))
+        net = model_for_index(idx, ckpt, model, text_model, trust_remote_code)
+        folder = ServedFolder(videos, "--videos") if videos else None
+        return cls(idx, net, videos=folder)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.preprocess.output_size[0])
+
+    def served_file(self, video_id: str) -> ServedFile:
+        f = self.files[self.video(video_id)["video_id"]]
+        if isinstance(f, str):
+            raise FileGone(f)
+        return f
 
     # ------------------------------------------------------------------ query embeddings
     def embed_text(self, text: str) -> np.ndarray:
@@ -64,7 +85,9 @@ class SearchEngine:
 
         from ...data.transforms import FrameTransform
 
-        frames = FrameTransform(self.image_size, train=False)(torch.from_numpy(np.array(rgb, dtype=np.uint8))[None])
+        pre = self.preprocess
+        frames = FrameTransform(pre.output_size[0], train=False, preprocess=pre)(
+            torch.from_numpy(np.array(rgb, dtype=np.uint8))[None])
         with self.lock, torch.no_grad():
             e = self.model.embed_frames(frames.to(self.model.device), self.level).float()
             return torch.nn.functional.normalize(e, dim=-1)[0].cpu().numpy()

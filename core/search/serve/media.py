@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from ...io import atomic_write_bytes
+from .files import ServedFile, ServedFolder
 
 THUMB_MAX_SIDE = 320
 UPLOAD_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
-MAX_UPLOAD_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
+# A query image meets a model whose input is a few hundred pixels a side: a 4K screenshot (8.3 Mpx) is plenty.
+# Memory per decode is ~4 bytes a pixel (~70 MB at the cap) and at most DECODE_SLOTS decode at once, so a flood
+# of uploads costs a bounded amount, where 40 Mpx images cost ~0.7 GB each without a bound on how many.
+MAX_UPLOAD_PIXELS = 4096 * 4096
+DECODE_SLOTS = 2
+UPLOAD_MAX_SIDE = 1024  # decoded images are reduced to this before they reach the model's own resize
+_decoding = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 class UploadError(ValueError):
@@ -24,7 +32,10 @@ class UploadError(ValueError):
 
 
 def decode_upload(data: bytes, content_type: str | None) -> np.ndarray:
-    """``[H, W, 3]`` uint8 from a PNG / JPEG / WebP upload; the declared type must match the content."""
+    """``[H, W, 3]`` uint8 from a PNG / JPEG / WebP upload; the declared type must match the content.
+
+    The size is read from the header before anything is decoded; a JPEG is decoded at a reduced scale
+    (``draft``) when it is larger than needed; every image leaves at most ``UPLOAD_MAX_SIDE`` a side."""
     from PIL import Image, UnidentifiedImageError
 
     if content_type not in UPLOAD_TYPES:
@@ -34,10 +45,17 @@ def decode_upload(data: bytes, content_type: str | None) -> np.ndarray:
             if im.format != UPLOAD_TYPES[content_type]:
                 raise UploadError(f"the upload says {content_type} but holds {im.format or 'no known'} image data")
             if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise UploadError(f"image is {im.width}x{im.height}; at most {MAX_UPLOAD_PIXELS} pixels are accepted")
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+                raise UploadError(f"image is {im.width}x{im.height}; at most {MAX_UPLOAD_PIXELS} pixels are accepted "
+                                  f"(e.g. 4096x4096); scale it down first")
+            with _decoding:
+                if im.format == "JPEG":
+                    im.draft("RGB", (UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE))
+                rgb = im.convert("RGB")
+                if max(rgb.size) > UPLOAD_MAX_SIDE:
+                    rgb.thumbnail((UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE), Image.Resampling.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise UploadError(f"the upload is not a readable {content_type} image ({e})") from None
+        raise UploadError(f"the upload is not a readable {content_type} image ({str(e)[:200]})") from None
 
 
 def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -66,7 +84,7 @@ class ThumbnailCache:
     def path_for(self, key: str, t: float) -> Path:
         return self.folder / f"{hashlib.sha1(f'{key}|{t:.3f}'.encode()).hexdigest()[:24]}.jpg"
 
-    def get(self, key: str, video_path: str, t: float) -> Path:
+    def get(self, key: str, video: ServedFile, t: float) -> Path:
         out = self.path_for(key, t)
         if out.is_file():
             return out
@@ -76,7 +94,8 @@ class ThumbnailCache:
             if not out.is_file():
                 from ...data.video import Video, open_source
 
-                v = Video(open_source(video_path))
+                os.close(ServedFolder.open(video))  # still the file admitted at startup
+                v = Video(open_source(str(video.path)))
                 frame = v.source.get([v.index_at(t)])[0]
                 atomic_write_bytes(out, jpeg(np.asarray(frame, dtype=np.uint8)))
                 self.decoded += 1

@@ -8,10 +8,17 @@ Two files beside each other:
 * ``<queries>.judgements.json``: every verdict, "not relevant" included (the evaluation format has no
   place for them, and a query may have none relevant yet). It is the record the YAML is written from.
 
-A save re-reads both files, applies one verdict and writes both atomically (temporary file, fsync,
-rename), all under a thread lock and an ``flock`` on ``<queries>.lock``: two browser tabs, or two
-servers on the same file, never lose each other's verdicts. Queries already in the YAML (e.g. the
-demo's ``queries.yaml``, or hand-written ones) are taken over on first read.
+The store keeps the query set in memory, keyed by id (and by normalised text), and re-reads the files only
+when one changed since this process last read or wrote it (another server on the same file, a hand edit):
+a save costs one write of both files, not a parse of every query. Saves run under a thread lock and an
+``flock`` on ``<queries>.lock`` and write atomically (temporary file, fsync, rename), YAML first: two
+browser tabs, or two servers on the same file, never lose each other's verdicts.
+
+Hand edits win. The judgements file records the sha256 of the YAML it last wrote; a YAML that differs was
+edited by someone, so its queries are merged in (their text, type, bug and relevant videos replace the
+stored ones; a query deleted from the YAML loses its relevant videos, its other verdicts are kept). Queries
+already in a YAML hvl never wrote (e.g. the demo's ``queries.yaml``, or hand-written ones) are taken over
+the same way.
 """
 from __future__ import annotations
 
@@ -44,6 +51,19 @@ def query_id(text: str) -> str:
     return f"{slug}-{hashlib.sha1(norm.encode()).hexdigest()[:6]}"
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _yaml_dump(obj: Any) -> bytes:
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~20x faster on a large query set
+    return yaml.dump(obj, Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
+
+
 class QuerySetStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -52,9 +72,13 @@ class QuerySetStore:
         self.judgements = self.path.with_name(self.path.stem + ".judgements.json")
         self.lockfile = self.path.with_name(self.path.stem + ".lock")
         self._lock = threading.Lock()
+        self._queries: dict[str, dict[str, Any]] = {}  # id -> query, in the order they were first judged
+        self._by_text: dict[str, str] = {}             # normalised text -> id
+        self._seen: tuple[Any, Any] | None = None      # both files' stamps when this process last read or wrote them
+        self.reads = 0                                 # full re-reads, so that tests can hold "only on change"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
-            self._read()  # a broken file is reported at startup, not at the first save
+            self._refresh()  # a broken file is reported at startup, not at the first save
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -65,53 +89,84 @@ class QuerySetStore:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _read(self) -> list[dict[str, Any]]:
+    def _stamps(self) -> tuple[Any, Any]:
+        return _stamp(self.judgements), _stamp(self.path)
+
+    def _refresh(self) -> None:
+        if self._seen is not None and self._stamps() == self._seen:
+            return
         from ..evaluate import load_queries
 
+        self.reads += 1
         queries: list[dict[str, Any]] = []
+        written_sha = None
         if self.judgements.is_file():
             try:
                 data = json.loads(self.judgements.read_text())
-                queries = list(data["queries"])
+                queries = [dict(q) for q in data["queries"]]
+                written_sha = data.get("yaml_sha256")
             except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise HVLInputError(f"{self.judgements}: unreadable judgements ({e}); restore it or delete it "
-                                    f"(the query set {self.path.name} is kept and read back)") from None
-        if self.path.is_file():
-            known = {q["id"] for q in queries} | {normalise(q["text"]) for q in queries}
-            for q in load_queries(self.path).queries:  # validated: a broken file names its line and field
-                if q.id not in known and normalise(q.text) not in known:
-                    queries.append({"id": q.id, "type": q.type, "text": q.text, "bug": q.bug,
-                                    "relevant": list(q.relevant), "not_relevant": []})
-        return queries
+                raise HVLInputError(f"{self.judgements}: unreadable judgements ({str(e)[:200]}); restore it or delete "
+                                    f"it (the query set {self.path.name} is kept and read back)") from None
+        self._queries = {q["id"]: q for q in queries}
+        self._by_text = {normalise(q["text"]): q["id"] for q in queries}
+        if self.path.is_file() and hashlib.sha256(self.path.read_bytes()).hexdigest() != written_sha:
+            edited = load_queries(self.path).queries  # validated: a broken file names its line and field
+            if written_sha is not None:  # hvl wrote this file, then someone removed queries from it
+                kept = {q.id for q in edited}
+                for q in self._queries.values():
+                    if q["id"] not in kept:
+                        q["relevant"] = []
+            for e in edited:
+                qid = e.id if e.id in self._queries else self._by_text.get(normalise(e.text))
+                q = self._queries.get(qid) if qid else None
+                if q is None:
+                    q = {"id": e.id, "not_relevant": []}
+                    self._queries[e.id] = q
+                else:
+                    self._by_text.pop(normalise(q["text"]), None)
+                q.update(type=e.type, text=e.text, bug=e.bug, relevant=list(e.relevant))
+                q["not_relevant"] = [v for v in q.get("not_relevant", []) if v not in q["relevant"]]
+                self._by_text[normalise(e.text)] = q["id"]
+        self._seen = self._stamps()
 
-    def _write(self, queries: list[dict[str, Any]]) -> None:
-        write_json(self.judgements, {"format": JUDGEMENTS_FORMAT, "version": 1, "queries": queries})
+    def _write(self) -> None:
+        queries = list(self._queries.values())
         evaluated = [{"id": q["id"], "type": q["type"], "text": q["text"], "relevant": q["relevant"]}
                      | ({"bug": q["bug"]} if q.get("bug") else {}) for q in queries if q["relevant"]]
-        if evaluated:
-            atomic_write_bytes(self.path, yaml.safe_dump({"queries": evaluated}, sort_keys=False,
-                                                         allow_unicode=True).encode())
+        sha = None
+        if evaluated:  # YAML first: a crash before the judgements are written leaves a YAML that is merged back
+            data = _yaml_dump({"queries": evaluated})
+            atomic_write_bytes(self.path, data)
+            sha = hashlib.sha256(data).hexdigest()
         else:  # the format needs at least one query; every verdict is still in the judgements file
             self.path.unlink(missing_ok=True)
+        write_json(self.judgements, {"format": JUDGEMENTS_FORMAT, "version": 1, "yaml_sha256": sha,
+                                     "queries": queries})
+        self._seen = self._stamps()
 
     def all(self) -> list[dict[str, Any]]:
         with self._locked():
-            return self._read()
+            self._refresh()
+            return [dict(q) for q in self._queries.values()]
 
     def judge(self, text: str, type_: str, video_id: str, relevant: bool | None) -> dict[str, Any]:
         """Record one verdict (``None`` removes it) and return the query as saved."""
         with self._locked():
-            queries = self._read()
+            self._refresh()
             norm = normalise(text)
-            q = next((q for q in queries if normalise(q["text"]) == norm), None)
-            if q is None:
+            qid = self._by_text.get(norm)
+            if qid is None:
                 q = {"id": query_id(text), "type": type_, "text": " ".join(text.split()), "bug": None,
                      "relevant": [], "not_relevant": []}
-                queries.append(q)
+                self._queries[q["id"]] = q
+                self._by_text[norm] = q["id"]
+            else:
+                q = self._queries[qid]
             q["type"] = type_
             q["relevant"] = [v for v in q["relevant"] if v != video_id]
             q["not_relevant"] = [v for v in q["not_relevant"] if v != video_id]
             if relevant is not None:
                 q["relevant" if relevant else "not_relevant"].append(video_id)
-            self._write(queries)
-            return q
+            self._write()
+            return dict(q)

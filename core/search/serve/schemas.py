@@ -3,9 +3,9 @@
 Bounds live here, so every endpoint rejects the same bad input with the same 422 message."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
@@ -16,38 +16,52 @@ Aggregation = Literal["max", "topk-mean", "count"]
 QueryType = Literal["simple", "compound", "bug"]
 
 
+def _encodable(text: str) -> str:
+    """JSON may carry a lone surrogate (``"\\ud800"``); no UTF-8 answer or file could hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (it holds a lone surrogate); send UTF-8 text") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class SearchOptions(BaseModel):
     """The options of `hvl search`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     k: int = Field(12, ge=1, le=MAX_K, description="videos to return")
-    game: str | None = Field(None, max_length=200, description="search only this game's videos")
+    game: Text | None = Field(None, max_length=200, description="search only this game's videos")
     agg: Aggregation = "max"
     topk: int = Field(3, ge=1, le=MAX_TOPK, description="frames averaged by agg topk-mean")
     pool: int = Field(1000, ge=1, le=MAX_POOL, description="frame pool for agg count")
 
 
 class TextSearch(SearchOptions):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "a car stuck in a tree"')
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "a car stuck in a tree"')
 
 
 class FrameSearch(SearchOptions):
     """More like this: a frame of the index (a result's moment) is the query."""
 
-    video_id: str = Field(min_length=1, max_length=300)
+    video_id: Text = Field(min_length=1, max_length=300)
     t: float = Field(ge=0, description="time (s) of one of the video's indexed frames")
 
 
 class Moment(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     t: float
     score: float
 
 
 class Result(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     rank: int
-    video_id: str
-    game: str
-    clip: str = Field(description="file name of the clip")
+    video_id: Text
+    game: Text
+    clip: Text = Field(description="file name of the clip")
     score: float
     best_time: float
     best_score: float
@@ -56,7 +70,8 @@ class Result(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    query: str = Field(description="the text, or what the query was (a frame, an uploaded image)")
+    model_config = ConfigDict(allow_inf_nan=False)
+    query: Text = Field(description="the text, or what the query was (a frame, an uploaded image)")
     kind: Literal["text", "frame", "image"]
     agg: Aggregation
     k: int
@@ -70,7 +85,7 @@ class SearchResponse(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     format: Literal["json", "csv"] = "json"
     response: SearchResponse
 
@@ -93,9 +108,9 @@ class Judgement(BaseModel):
     """A tester's verdict on one result of a query; ``relevant: null`` takes a verdict back."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     type: QueryType = "bug"
-    video_id: str = Field(min_length=1, max_length=300)
+    video_id: Text = Field(min_length=1, max_length=300)
     relevant: bool | None
 
 

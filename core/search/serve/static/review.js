@@ -14,13 +14,23 @@ const colour = (c) => PALETTE[c % PALETTE.length];
 const pct = (x) => `${(100 * x).toFixed(1)}`;
 function setStatus(text, kind = "") { const s = $("status"); s.textContent = text; s.className = kind; }
 
-function metricsTable(el, rows) {
-  el.innerHTML = `<tr><th></th><th>accuracy</th><th>macro-F1</th><th>Jaccard</th></tr>` +
-    rows.map(([name, m]) => `<tr><th>${name}</th><td>${pct(m.accuracy)}</td><td>${pct(m.f1_macro)}</td><td>${pct(m.jaccard)}</td></tr>`).join("");
+// Everything from the predictions files (class names, ids) is inserted as text, never as markup.
+function el(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
 }
 
-function drawRibbon(el, seq, d) {
-  el.innerHTML = "";
+function metricsTable(table, rows) {
+  const head = el("tr", {}, ["", "accuracy", "macro-F1", "Jaccard"].map((h) => el("th", { textContent: h })));
+  table.replaceChildren(head, ...rows.map(([name, m]) => el("tr", {}, [
+    el("th", { textContent: name }),
+    ...[m.accuracy, m.f1_macro, m.jaccard].map((x) => el("td", { textContent: pct(x) })),
+  ])));
+}
+
+function drawRibbon(ribbon, seq, d) {
+  ribbon.replaceChildren();
   const step = 1 / d.fps;
   let i = 0;
   while (i < seq.length) {  // one block per run of equal classes
@@ -32,7 +42,7 @@ function drawRibbon(el, seq, d) {
     seg.style.width = `${(100 * (d.t[j] + step - d.t[i])) / S.span}%`;
     seg.style.background = colour(seq[i]);
     seg.title = `${d.classes[seq[i]]}: ${d.t[i].toFixed(1)}–${(d.t[j] + step).toFixed(1)} s`;
-    el.appendChild(seg);
+    ribbon.appendChild(seg);
     i = j + 1;
   }
 }
@@ -45,7 +55,11 @@ async function show(videoId) {
     drawRibbon($("ribbon-truth"), d.truth, d);
     drawRibbon($("ribbon-pred"), d.pred, d);
     drawRibbon($("ribbon-smoothed"), d.smoothed, d);
-    $("legend").innerHTML = d.classes.map((c, i) => `<span class="key"><i style="background:${colour(i)}"></i>${c}</span>`).join("");
+    $("legend").replaceChildren(...d.classes.map((c, i) => {
+      const swatch = el("i");
+      swatch.style.background = colour(i);
+      return el("span", { className: "key" }, [swatch, c]);
+    }));
     metricsTable($("video-metrics"), [["prediction", d.metrics], ["smoothed", d.smoothed_metrics]]);
     const v = $("player");
     v.src = `/api/review/${encodeURIComponent(videoId)}/video`;
