@@ -273,7 +273,7 @@ def test_the_served_folder_is_not_the_file_system_root(small, tmp_path):
     c = small_app(small, tmp_path, videos=elsewhere)
     vid = c.app.state.engine.idx.videos[0]["video_id"]
     r = c.get(f"/api/video/{vid}")
-    assert r.status_code == 404 and "outside the served folder" in r.json()["detail"]
+    assert r.status_code == 404 and "is gone" in r.json()["detail"]  # looked for under --videos only
 
 
 # ------------------------------------------------------------------ 6. memory from one upload
@@ -443,3 +443,14 @@ def test_head_on_a_video_is_its_headers(client):
     get, head = client.get(f"/api/video/{vid}"), client.head(f"/api/video/{vid}")
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(get.content)) and head.headers["accept-ranges"] == "bytes"
+
+
+def test_videos_points_a_shared_index_at_the_users_copy(small, tmp_path):
+    """An index from another machine names that machine's paths; --videos serves the same keys from here."""
+    root, videos, _ = small
+    copy = tmp_path / "my_copy"
+    shutil.copytree(videos, copy)
+    c = small_app(small, tmp_path, videos=copy)
+    v = c.app.state.engine.idx.videos[0]
+    assert c.app.state.engine.served_file(v["video_id"]).path == (copy / v["key"]).resolve()
+    assert c.get(f"/api/video/{v['video_id']}").content == (copy / v["key"]).read_bytes()

@@ -164,6 +164,10 @@ def admit_review_videos(review: ReviewSet, engine: SearchEngine) -> dict[str, Se
     folder (a predictions folder names paths; it does not decide what this server exposes)."""
     out = {}
     for e in review.manifest.videos:
+        indexed = engine.files.get(e.video_id)
+        if isinstance(indexed, ServedFile) and indexed.path == Path(review.videos[e.video_id].path).resolve():
+            out[e.video_id] = indexed
+            continue
         try:
             out[e.video_id] = engine.folder.admit(review.videos[e.video_id].path)
         except FileGone as err:

@@ -42,8 +42,11 @@ class SearchEngine:
                                              f"{idx.root / 'index.json'} field 'videos_root'")
         self.files: dict[str, ServedFile | str] = {}  # video id -> the file admitted at startup, or why not
         for v in idx.videos:
+            # a folder given on the command line holds the videos under their keys (a shared index's own paths
+            # are the machine's that built it)
+            path = self.folder.root / v["key"] if videos is not None else v["path"]
             try:
-                self.files[v["video_id"]] = self.folder.admit(v["path"])
+                self.files[v["video_id"]] = self.folder.admit(path)
             except FileGone as e:
                 self.files[v["video_id"]] = str(e)
 
