@@ -8,10 +8,10 @@ import pytest
 from helpers import colour_histogram, nearest_centroid
 from hvl.core.data.schema import load_manifest, load_prompt_file
 from hvl.core.data.video import Video, open_source, read_frames
-from hvl.domains.surgical import demo
+from hvl.domains.surgical import PROMPTS_DIR, demo
 from hvl.domains.surgical.phases import CHOLEC80_PHASES
 
-PROMPTS = Path(demo.__file__).parent / "prompts" / "demo.yaml"
+PROMPTS = PROMPTS_DIR / "demo.yaml"
 SPLITS = ("train", "val", "test")
 
 

@@ -8,12 +8,12 @@ import pytest
 from helpers import colour_histogram, nearest_centroid
 from hvl.core.data.schema import load_manifest, load_prompt_file
 from hvl.core.errors import HVLInputError
-from hvl.domains.surgical import demo
+from hvl.domains.surgical import PROMPTS_DIR, demo
 from hvl.domains.surgical.demo import get_procedure, render_video
 from hvl.domains.surgical.phases import AUTOLAPARO_PHASES, CHOLEC80_PHASES
 from hvl.domains.surgical.presets import DemoPreset
 
-PROMPTS = Path(demo.__file__).parent / "prompts" / "demo_hysterectomy.yaml"
+PROMPTS = PROMPTS_DIR / "demo_hysterectomy.yaml"
 HYST = get_procedure("hysterectomy")
 
 

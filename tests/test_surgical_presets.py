@@ -57,10 +57,10 @@ def test_narration_is_sparse_half_unrelated_and_lagged():
 def test_manifest_narration_measured(tmp_path):
     demo.generate(tmp_path, seed=0, n_train=3, n_val=0, n_test=0, size=32, fps=2.0, progress=False, preset="realistic")
     videos = load_manifest(tmp_path / "train.jsonl").videos
-    n_windows = sum(len(demo._clips(v.duration)) for v in videos)
+    n_windows = sum(len(demo.clip_windows(v.duration)) for v in videos)
     clips = [c for v in videos for c in v.clips]
     assert 0.45 < len(clips) / n_windows < 0.75  # sparse: ~60 % of windows have speech
-    unrelated = np.mean([c.texts[0] in {demo._asr(t, np.random.default_rng(0)) for t in UNRELATED_TEXTS}
+    unrelated = np.mean([c.texts[0] in {demo.asr(t, np.random.default_rng(0)) for t in UNRELATED_TEXTS}
                          or any(w in c.texts[0] for w in ("screen", "music", "swab", "slide", "camera steady",
                                                           "blood pressure", "questions", "time", "light", "zoom",
                                                           "thanks"))

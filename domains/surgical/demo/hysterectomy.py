@@ -2,7 +2,7 @@
 
 HecVL's second claim is that one pretrained model transfers to other operations. To test that
 without real data, ``hvl demo surgical --procedure hysterectomy`` draws a hysterectomy the
-way :mod:`hvl.domains.surgical.demo` draws a cholecystectomy: new anatomy (uterus, round
+way :mod:`.cholecystectomy` draws a cholecystectomy: new anatomy (uterus, round
 ligament, uterine vessels, the colpotomy cup, the vaginal cuff, bowel) handled by the same
 instruments doing the same kinds of things (trocars placed, a cautery hook cutting with
 smoke, clips and scissors on vessels, a specimen bag pulled out, suction and irrigation),
@@ -17,20 +17,12 @@ import dataclasses
 import math
 
 import numpy as np
-from hvl.domains.surgical.demo import (
-    PHASES,
-    RGB,
-    Layout,
-    Pen,
-    PhaseSpec,
-    Procedure,
-    _clean_frame,
-    _clip_frame,
-    _lerp,
-    _polar,
-    instrument,
-)
 from hvl.domains.surgical.phases import AUTOLAPARO_PHASES
+
+from .drawing import RGB, Pen, instrument, lerp, polar
+from .laparoscopy import PREPARATION, clean_frame, clip_frame
+from .spec import Layout, PhaseSpec, Procedure
+from .words import BAG, CLIP, CLIPPER, CLIPS, FORCEPS, GRASPER, HOOK, IRRIGATION, SCISSORS, SMOKE, SUCTION
 
 __all__ = ["HYSTERECTOMY"]
 
@@ -57,7 +49,7 @@ def _ligament_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str,
     b0 = (c[0] + side * 0.22 * s, c[1] - 0.08 * s)
     b1 = (b0[0] + side * rng.uniform(0.35, 0.5) * s, b0[1] - rng.uniform(0.15, 0.3) * s)
     pen.line(b0, b1, 0.07 * s, pal["ligament"], shade=0.3)
-    pen.ellipse(_lerp(b0, b1, 0.6), (0.06 * s, 0.04 * s), pal["ovary"], shade=0.3)
+    pen.ellipse(lerp(b0, b1, 0.6), (0.06 * s, 0.04 * s), pal["ovary"], shade=0.3)
     _uterus(pen, c, s, pal)
     return {"b0": b0, "b1": b1, "top": (c[0] - side * 0.05 * s, c[1] - 0.15 * s), "side": side,
             "hook_a": -math.pi / 2 + side * rng.uniform(0.3, 0.8)}
@@ -68,8 +60,8 @@ def _ligament_frame(pen: Pen, L: Layout, s: float, pal: dict[str, RGB], u: float
     instrument(pen, "grasper", L["top"], math.pi / 2 + 0.3 * L["side"] + 0.1 * math.sin(0.3 * t), s, pal,
                opening=0.1)
     k = 0.1 + 0.8 * u
-    pen.line(L["b0"], _lerp(L["b0"], L["b1"], k), 0.02 * s, pal["burn"], alpha=0.85)
-    tip = _lerp(L["b0"], L["b1"], k + 0.03 * math.sin(2 * t))
+    pen.line(L["b0"], lerp(L["b0"], L["b1"], k), 0.02 * s, pal["burn"], alpha=0.85)
+    tip = lerp(L["b0"], L["b1"], k + 0.03 * math.sin(2 * t))
     instrument(pen, "hook", tip, L["hook_a"], s, pal)
     if math.sin(5.0 * t) > 0.6:
         pen.ellipse(tip, (0.025 * s, 0.025 * s), pal["spark"], alpha=0.9)
@@ -81,13 +73,13 @@ def _vessel_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str, R
     _uterus(pen, (0.5 * s + side * 0.42 * s, rng.uniform(0.35, 0.5) * s), s, pal, scale=1.3)
     a = math.pi / 2 + rng.uniform(-0.35, 0.35)
     mid = (0.5 * s - side * rng.uniform(0.0, 0.08) * s, 0.5 * s)
-    d0, d1 = _polar(mid, a + math.pi, 0.75 * s), _polar(mid, a, 0.75 * s)
+    d0, d1 = polar(mid, a + math.pi, 0.75 * s), polar(mid, a, 0.75 * s)
     off = -side * 0.15 * s
-    pen.line(*[_polar(p, a + math.pi / 2, off) for p in (d0, d1)], 0.04 * s, pal["artery"], shade=0.3)
+    pen.line(*[polar(p, a + math.pi / 2, off) for p in (d0, d1)], 0.04 * s, pal["artery"], shade=0.3)
     pen.line(d0, d1, 0.1 * s, pal["vessel"], shade=0.35)
     pos = sorted(rng.uniform(-0.28, 0.28, 4) * s)
-    return {"mid": mid, "a": a, "off": off, "clips": [_polar(mid, a, p) for p in pos],
-            "cut": _polar(mid, a, 0.5 * (pos[1] + pos[2])), "side": side}
+    return {"mid": mid, "a": a, "off": off, "clips": [polar(mid, a, p) for p in pos],
+            "cut": polar(mid, a, 0.5 * (pos[1] + pos[2])), "side": side}
 
 
 def _cup_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str, RGB]) -> Layout:
@@ -131,7 +123,7 @@ def _removal_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str, 
 def _removal_frame(pen: Pen, L: Layout, s: float, pal: dict[str, RGB], u: float, t: float) -> None:
     """The uterus, in a white specimen bag, is drawn down into the vagina and shrinks out of view."""
     k = min(1.0, u ** 1.2)
-    pos = _lerp(L["start"], L["hole"], 0.9 * k)
+    pos = lerp(L["start"], L["hole"], 0.9 * k)
     r = (0.24 - 0.16 * k) * s
     pen.ellipse(pos, (r, 0.8 * r), pal["bag"], alpha=0.92, shade=0.2)
     pen.ellipse(pos, (0.65 * r, 0.5 * r), pal["uterus"], alpha=0.45)
@@ -147,7 +139,7 @@ def _suture_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str, R
     pen.ellipse(c, (0.36 * s, 0.07 * s), pal["cuff"], angle=a, shade=0.3)
     pen.ellipse(c, (0.3 * s, 0.02 * s), pal["hole"], angle=a)
     pos = np.linspace(-0.26, 0.26, int(rng.integers(4, 6))) * s
-    return {"c": c, "a": a, "stitches": [_polar(c, a, p) for p in pos], "side": rng.choice([-1.0, 1.0])}
+    return {"c": c, "a": a, "stitches": [polar(c, a, p) for p in pos], "side": rng.choice([-1.0, 1.0])}
 
 
 def _suture_frame(pen: Pen, L: Layout, s: float, pal: dict[str, RGB], u: float, t: float) -> None:
@@ -156,10 +148,10 @@ def _suture_frame(pen: Pen, L: Layout, s: float, pal: dict[str, RGB], u: float, 
     n = min(len(stitches), int(u * (len(stitches) + 1)))
     across = a + math.pi / 2
     for p in stitches[:n]:
-        pen.line(_polar(p, across, -0.06 * s), _polar(p, across, 0.06 * s), 0.02 * s, pal["suture"])
+        pen.line(polar(p, across, -0.06 * s), polar(p, across, 0.06 * s), 0.02 * s, pal["suture"])
     nxt = stitches[min(n, len(stitches) - 1)]
-    hub = _polar(nxt, across, -0.08 * s + 0.02 * s * math.sin(3 * t))
-    arc = [_polar(hub, across + 0.9 * (i / 4 - 0.5) * math.pi, 0.06 * s) for i in range(5)]
+    hub = polar(nxt, across, -0.08 * s + 0.02 * s * math.sin(3 * t))
+    arc = [polar(hub, across + 0.9 * (i / 4 - 0.5) * math.pi, 0.06 * s) for i in range(5)]
     for p0, p1 in zip(arc[:-1], arc[1:]):
         pen.line(p0, p1, 0.014 * s, pal["tipmetal"], shade=0.3)
     if n:
@@ -184,14 +176,14 @@ def _wash_scene(pen: Pen, rng: np.random.Generator, s: float, pal: dict[str, RGB
 
 UT = ["uterus", "uterus", "womb"]
 SPECS: dict[str, PhaseSpec] = {
-    "Preparation": dataclasses.replace(PHASES["Preparation"], weight=0.06),  # ports go in as in any laparoscopy
+    "Preparation": dataclasses.replace(PREPARATION, weight=0.06),  # ports go in as in any laparoscopy
     "Dividing Ligament and Peritoneum": PhaseSpec(
         weight=0.27, background="tissue", pan=0.5, haze=0.5, scene=_ligament_scene, frame=_ligament_frame,
-        words={"hook": ["hook", "cautery hook", "electrocautery hook", "diathermy hook"],
-               "grasper": ["grasper", "grasping forceps", "forceps"], "ut": UT,
+        words={"hook": HOOK,
+               "grasper": GRASPER, "ut": UT,
                "ligament": ["round ligament", "ligament", "broad ligament", "infundibulopelvic ligament"],
                "peritoneum": ["peritoneum", "bladder peritoneum", "peritoneal fold"],
-               "smoke": ["smoke", "smoke plume", "vapour"]},
+               "smoke": SMOKE},
         asr=["ok I'm pushing the {ut} over with the {grasper} and taking the {ligament} with the {hook}",
              "{f} now we open the {peritoneum} here with the {hook}",
              "so I'm burning through the {ligament} nice and close to the {ut}",
@@ -212,10 +204,10 @@ SPECS: dict[str, PhaseSpec] = {
                   "the {hook} cut the {ligament} on both sides of the {ut}",
                   "the {peritoneum} was opened and the {ligament} divided"]),
     "Dividing Uterine Vessels and Ligament": PhaseSpec(
-        weight=0.17, background="tissue", pan=0.4, haze=0.3, scene=_vessel_scene, frame=_clip_frame,
-        words={"clips": ["clips", "titanium clips", "metal clips"], "clip": ["clip", "titanium clip"],
-               "clipper": ["clip applier", "clipper", "clip applicator"],
-               "scissors": ["scissors", "laparoscopic scissors", "scissor"],
+        weight=0.17, background="tissue", pan=0.4, haze=0.3, scene=_vessel_scene, frame=clip_frame,
+        words={"clips": CLIPS, "clip": CLIP,
+               "clipper": CLIPPER,
+               "scissors": SCISSORS,
                "vessels": ["uterine vessels", "uterine artery", "uterine artery and vein", "vessels"],
                "ligament": ["cardinal ligament", "uterosacral ligament", "ligament"], "ut": UT,
                "n": ["two", "three"]},
@@ -240,10 +232,10 @@ SPECS: dict[str, PhaseSpec] = {
                   "the {vessels} were secured with {n} {clips} and cut"]),
     "Transecting the Vagina": PhaseSpec(
         weight=0.12, background="tissue", pan=0.4, haze=0.6, scene=_cup_scene, frame=_cup_frame,
-        words={"hook": ["hook", "cautery hook", "electrocautery hook", "diathermy hook"],
+        words={"hook": HOOK,
                "cup": ["colpotomy cup", "cup", "manipulator cup", "vaginal cup"],
                "vagina": ["vagina", "vaginal wall", "vaginal vault"], "ut": UT,
-               "smoke": ["smoke", "smoke plume", "vapour"]},
+               "smoke": SMOKE},
         asr=["ok now we go round the {cup} with the {hook}",
              "{f} cutting the {vagina} on the rim of the {cup}",
              "you can see the blue {cup} here so we stay on it",
@@ -263,8 +255,8 @@ SPECS: dict[str, PhaseSpec] = {
                   "colpotomy was done on the {cup} with the {hook}"]),
     "Specimen Removal": PhaseSpec(
         weight=0.07, background="tissue", pan=0.4, haze=0.0, scene=_removal_scene, frame=_removal_frame,
-        words={"bag": ["specimen bag", "retrieval bag", "endobag", "bag"], "ut": UT,
-               "vagina": ["vagina", "vaginal opening", "vault"], "grasper": ["grasper", "forceps"]},
+        words={"bag": BAG, "ut": UT,
+               "vagina": ["vagina", "vaginal opening", "vault"], "grasper": FORCEPS},
         asr=["ok now the {ut} comes out through the {vagina}",
              "{f} the {ut} is in the {bag} and we pull it down",
              "grabbing the {bag} with the {grasper} {f}",
@@ -305,9 +297,9 @@ SPECS: dict[str, PhaseSpec] = {
                   "the {cuff} was sutured with {n} stitches",
                   "the {cuff} was sewn shut with the {needle}"]),
     "Washing": PhaseSpec(
-        weight=0.06, background="tissue", pan=0.5, haze=0.0, scene=_wash_scene, frame=_clean_frame,
-        words={"suction": ["suction", "suction irrigation", "suction cannula", "irrigator"],
-               "irrigation": ["irrigation", "saline", "irrigation fluid", "water"],
+        weight=0.06, background="tissue", pan=0.5, haze=0.0, scene=_wash_scene, frame=clean_frame,
+        words={"suction": SUCTION,
+               "irrigation": IRRIGATION,
                "pelvis": ["pelvis", "pelvic cavity", "vault"],
                "bleeding": ["bleeding", "oozing", "blood"]},
         asr=["ok let's wash out the {pelvis} with the {suction}",
