@@ -1,5 +1,7 @@
 """The architecture as a test: core never imports a domain or the CLI, and its parts import one way
-(data <- models <- evaluation / search), with no import cycle between modules or subpackages."""
+(data <- models <- evaluation / search), with no import cycle between modules or subpackages; a domain imports core
+and itself, never another domain; no import cycle among the modules of core and the domains together; and no
+library module grows past MAX_LINES."""
 from __future__ import annotations
 
 import ast
@@ -7,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).resolve().parents[1] / "core"
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "core"
+DOMAINS = ROOT / "domains"
+PACKAGES = {"core": CORE, "domains": DOMAINS}  # hvl.<name> lives in <folder>
+MAX_LINES = 600  # a module longer than this does more than one job
 # recipes / notebooks: the shipped recipes and notebooks (package data) by name, `hvl recipes`, `hvl notebook`
 LEAVES = {"errors", "io", "registry", "tracking", "_lazy", "recipes", "notebooks"}
 # what each part of hvl.core may import, besides itself
@@ -23,8 +29,18 @@ ALLOWED = {
 
 
 def module_name(path: Path) -> str:
-    parts = ["hvl", "core", *path.relative_to(CORE).with_suffix("").parts]
+    top = next(name for name, folder in PACKAGES.items() if folder in path.parents)
+    parts = ["hvl", top, *path.relative_to(PACKAGES[top]).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(mod: str) -> bool:
+    """Whether ``hvl.core.x.y`` / ``hvl.domains.x.y`` is a module or package of the checkout."""
+    parts = mod.split(".")
+    if len(parts) < 2 or parts[0] != "hvl" or parts[1] not in PACKAGES:
+        return False
+    base = PACKAGES[parts[1]].joinpath(*parts[2:])
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 
 def imports(path: Path) -> list[tuple[str, int]]:
@@ -43,8 +59,7 @@ def imports(path: Path) -> list[tuple[str, int]]:
                 target = node.module or ""
             if target.startswith("hvl"):
                 out.append((target, node.lineno))
-                out += [(f"{target}.{a.name}", node.lineno) for a in node.names
-                        if (CORE / Path(*target.split(".")[2:]) / f"{a.name}.py").is_file()]
+                out += [(f"{target}.{a.name}", node.lineno) for a in node.names if is_module(f"{target}.{a.name}")]
     return out
 
 
@@ -55,6 +70,15 @@ def unit(mod: str) -> str:
 
 FILES = sorted(CORE.rglob("*.py"))
 GRAPH = {module_name(f): imports(f) for f in FILES}
+DOMAIN_FILES = sorted(DOMAINS.rglob("*.py"))
+DOMAIN_GRAPH = {module_name(f): imports(f) for f in DOMAIN_FILES}
+ALL_GRAPH = GRAPH | DOMAIN_GRAPH
+
+
+def domain(mod: str) -> str | None:
+    """``hvl.domains.surgical.demo.render`` -> ``surgical``; None outside a domain."""
+    parts = mod.split(".")
+    return parts[2] if parts[:2] == ["hvl", "domains"] and len(parts) > 2 else None
 
 
 def test_the_walk_sees_the_imports_it_checks():
@@ -62,6 +86,10 @@ def test_the_walk_sees_the_imports_it_checks():
     assert "hvl.core.data.datamodule" in {m for m, _ in GRAPH["hvl.core.models.module"]}
     assert "hvl.core.models.checkpoint" in {m for m, _ in GRAPH["hvl.core.search.index"]}  # inside a function
     assert "hvl.core.data.datasets" in {m for m, _ in GRAPH["hvl.core.search.evaluate"]}  # `from ..data import x`
+    assert "hvl.core.evaluation.stats" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical.clinical.scores"]}
+    assert "hvl.domains.surgical.demo.render" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical.demo.dataset"]}
+    assert "hvl.domains.surgical.demo" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical"]}  # inside a function
+    assert {"hvl.domains.surgical", "hvl.domains.sign", "hvl.domains.gameplay"} <= set(ALL_GRAPH)
 
 
 def test_core_never_imports_a_domain_or_the_cli():
@@ -110,7 +138,8 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_no_import_cycle_between_modules():
-    graph = {m: {t for t, _ in edges if t in GRAPH and t != m} for m, edges in GRAPH.items()}
+    """Among the modules of core and the domains together (a domain's module importing core and back would be one)."""
+    graph = {m: {t for t, _ in edges if t in ALL_GRAPH and t != m} for m, edges in ALL_GRAPH.items()}
     # a package's __init__ is imported on the way to any of its modules: not a dependency of its own modules
     graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
@@ -132,3 +161,15 @@ def test_every_subpackage_documents_itself_and_its_public_names():
         assert pkg.__all__, init
         for name in pkg.__all__:
             assert getattr(pkg, name) is not None, f"{init}: __all__ names {name}, which does not resolve"
+
+
+def test_domains_import_core_and_themselves_never_another_domain_or_the_cli():
+    bad = [f"{m} line {n} imports {t}" for m, edges in DOMAIN_GRAPH.items() for t, n in edges
+           if not (t.startswith("hvl.core") or domain(t) == domain(m)) or t == "hvl.core.cli"]
+    assert not bad, "a domain may import hvl.core (not its CLI) and its own modules:\n" + "\n".join(bad)
+
+
+def test_no_library_module_is_too_long():
+    long = [f"{f.relative_to(ROOT)}: {n} lines" for f in FILES + DOMAIN_FILES
+            if (n := len(f.read_text().splitlines())) > MAX_LINES]
+    assert not long, f"split these by job (at most {MAX_LINES} lines a module):\n" + "\n".join(long)
