@@ -123,7 +123,7 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
     flat.add(emb)
     truth = flat.search(queries, 10)[1]  # batched: the ground truth, not a timing
     exact, _ = latencies(lambda q: flat.search(q[None], 10), queries[: a.exact_queries])
-    videos = [{"video_id": f"v{i}", "game": "g", "path": "", "key": str(i), "start": i * a.frames, "n": a.frames}
+    videos = [{"video_id": f"v{i}", "group": "g", "path": "", "key": str(i), "start": i * a.frames, "n": a.frames}
               for i in range(a.videos)]
     times = np.tile(np.arange(a.frames, dtype=float), a.videos)
     exact_idx = FrameIndex(Path("."), {"dim": a.dim, "level": "clip"}, emb, row_video, times, videos, ["synthetic"])

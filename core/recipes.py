@@ -74,7 +74,7 @@ def command_for(config: dict) -> str:
     """The hvl command a recipe is for, from the keys only that command's schema has."""
     if "trainer" in config or "model" in config:
         return "fit"
-    for key, command in (("queries", "bugsearch-eval"), ("prompts", "zeroshot"), ("similarity", "retrieval")):
+    for key, command in (("queries", "search-eval"), ("prompts", "zeroshot"), ("similarity", "retrieval")):
         if key in config:
             return command
     return "?"

@@ -19,6 +19,7 @@ class Domain:
     prompts_dir: Path | None = None
     description: str = ""
     has_presets: bool = False  # whether ``demo`` takes ``preset=`` and ``procedure=`` (the surgical demo)
+    query_types: tuple[str, ...] = ()  # kinds of search query its query sets use (gameplay: bug, simple, compound)
 
 
 def available() -> dict[str, Any]:
@@ -31,6 +32,20 @@ def get_domain(name: str) -> Domain:
         raise HVLInputError(f"unknown domain '{name}'; installed domains: {sorted(eps) or 'none'} "
                             "(a domain registers itself under the 'hvl.domains' entry point)")
     return eps[name].load()
+
+
+DEFAULT_QUERY_TYPES = ("simple", "compound")
+
+
+def query_types() -> tuple[str, ...]:
+    """The query types of the installed domains, in their order (the first is the default), else the neutral two."""
+    out: list[str] = []
+    for name in sorted(available()):
+        try:
+            out += [t for t in get_domain(name).query_types if t not in out]
+        except Exception:  # a broken third-party plugin must not take search down with it
+            continue
+    return tuple(out) or DEFAULT_QUERY_TYPES
 
 
 def resolve_prompt_file(spec: str) -> Path:

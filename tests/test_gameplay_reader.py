@@ -27,8 +27,9 @@ def test_reads_layout_and_metadata(root):
     recs = read_gamephysics(root, metadata="meta_ok.csv")
     assert [r.video_id for r, _ in recs] == ["v000", "v001", "v100", "v101"]
     by_id = {r.video_id: r for r, _ in recs}
-    assert by_id["v000"].meta == {"game": "game0", "key": "game0/v000.mp4", "title": "car, flying", "score": "12"}
-    assert by_id["v001"].meta == {"game": "game0", "key": "game0/v001.mp4"}  # no CSV row: still read
+    assert by_id["v000"].meta == {"game": "game0", "group": "game0", "key": "game0/v000.mp4", "title": "car, flying",
+                                  "score": "12"}
+    assert by_id["v001"].meta == {"game": "game0", "group": "game0", "key": "game0/v001.mp4"}  # no CSV row: still read
     assert all(p.is_file() and p.suffix == ".mp4" for _, p in recs)
     assert [r.video_id for r, _ in read_gamephysics(root, metadata=None, games=["game1"])] == ["v100", "v101"]
     assert len(read_gamephysics(root)) == 4  # the default metadata.csv may be absent

@@ -14,6 +14,7 @@ from hvl.core.models import checkpoint as ckpt_mod
 from hvl.core.search.index import build_index, scan_videos
 from hvl.core.search.query import load_index
 from hvl.core.search.store import (
+    VERSION,
     committed_shards,
     ensure_header,
     indexed_keys,
@@ -82,7 +83,7 @@ def test_format_and_incremental_rerun_adds_only_new_videos(tmp_path, ckpt, fast_
 
     idx = load_index(out)
     assert len(idx.videos) == 6 and len(idx.emb) == 60
-    assert sorted(v["game"] for v in idx.videos) == ["game0"] * 3 + ["game1"] * 2 + ["game2"]
+    assert sorted(v["group"] for v in idx.videos) == ["game0"] * 3 + ["game1"] * 2 + ["game2"]
 
 
 def test_kill_9_mid_index_then_resume_has_no_duplicates_and_same_embeddings(tmp_path, ckpt, fast_load):
@@ -119,7 +120,7 @@ def test_kill_9_mid_index_then_resume_has_no_duplicates_and_same_embeddings(tmp_
 
 
 def test_index_refuses_to_mix_settings(tmp_path):
-    want = {"format": "hvl-frame-index", "version": 1, "checkpoint_sha256": "a", "level": "clip", "dim": 32,
+    want = {"format": "hvl-frame-index", "version": VERSION, "checkpoint_sha256": "a", "level": "clip", "dim": 32,
             "fps": 1.0, "image_size": 32}
     ensure_header(tmp_path, want)
     assert ensure_header(tmp_path, dict(want)) == want

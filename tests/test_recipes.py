@@ -62,9 +62,9 @@ def test_each_recipe_says_what_it_does_and_fits_the_command_listed_for_it(name):
     from hvl.core.evaluation.retrieval import RetrievalConfig
     from hvl.core.evaluation.zeroshot import ZeroShotConfig
     from hvl.core.io import load_config
-    from hvl.core.search.evaluate import BugSearchConfig
+    from hvl.core.search.evaluate import SearchEvalConfig
 
-    schemas = {"zeroshot": ZeroShotConfig, "retrieval": RetrievalConfig, "bugsearch-eval": BugSearchConfig}
+    schemas = {"zeroshot": ZeroShotConfig, "retrieval": RetrievalConfig, "search-eval": SearchEvalConfig}
     load_config(SHIPPED[name], schemas[command])  # extra="forbid": a recipe for another command fails here
     for other, schema in schemas.items():
         if other != command:
@@ -106,7 +106,7 @@ def test_copy_defaults_refuses_to_overwrite_and_goes_into_a_folder(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     assert main(["recipes", "copy", "gameplay/demo_eval"]) == 0
     assert (tmp_path / "gameplay_demo_eval.yaml").read_bytes() == SHIPPED["gameplay/demo_eval"].read_bytes()
-    assert "hvl bugsearch-eval --config gameplay_demo_eval.yaml" in capsys.readouterr().out
+    assert "hvl search-eval --config gameplay_demo_eval.yaml" in capsys.readouterr().out
     (tmp_path / "out").mkdir()
     assert main(["recipes", "copy", "sign/demo_pretrain", "out"]) == 0
     assert (tmp_path / "out" / "sign_demo_pretrain.yaml").is_file()

@@ -58,8 +58,9 @@ def test_aggregation_over_a_subset_of_rows_and_bad_arguments():
 # ------------------------------------------------------------------ a hand-written index
 def write_index(root: Path, videos: list[tuple[str, str, np.ndarray]], ckpt: Path, dim: int,
                 shard_videos: int = 2) -> Path:
-    """Write the documented format by hand: index.json + shards/<name>.npy (float16) + .jsonl."""
-    write_json(root / "index.json", {"format": FORMAT, "version": VERSION, "checkpoint": str(ckpt),
+    """Write the documented format by hand: index.json + shards/<name>.npy (float16) + .jsonl; version 1, whose
+    lines call a video's group ``game`` (indexes built before search was domain-neutral keep loading)."""
+    write_json(root / "index.json", {"format": FORMAT, "version": 1, "checkpoint": str(ckpt),
                                      "checkpoint_sha256": file_sha256(ckpt), "level": "clip", "dim": dim,
                                      "fps": 1.0, "image_size": 32, "dtype": "float16", "videos_root": "/x"})
     (root / "shards").mkdir(exist_ok=True)
@@ -102,12 +103,12 @@ def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
 
     assert main(["search", "a car falling through the floor", "--index", str(root), "--k", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) >= {"query", "index", "level", "agg", "k", "pool", "game", "method", "frames", "videos", "results"}
+    assert set(out) >= {"query", "index", "level", "agg", "k", "pool", "group", "method", "frames", "videos", "results"}
     assert out["method"] == "exact" and out["frames"] == sum(len(e) for *_, e in videos) and out["videos"] == 7
     res = out["results"]
     assert [r["rank"] for r in res] == [1, 2, 3, 4]
     for r in res:
-        assert set(r) == {"rank", "video_id", "game", "path", "score", "best_time", "best_score", "pool_count", "moments"}
+        assert set(r) == {"rank", "video_id", "group", "path", "score", "best_time", "best_score", "pool_count", "moments"}
         assert r["moments"][0]["t"] == r["best_time"] and r["moments"][0]["score"] == pytest.approx(r["best_score"])
         assert [m["score"] for m in r["moments"]] == sorted((m["score"] for m in r["moments"]), reverse=True)
     assert res[0]["video_id"] == "vid3" and res[0]["best_time"] == 2.0 and res[0]["score"] == pytest.approx(1.0, abs=2e-3)
@@ -119,7 +120,7 @@ def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
     assert main(["search", "a car falling through the floor", "--index", str(root), "--game", "gameA",
                  "--agg", "count", "--pool", "5", "--json"]) == 0
     game_out = json.loads(capsys.readouterr().out)
-    assert {r["game"] for r in game_out["results"]} == {"gameA"} and game_out["agg"] == "count"
+    assert {r["group"] for r in game_out["results"]} == {"gameA"} and game_out["agg"] == "count"
     assert sum(r["pool_count"] for r in game_out["results"]) == 5
 
     assert main(["search", "a car", "--index", str(root)]) == 0  # the text table
@@ -127,7 +128,9 @@ def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
     assert "rank" in table and "vid" in table
 
     assert main(["search", "x", "--index", str(root), "--game", "nope"]) == 2
-    assert "--game 'nope' is not in the index" in capsys.readouterr().err
+    assert "--group 'nope' is not in the index" in capsys.readouterr().err
+    assert main(["search", "x", "--index", str(root), "--group", "gameB", "--json"]) == 0  # the new spelling
+    assert {r["group"] for r in json.loads(capsys.readouterr().out)["results"]} == {"gameB"}
     assert main(["search", "x", "--index", str(tmp_path / "none")]) == 2
     assert "not an hvl index" in capsys.readouterr().err
 

@@ -409,7 +409,7 @@ def test_a_moved_or_deleted_video_is_pruned_from_the_index(tmp_path, small, caps
     idx = read_index(out)
     ids = [v["video_id"] for v in idx.videos]
     assert sorted(ids) == ["v000", "v001", "v100"] and len(ids) == len(set(ids))
-    assert next(v for v in idx.videos if v["video_id"] == "v000")["game"] == "game1"
+    assert next(v for v in idx.videos if v["video_id"] == "v000")["group"] == "game1"
     for v in idx.videos:  # the videos that stayed keep their rows exactly
         if v["video_id"] != "v000":
             np.testing.assert_array_equal(idx.emb[v["start"]:v["start"] + v["n"]], rows_before[v["video_id"]])

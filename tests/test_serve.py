@@ -61,7 +61,7 @@ def png(rgb: np.ndarray) -> bytes:
 
 # ------------------------------------------------------------------ search
 @pytest.mark.parametrize("opts", [{"agg": "max"}, {"agg": "topk-mean", "topk": 2}, {"agg": "count", "pool": 12},
-                                  {"agg": "max", "game": "moon_base", "k": 2}])
+                                  {"agg": "max", "group": "moon_base", "k": 2}])
 def test_text_search_is_hvl_search_with_one_encoder_pass(client, engine, opts):
     calls = engine.text_calls
     out = text_search(client, query="a red car next to a blue box", **opts)
@@ -73,8 +73,10 @@ def test_text_search_is_hvl_search_with_one_encoder_pass(client, engine, opts):
     for got, ref in zip(out["results"], want["results"]):
         assert got["score"] == pytest.approx(ref["score"], abs=1e-6) and got["moments"] == ref["moments"]
         assert got["clip"] == Path(ref["path"]).name and "path" not in got  # no server path leaves the app
-    if "game" in opts:
-        assert {r["game"] for r in out["results"]} == {"moon_base"} and len(out["results"]) == 2
+    if "group" in opts:
+        assert {r["group"] for r in out["results"]} == {"moon_base"} and len(out["results"]) == 2
+        old = text_search(client, query="a red car next to a blue box", game="moon_base", k=2)  # the old field name
+        assert [r["video_id"] for r in old["results"]] == [r["video_id"] for r in out["results"]]
 
 
 def test_frame_search_finds_its_own_frame_first(client, engine):
@@ -136,7 +138,7 @@ def test_search_bounds_are_422_naming_the_field(client, body, field):
 
 def test_search_errors_that_are_not_schema_errors(client, app):
     r = client.post("/api/search", json={"query": "a car", "game": "no_such_game"})
-    assert r.status_code == 400 and "--game 'no_such_game' is not in the index" in r.json()["detail"]
+    assert r.status_code == 400 and "--group 'no_such_game' is not in the index" in r.json()["detail"]
     r = client.post("/api/search", json={"query": "   "})
     assert r.status_code == 422 and "blank" in r.json()["detail"]
     r = client.post("/api/search", content=b"{not json", headers={"content-type": "application/json"})
@@ -149,7 +151,7 @@ def test_search_errors_that_are_not_schema_errors(client, app):
 def test_info(client, engine, data):
     info = client.get("/api/info").json()
     assert info["videos"] == len(engine.idx.videos) == 8 and info["frames"] == len(engine.idx.emb)
-    assert info["games"] == sorted({p.parent.name for p in data.videos.glob("*/*.mp4")})
+    assert info["groups"] == sorted({p.parent.name for p in data.videos.glob("*/*.mp4")})
     assert info["review"] is True and info["limits"]["k"] == 100
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
@@ -217,7 +219,7 @@ def test_only_listed_files_are_served(client, data, engine, tmp_path):
     """Traversal in every spelling reaches no file: ids are dictionary keys, static files are the package's."""
     secret = tmp_path / "secret.mp4"
     secret.write_bytes(b"SECRET-BYTES" * 10)
-    game_dir = data.videos / engine.idx.videos[0]["game"]
+    game_dir = data.videos / engine.idx.videos[0]["group"]
     link = game_dir / "linked_secret.mp4"
     link.symlink_to(secret)
     try:

@@ -121,7 +121,7 @@ def test_search_page(server, browser, tmp_path):
     drv = browser
     drv.get(url + "/")
     wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the page")
-    games = [o.get_attribute("value") for o in drv.find_elements(By.CSS_SELECTOR, "#game option")]
+    games = [o.get_attribute("value") for o in drv.find_elements(By.CSS_SELECTOR, "#group option")]
     assert games == ["", "desert_drive", "hill_racer", "moon_base"]
 
     box = drv.find_element(By.ID, "q")

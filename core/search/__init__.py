@@ -3,7 +3,7 @@
 The index format and reading it back (:mod:`.store`), building it from a video folder (:mod:`.index`,
 ``hvl index``), the approximate FAISS index tuned by measured recall (:mod:`.ann`), ranked search with
 its aggregations (:mod:`.query`, ``hvl search``) and query-set evaluation (:mod:`.evaluate`,
-``hvl bugsearch-eval``). May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves;
+``hvl search-eval``). May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves;
 never evaluation or the CLI.
 """
 from .._lazy import lazy_exports
@@ -16,7 +16,7 @@ _EXPORTS = {
                      "refresh_ann"], "ann"),
     **dict.fromkeys(["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "rank_all", "search"],
                     "query"),
-    **dict.fromkeys(["BugSearchConfig", "QuerySet", "load_queries"], "evaluate"),
+    **dict.fromkeys(["BugSearchConfig", "QuerySet", "SearchEvalConfig", "load_queries"], "evaluate"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

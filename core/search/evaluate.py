@@ -1,9 +1,10 @@
-"""`hvl bugsearch-eval`: text → video search quality on a query set with known relevant videos.
+"""`hvl search-eval` (old name `hvl bugsearch-eval`): text → video search quality on a query set with known
+relevant videos.
 
 The eval videos are indexed (or an index of the same checkpoint and settings is reused), each
 query is embedded once and every indexed video is ranked by the configured aggregation
 (exactly: evaluation needs the full ranking). Metrics, per query type (``simple``,
-``compound``, ``bug``) and ``overall`` (every query counted once), averaged over queries:
+``compound``, ``bug``: the types a domain's query sets use) and ``overall`` (every query counted once), averaged over queries:
 
 * ``recall_at_k`` (k = 1, 5, 10): the fraction of queries with **at least one** relevant
   video among the top k (the usual text→video R@k; torchmetrics' ``retrieval_hit_rate``);
@@ -27,14 +28,14 @@ from ..data import datasets
 from ..errors import HVLInputError, format_validation_error
 from ..io import load_config, read_yaml, write_json
 
-QUERY_TYPES = ("simple", "compound", "bug")
+QUERY_TYPE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 KS = (1, 5, 10)
 
 
 class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1)
-    type: Literal["simple", "compound", "bug"]
+    type: str = Field(pattern=QUERY_TYPE_PATTERN, description="a kind of query, e.g. simple, compound, bug")
     text: str = Field(min_length=1)
     relevant: list[str] = Field(min_length=1, description="video ids that answer the query")
     bug: str | None = None
@@ -46,12 +47,12 @@ class QuerySet(BaseModel):
 
 
 class DatasetSpec(datasets.DatasetSpec):
-    reader: str = Field("gamephysics", description="a reader of the domain, e.g. 'gamephysics', or 'manifest'")
+    reader: str = Field("manifest", description="a reader of the domain, e.g. 'gamephysics', or 'manifest'")
 
 
-class BugSearchConfig(BaseModel):
+class SearchEvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    domain: str | None = "gameplay"
+    domain: str | None = Field(None, description="the domain whose reader reads dataset (e.g. gameplay)")
     dataset: DatasetSpec
     queries: str = Field(description="YAML query set: queries: [{id, type, text, relevant: [video ids]}]")
     index: str = Field(description="folder for eval indexes; one sub-folder per checkpoint (reused when present)")
@@ -62,15 +63,23 @@ class BugSearchConfig(BaseModel):
     pool: int = Field(1000, ge=1)
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
-    experiment: str = "hvl-gameplay-bugsearch"
+    experiment: str = "hvl-search-eval"
 
 
-def load_queries(path: str | Path) -> QuerySet:
+BugSearchConfig = SearchEvalConfig  # the name before search was domain-neutral
+
+
+def load_queries(path: str | Path, types: tuple[str, ...] | None = None) -> QuerySet:
+    """A query set, validated; ``types``: the query types its domain uses (any type when None)."""
     data = read_yaml(path)
     try:
         qs = QuerySet.model_validate(data if isinstance(data, dict) else {"queries": data})
     except ValidationError as e:
         raise HVLInputError(format_validation_error(e, path)) from None
+    for i, q in enumerate(qs.queries):
+        if types and q.type not in types:
+            raise HVLInputError(f"{path}: field 'queries[{i}].type' is '{q.type}'; this domain's query types are "
+                                f"{list(types)}")
     dup = sorted(i for i, n in Counter(q.id for q in qs.queries).items() if n > 1)
     if dup:
         raise HVLInputError(f"{path}: query id(s) {dup} repeat; each query needs its own id")
@@ -110,10 +119,19 @@ def score_queries(rankings: list[list[int]], relevant: list[set[int]], n_videos:
     return out
 
 
+def query_types_of(queries: list[Query]) -> list[str]:
+    """The query set's types: the installed domains' in their order, then any other in first-seen order."""
+    from ..registry import query_types
+
+    seen, known = list(dict.fromkeys(q.type for q in queries)), query_types()
+    return [t for t in known if t in seen] + [t for t in seen if t not in known]
+
+
 def summarize(queries: list[Query], per_query: list[dict[str, float]], n_videos: int) -> dict[str, Any]:
     keys = [f"recall_at_{k}" for k in KS] + ["map"]
-    res: dict[str, Any] = {}
-    groups = {t: [i for i, q in enumerate(queries) if q.type == t] for t in QUERY_TYPES}
+    types = query_types_of(queries)
+    res: dict[str, Any] = {"query_types": types}
+    groups = {t: [i for i, q in enumerate(queries) if q.type == t] for t in types}
     groups["overall"] = list(range(len(queries)))
     res["chance"] = {}
     for name, idx in groups.items():
@@ -126,17 +144,19 @@ def summarize(queries: list[Query], per_query: list[dict[str, float]], n_videos:
     return res
 
 
-def evaluate(cfg: BugSearchConfig, ckpt: str | Path | None, progress: bool = True, model: str | None = None,
+def evaluate(cfg: SearchEvalConfig, ckpt: str | Path | None, progress: bool = True, model: str | None = None,
              text_model: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
     """``ckpt``: an hvl checkpoint; or ``model``: a pretrained image-text model used directly (the baseline)."""
     from ..models.checkpoint import fingerprint, load_for_eval
     from .index import VideoEntry, build_index
     from .query import embed_queries, load_index, rank_all
 
-    qs = load_queries(cfg.queries)
+    from ..registry import get_domain
+
+    qs = load_queries(cfg.queries, get_domain(cfg.domain).query_types if cfg.domain else None)
     records = datasets.load_videos(cfg.dataset, cfg.domain)
     entries = [VideoEntry(key=str(r.meta.get("key", Path(p).name)), video_id=r.video_id,
-                          game=str(r.meta.get("game", "")), path=str(p)) for r, p in records]
+                          group=str(r.meta.get("group", "")), path=str(p)) for r, p in records]
     known = {e.video_id for e in entries}
     for q in qs.queries:
         missing = sorted(set(q.relevant) - known)
@@ -171,7 +191,7 @@ def evaluate(cfg: BugSearchConfig, ckpt: str | Path | None, progress: bool = Tru
 
 def format_table(result: dict[str, Any]) -> str:
     lines = [f"{'queries':<10}{'n':>4}{'R@1':>8}{'R@5':>8}{'R@10':>8}{'mAP':>8}   (chance R@5)"]
-    for t in (*QUERY_TYPES, "overall"):
+    for t in (*result["query_types"], "overall"):
         if t in result:
             r = result[t]
             lines.append(f"{t:<10}{r['n_queries']:>4}{r['recall_at_1']:>8.3f}{r['recall_at_5']:>8.3f}"
@@ -193,7 +213,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..models.checkpoint import read_checkpoint
 
-    cfg = load_config(args.config, BugSearchConfig)
+    cfg = load_config(args.config, SearchEvalConfig)
     if args.agg:
         cfg.agg = args.agg
     result = evaluate(cfg, args.ckpt, progress=not args.no_progress, model=args.model, text_model=args.text_model,
@@ -206,7 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         meta = read_checkpoint(args.ckpt).get("hvl", {}) if args.ckpt else {}
         run_id = start_eval_run(cfg.experiment, meta.get("mlflow_run_id"))
-        metrics = {f"bugsearch/{t}/{k}": result[t][k] for t in (*QUERY_TYPES, "overall") if t in result
+        metrics = {f"bugsearch/{t}/{k}": result[t][k] for t in (*result["query_types"], "overall") if t in result
                    for k in ("recall_at_1", "recall_at_5", "recall_at_10", "map")}
         log_metrics(run_id, metrics, {"bugsearch_agg": cfg.agg, "bugsearch_fps": cfg.fps, "bugsearch_level": cfg.level})
         log_files(run_id, {"bugsearch": cfg.queries})

@@ -1,7 +1,7 @@
 """`hvl index`: embed the frames of a video folder into a resumable on-disk frame index.
 
-Videos are found as ``<root>/<game>/<id>.<ext>`` (GamePhysics' layout; files directly under
-``<root>`` get game ``""``). Frames are decoded at ``--fps`` (sample ``k`` is the frame presented at
+Videos are found as ``<root>/<group>/<id>.<ext>`` (GamePhysics' layout, where a group is a game; files
+directly under ``<root>`` get group ``""``). Frames are decoded at ``--fps`` (sample ``k`` is the frame presented at
 ``k / fps``; the index stores that frame's presentation timestamp, so a moment's time is when the
 embedded frame appears in a player, also in variable-frame-rate files), embedded in batches through Lightning ``Trainer.predict`` (one process per device; each rank
 takes every ``world``-th video) and written by a :class:`ShardWriter` prediction writer.
@@ -37,15 +37,15 @@ class VideoEntry:
 
     key: str
     video_id: str
-    game: str
+    group: str
     path: str
 
 
 def scan_videos(root: str | Path) -> list[VideoEntry]:
-    """``<root>/<game>/<id>.<ext>`` (and ``<root>/<id>.<ext>``), sorted by key; ids must be unique."""
+    """``<root>/<group>/<id>.<ext>`` (and ``<root>/<id>.<ext>``), sorted by key; ids must be unique."""
     root = Path(root)
     if not root.is_dir():
-        raise HVLInputError(f"{root}: video folder not found; expected <root>/<game>/<id>.mp4")
+        raise HVLInputError(f"{root}: video folder not found; expected <root>/<group>/<id>.mp4")
     out: list[VideoEntry] = []
     seen: dict[str, str] = {}
     real_root, outside = root.resolve(), []
@@ -57,18 +57,18 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
             continue
         rel = p.relative_to(root)
         if len(rel.parts) > 2:
-            raise HVLInputError(f"{p}: too deeply nested; videos go in <root>/<game>/<id>{p.suffix}")
-        game = rel.parts[0] if len(rel.parts) == 2 else ""
+            raise HVLInputError(f"{p}: too deeply nested; videos go in <root>/<group>/<id>{p.suffix}")
+        group = rel.parts[0] if len(rel.parts) == 2 else ""
         if p.stem in seen:
             raise HVLInputError(f"{p}: video id '{p.stem}' is also used by {seen[p.stem]}; "
                                 "video ids (file names without extension) must be unique; rename one")
         seen[p.stem] = str(p)
-        out.append(VideoEntry(key=rel.as_posix(), video_id=p.stem, game=game, path=str(p.resolve())))
+        out.append(VideoEntry(key=rel.as_posix(), video_id=p.stem, group=group, path=str(p.resolve())))
     if outside:
         print(f"hvl index: skipped {len(outside)} link(s) to files outside {root} ({', '.join(map(str, outside[:3]))}"
               f"{' ...' if len(outside) > 3 else ''}); copy or move such videos into the folder", file=sys.stderr)
     if not out:
-        raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) found; expected <root>/<game>/<id>.mp4")
+        raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) found; expected <root>/<group>/<id>.mp4")
     return out
 
 
@@ -198,7 +198,7 @@ def make_writer(index_dir: Path, videos: list[VideoEntry], shard_rows: int, on_b
             lines, row = [], 0
             for vi, e, t in self.done:
                 v = self.videos[vi]
-                lines.append(json.dumps({"key": v.key, "video_id": v.video_id, "game": v.game, "path": v.path,
+                lines.append(json.dumps({"key": v.key, "video_id": v.video_id, "group": v.group, "path": v.path,
                                          "row": row, "t": [round(float(x), 6) for x in t]}))
                 row += len(e)
             write_shard(index_dir, name, emb, lines)
@@ -297,7 +297,7 @@ def _refresh_ann(out: Path, kind: str, memory: int | str = ANN_MEMORY_DEFAULT) -
 
 # ------------------------------------------------------------------ CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("videos", help="folder laid out as <videos>/<game>/<id>.mp4")
+    p.add_argument("videos", help="folder laid out as <videos>/<group>/<id>.mp4 (GamePhysics: a group is a game)")
     from ..models.checkpoint import add_model_arguments
 
     add_model_arguments(p)

@@ -10,7 +10,7 @@ Frame scores become a video ranking by one of three aggregations:
 
 Ties, and under ``count`` videos with no frame in the pool, are ordered by the best frame.
 
-Exact search scores every frame (a float32 matmul; or only the frames of ``--game``, like
+Exact search scores every frame (a float32 matmul; or only the frames of one ``--group``, like
 GamePhysics' per-game index). Indexes of ``ANN_MIN_ROWS`` frames or more also get an
 approximate FAISS index (``<index>/ann/``, chosen by measured recall and latency, see :mod:`.ann`): it
 proposes a frame pool, and every frame of the videos in that pool is then rescored exactly,
@@ -89,15 +89,15 @@ def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
 
 # ------------------------------------------------------------------ search
 def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3, pool: int = 1000,
-           game: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
+           group: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
     """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
     q = np.asarray(query, np.float32).reshape(-1)
-    if game is not None:
-        rows = np.flatnonzero(np.array([v["game"] == game for v in idx.videos])[idx.row_video])
+    if group is not None:
+        rows = np.flatnonzero(np.array([v["group"] == group for v in idx.videos])[idx.row_video])
         if not len(rows):
-            games = sorted({v["game"] for v in idx.videos})
-            raise HVLInputError(f"--game '{game}' is not in the index; it has {games[:20]}")
-        method = "exact (game)"
+            groups = sorted({v["group"] for v in idx.videos})
+            raise HVLInputError(f"--group '{group}' is not in the index; it has {groups[:20]}")
+        method = "exact (group)"
     elif idx.ann is not None and not exact:
         m = idx.ann_meta
         if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
@@ -117,11 +117,11 @@ def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", to
         vr = np.arange(v["start"], v["start"] + v["n"])
         vs = idx.emb[vr] @ q
         top = np.argsort(-vs, kind="stable")[:moments]
-        results.append({"rank": rank + 1, "video_id": v["video_id"], "game": v["game"], "path": v["path"],
+        results.append({"rank": rank + 1, "video_id": v["video_id"], "group": v["group"], "path": v["path"],
                         "score": round(float(r.score[rank]), 6), "best_time": float(idx.row_time[r.best_row[rank]]),
                         "best_score": round(float(r.best_score[rank]), 6), "pool_count": int(r.count[rank]),
                         "moments": [{"t": float(idx.row_time[vr[j]]), "score": round(float(vs[j]), 6)} for j in top]})
-    return {"agg": agg, "k": k, "topk": topk, "pool": pool, "game": game, "method": method,
+    return {"agg": agg, "k": k, "topk": topk, "pool": pool, "group": group, "method": method,
             "frames": int(len(idx.emb)), "videos": len(idx.videos), "results": results}
 
 
@@ -141,10 +141,10 @@ def embed_queries(model, texts: list[str], level: str) -> np.ndarray:
 
 def format_table(query: str, res: dict[str, Any]) -> str:
     lines = [f"query: {query!r}   agg={res['agg']}   {res['method']}   {res['frames']} frames / {res['videos']} videos",
-             f"{'rank':>4}  {'video':<20}{'game':<16}{'score':>8}{'best @':>9}   moments (t: score)"]
+             f"{'rank':>4}  {'video':<20}{'group':<16}{'score':>8}{'best @':>9}   moments (t: score)"]
     for r in res["results"]:
         mom = ", ".join(f"{m['t']:.1f}s: {m['score']:.3f}" for m in r["moments"])
-        lines.append(f"{r['rank']:>4}  {r['video_id']:<20.20}{r['game']:<16.16}{r['score']:>8.3f}"
+        lines.append(f"{r['rank']:>4}  {r['video_id']:<20.20}{r['group']:<16.16}{r['score']:>8.3f}"
                      f"{r['best_time']:>8.1f}s   {mom}")
     return "\n".join(lines)
 
@@ -154,7 +154,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", help="text, e.g. \"a car falling through the floor\"")
     p.add_argument("--index", required=True, help="folder written by `hvl index`")
     p.add_argument("--k", type=int, default=10, help="videos to return")
-    p.add_argument("--game", help="search only this game's videos (exact)")
+    p.add_argument("--group", "--game", dest="group",
+                   help="search only this group's videos, exact (the folder under the video root; GamePhysics: a "
+                        "game; --game is the old spelling)")
     p.add_argument("--agg", choices=AGGREGATIONS, default="max", help="frame scores -> video score")
     p.add_argument("--topk", type=int, default=3, help="frames averaged by --agg topk-mean")
     p.add_argument("--pool", type=int, default=1000, help="frame pool for --agg count (GamePhysics: 1000)")
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     idx = load_index(args.index, use_ann=not args.exact)
     model = model_for_index(idx, args.ckpt, args.model, args.text_model, args.trust_remote_code)
     q = embed_queries(model, [args.query], idx.header["level"])[0]
-    res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, game=args.game, exact=args.exact)
+    res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, group=args.group, exact=args.exact)
     res = {"query": args.query, "index": str(args.index), "level": idx.header["level"]} | res
     print(json.dumps(res, indent=2) if args.json else format_table(args.query, res))
     return res

@@ -1,14 +1,18 @@
 """The on-disk frame index: header, shards of frame embeddings, and reading them back.
 
-On-disk format (``FORMAT``, version 1)::
+On-disk format (``FORMAT``, version 2)::
 
     <index>/index.json        header: format, version, checkpoint (path + sha256), level, dim,
                               fps, image_size, dtype, videos_root
     <index>/shards/<name>.npy     float16 [rows, dim]: one L2-normalised embedding per frame
     <index>/shards/<name>.jsonl   one line per video, in row order:
-                              {"key": "<game>/<id>.mp4", "video_id", "game", "path", "row", "t": [s, ...]}
+                              {"key": "<group>/<id>.mp4", "video_id", "group", "path", "row", "t": [s, ...]}
                               (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
     <index>/ann/                  optional approximate index (see :mod:`hvl.core.search.ann`)
+
+A ``group`` is the folder a video sits in (GamePhysics: its game; a hospital's: its site) and what
+``--group`` filters on. Version 1 called it ``game``; version-1 indexes are read as they are, and an
+index extended by this hvl has its header moved to version 2 (its old lines keep ``game``, read alike).
 
 Pruning: a video whose file moved or disappeared is taken out of its shard by writing the shard's next
 generation (``<name>.g<N>``: the same videos minus the gone ones, committed like any shard) and then
@@ -39,7 +43,8 @@ __all__ = ["FORMAT", "VERSION", "FrameIndex", "committed_shards", "ensure_header
            "prune", "read_header", "read_index", "read_shard_embeddings", "read_shard_meta", "remove_orphans",
            "write_shard"]
 
-FORMAT, VERSION = "hvl-frame-index", 1
+FORMAT, VERSION = "hvl-frame-index", 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -56,9 +61,10 @@ def read_header(index_dir: str | Path) -> dict[str, Any]:
         h = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the index") from None
-    if h.get("format") != FORMAT or h.get("version") != VERSION:
+    if h.get("format") != FORMAT or h.get("version") not in READABLE_VERSIONS:
         raise HVLInputError(f"{path}: field 'format'/'version' is {h.get('format')!r}/{h.get('version')!r}, "
-                            f"expected {FORMAT!r}/{VERSION}; rebuild the index with this hvl")
+                            f"expected {FORMAT!r}/{' or '.join(map(str, READABLE_VERSIONS))}; rebuild the index "
+                            "with this hvl")
     return h
 
 
@@ -73,6 +79,11 @@ def _all_committed(index_dir: str | Path) -> list[str]:
     if not d.is_dir():
         return []
     return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
+
+
+def group_of(line: dict[str, Any]) -> str:
+    """A shard line's group (version 1 lines call it ``game``)."""
+    return str(line.get("group", line.get("game", "")))
 
 
 def committed_shards(index_dir: str | Path) -> list[str]:
@@ -196,6 +207,9 @@ def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
             raise HVLInputError(f"{path}: field '{key}' is {have.get(key)!r} but this run has {want.get(key)!r}; "
                                 "an index holds one model's embeddings at one setting: use a new --out, "
                                 "or the same --ckpt/--model/--level/--fps")
+    if have.get("version") != VERSION:  # new shards name groups as this version does
+        have = have | {"version": VERSION}
+        write_json(path, have)
     return have
 
 
@@ -209,7 +223,7 @@ class FrameIndex:
     emb: np.ndarray                      # float32 [N, D]
     row_video: np.ndarray                # int64 [N]: row -> video table index
     row_time: np.ndarray                 # float64 [N]: seconds
-    videos: list[dict[str, Any]]         # video_id, game, path, key, start, n
+    videos: list[dict[str, Any]]         # video_id, group, path, key, start, n
     shards: list[str]
     ann: Any = None
     ann_meta: dict[str, Any] = field(default_factory=dict)
@@ -245,8 +259,8 @@ def read_index(path: str | Path) -> FrameIndex:
             raise HVLInputError(f"{root}/shards/{name}.jsonl: lists {n} frames but {name}.npy has {len(e)} rows; "
                                 "delete the shard and re-run `hvl index`")
         for m in meta:
-            videos.append({k: m[k] for k in ("video_id", "game", "path", "key")} | {"start": row + m["row"],
-                                                                                   "n": len(m["t"])})
+            videos.append({"video_id": m["video_id"], "group": group_of(m), "path": m["path"], "key": m["key"],
+                           "start": row + m["row"], "n": len(m["t"])})
             vid_of_row.append(np.full(len(m["t"]), len(videos) - 1, np.int64))
             times.append(np.asarray(m["t"], np.float64))
         embs.append(e)

@@ -24,6 +24,7 @@ def _demo(out: str, seed: int = 0, **kw: Any) -> dict[str, Any]:
 
 
 plugin = Domain(name="gameplay", demo=_demo, readers={"gamephysics": read_gamephysics}, prompts_dir=PROMPTS_DIR,
-                description="gameplay bug search (GamePhysics-style): index videos, search by text, bug-type zero-shot")
+                description="gameplay bug search (GamePhysics-style): index videos, search by text, bug-type zero-shot",
+                query_types=("bug", "simple", "compound"))
 
 __all__ = ["plugin", "read_gamephysics", "PROMPTS_DIR"]

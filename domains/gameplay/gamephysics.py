@@ -61,13 +61,13 @@ def read_gamephysics(root: str | Path, metadata: str | None = "metadata.csv",
         if mpath.is_file() or metadata != "metadata.csv":
             meta_rows = read_metadata(mpath)
     if games is not None:
-        unknown = sorted(set(games) - {e.game for e in entries})
+        unknown = sorted(set(games) - {e.group for e in entries})
         if unknown:
             raise HVLInputError(f"{root}: game folder(s) {unknown} not found; options.games must name folders under it")
-        entries = [e for e in entries if e.game in games]
+        entries = [e for e in entries if e.group in games]
     out = []
     for e in entries:
         row = meta_rows.get(e.video_id, {})
-        meta = {"game": e.game, "key": e.key} | {k: v for k, v in row.items() if k != "post_id"}
+        meta = {"game": e.group, "group": e.group, "key": e.key} | {k: v for k, v in row.items() if k != "post_id"}
         out.append((VideoRecord(video_id=e.video_id, path=e.path, meta=meta), Path(e.path)))
     return out

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from ...errors import HVLInputError
+from ...registry import query_types as registry_query_types
 from .engine import SearchEngine
 from .files import FileGone, ServedFile, VerifiedFileResponse
 from .media import ThumbnailCache, UploadError, decode_upload
@@ -183,6 +184,7 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
     app.state.engine, app.state.thumbs, app.state.queries, app.state.review = engine, thumbs, queries, review
     app.state.limits = limits
     review_files = admit_review_videos(review, engine) if review is not None else {}
+    query_types = registry_query_types()
 
     # ------------------------------------------------------------------ security and errors
     if token:
@@ -230,7 +232,7 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
             raise HTTPException(404, e.args[0]) from None
 
     def run_search(q, opts: SearchOptions, query: str, kind: str) -> SearchResponse:
-        res = engine.search(q, k=opts.k, agg=opts.agg, topk=opts.topk, pool=opts.pool, game=opts.game)
+        res = engine.search(q, k=opts.k, agg=opts.agg, topk=opts.topk, pool=opts.pool, group=opts.group)
         return SearchResponse(query=query, kind=kind, **res)
 
     # ------------------------------------------------------------------ pages
@@ -251,8 +253,8 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
     def info() -> Info:
         idx = engine.idx
         return Info(index=str(idx.root), level=engine.level, frames=len(idx.emb), videos=len(idx.videos),
-                    fps=float(idx.header["fps"]), games=engine.games, aggregations=["max", "topk-mean", "count"],
-                    query_types=["simple", "compound", "bug"], queries=str(queries.path), review=review is not None,
+                    fps=float(idx.header["fps"]), groups=engine.groups, aggregations=["max", "topk-mean", "count"],
+                    query_types=list(query_types), queries=str(queries.path), review=review is not None,
                     limits={"query_chars": MAX_QUERY_CHARS, "k": MAX_K, "topk": MAX_TOPK, "pool": MAX_POOL,
                             "upload_bytes": limits.max_upload_bytes})
 
@@ -273,10 +275,11 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
 
     @app.post("/api/search/image", response_model=SearchResponse)
     def search_image(file: Annotated[UploadFile, File(description="PNG, JPEG or WebP")], k: Annotated[int, Form()] = 12,
-                     game: Annotated[str | None, Form()] = None, agg: Annotated[str, Form()] = "max",
+                     group: Annotated[str | None, Form()] = None, game: Annotated[str | None, Form()] = None,
+                     agg: Annotated[str, Form()] = "max",
                      topk: Annotated[int, Form()] = 3, pool: Annotated[int, Form()] = 1000) -> SearchResponse:
         try:
-            opts = SearchOptions(k=k, game=game or None, agg=agg, topk=topk, pool=pool)
+            opts = SearchOptions(k=k, group=group or game or None, agg=agg, topk=topk, pool=pool)
         except ValidationError as e:
             raise HTTPException(422, _errors_text(e.errors())) from None
         data = file.file.read(limits.max_upload_bytes + 1)
@@ -296,10 +299,10 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
             return Response(req.response.model_dump_json(indent=2), media_type="application/json", headers=headers)
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["query", "rank", "video_id", "game", "clip", "score", "best_time", "best_score", "pool_count",
+        w.writerow(["query", "rank", "video_id", "group", "clip", "score", "best_time", "best_score", "pool_count",
                     "moments"])
         for r in req.response.results:
-            w.writerow([csv_text(req.response.query), r.rank, csv_text(r.video_id), csv_text(r.game), csv_text(r.clip),
+            w.writerow([csv_text(req.response.query), r.rank, csv_text(r.video_id), csv_text(r.group), csv_text(r.clip),
                         r.score, r.best_time, r.best_score, r.pool_count,
                         " ".join(f"{m.t:g}:{m.score:g}" for m in r.moments)])
         return Response(buf.getvalue(), media_type="text/csv", headers=headers)
@@ -346,7 +349,10 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
         if not j.query.strip():
             raise HTTPException(422, "field 'query': the query is blank")
         video_or_404(j.video_id)
-        return JudgedQuery(**queries.judge(j.query, j.type, j.video_id, j.relevant))
+        qtype = j.type or query_types[0]
+        if qtype not in query_types:
+            raise HTTPException(422, f"field 'type': '{qtype}' is not one of {list(query_types)}")
+        return JudgedQuery(**queries.judge(j.query, qtype, j.video_id, j.relevant))
 
     # ------------------------------------------------------------------ zero-shot review
     def review_or_404() -> ReviewSet:

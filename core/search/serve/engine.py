@@ -36,7 +36,7 @@ class SearchEngine:
         self.preprocess = preprocess or preprocess_of_header(idx.header)
         self.lock = threading.Lock()
         self.by_id = {v["video_id"]: i for i, v in enumerate(idx.videos)}
-        self.games = sorted({v["game"] for v in idx.videos})
+        self.groups = sorted({v["group"] for v in idx.videos})
         self.text_calls = 0  # encoder passes, so that tests can hold "once per query" to account
         self.folder = videos or ServedFolder(idx.header.get("videos_root") or idx.root,
                                              f"{idx.root / 'index.json'} field 'videos_root'")
@@ -111,8 +111,8 @@ class SearchEngine:
         return self.idx.videos[self.by_id[video_id]]
 
     # ------------------------------------------------------------------ search
-    def search(self, q: np.ndarray, k: int, agg: str, topk: int, pool: int, game: str | None) -> dict[str, Any]:
-        res = search(self.idx, q, k=k, agg=agg, topk=topk, pool=pool, game=game or None)
+    def search(self, q: np.ndarray, k: int, agg: str, topk: int, pool: int, group: str | None) -> dict[str, Any]:
+        res = search(self.idx, q, k=k, agg=agg, topk=topk, pool=pool, group=group or None)
         for r in res["results"]:
             r["clip"] = Path(r.pop("path")).name  # the page needs no server path
         return res

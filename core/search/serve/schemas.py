@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
 MAX_QUERY_CHARS = 500
 MAX_K = 100
@@ -13,7 +13,7 @@ MAX_TOPK = 100
 MAX_POOL = 100_000
 
 Aggregation = Literal["max", "topk-mean", "count"]
-QueryType = Literal["simple", "compound", "bug"]
+QueryType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]  # the domains' kinds (Info.query_types)
 
 
 def _encodable(text: str) -> str:
@@ -33,7 +33,8 @@ class SearchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     k: int = Field(12, ge=1, le=MAX_K, description="videos to return")
-    game: Text | None = Field(None, max_length=200, description="search only this game's videos")
+    group: Text | None = Field(None, max_length=200, validation_alias=AliasChoices("group", "game"),
+                               description="search only this group's videos (GamePhysics: a game; 'game' is the old name)")
     agg: Aggregation = "max"
     topk: int = Field(3, ge=1, le=MAX_TOPK, description="frames averaged by agg topk-mean")
     pool: int = Field(1000, ge=1, le=MAX_POOL, description="frame pool for agg count")
@@ -60,7 +61,7 @@ class Result(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
     rank: int
     video_id: Text
-    game: Text
+    group: Text
     clip: Text = Field(description="file name of the clip")
     score: float
     best_time: float
@@ -77,7 +78,7 @@ class SearchResponse(BaseModel):
     k: int
     topk: int
     pool: int
-    game: str | None
+    group: str | None
     method: str
     frames: int
     videos: int
@@ -96,7 +97,7 @@ class Info(BaseModel):
     frames: int
     videos: int
     fps: float
-    games: list[str]
+    groups: list[str]
     aggregations: list[str]
     query_types: list[str]
     queries: str = Field(description="the query set file testers' judgements go to")
@@ -109,7 +110,7 @@ class Judgement(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    type: QueryType = "bug"
+    type: QueryType = Field("", description="one of Info.query_types (default: the first)")
     video_id: Text = Field(min_length=1, max_length=300)
     relevant: bool | None
 

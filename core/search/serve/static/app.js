@@ -14,7 +14,7 @@ async function api(path, opts = {}) {
 }
 
 function options() {
-  return { k: Number($("k").value) || 12, game: $("game").value || null, agg: $("agg").value };
+  return { k: Number($("k").value) || 12, group: $("group").value || null, agg: $("agg").value };
 }
 
 async function run(label, request) {
@@ -88,7 +88,7 @@ function render(res) {
       </div>
       <div class="meta">
         <span class="rank">#${r.rank}</span> <span class="clip" title="${escapeHtml(r.clip)}">${escapeHtml(r.clip)}</span>
-        <div class="muted">${escapeHtml(r.game || "—")} · score ${r.score.toFixed(3)}</div>
+        <div class="muted">${escapeHtml(r.group || "—")} · score ${r.score.toFixed(3)}</div>
         <div class="chips">${chips}</div>
         <div class="verdict">
           <button type="button" class="mark yes" title="relevant to the query">✓ relevant</button>
@@ -132,7 +132,7 @@ async function judge(video_id, relevant) {
 
 function play(r, t) {
   const v = $("player");
-  $("now-playing").textContent = `${r.clip} (${r.game || "—"}) from ${fmtTime(t)}`;
+  $("now-playing").textContent = `${r.clip} (${r.group || "—"}) from ${fmtTime(t)}`;
   state.pending = t;
   v.dataset.target = String(t);
   if (v.dataset.video !== r.video_id) {
@@ -173,7 +173,8 @@ async function init() {
   try {
     const info = (state.info = await api("/api/info"));
     $("summary").textContent = `${info.videos} videos · ${info.frames} frames · ${info.level} level · judgements → ${info.queries}`;
-    for (const g of info.games) if (g) $("game").append(new Option(g, g));
+    for (const g of info.groups) if (g) $("group").append(new Option(g, g));
+    $("qtype").replaceChildren(...info.query_types.map((t) => new Option(t, t)));  // the domains' kinds of query
     $("review-link").hidden = !info.review;
     $("q").maxLength = info.limits.query_chars;
     $("k").max = info.limits.k;
