@@ -197,7 +197,7 @@ def format_table(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="retrieval YAML (see recipes/sign/*_retrieval.yaml)")
-    from ..models.checkpoint import add_model_arguments
+    from ..models.arguments import add_model_arguments
 
     add_model_arguments(p)
     p.add_argument("--json", help="write the metrics here")

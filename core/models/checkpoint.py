@@ -12,6 +12,7 @@ import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from ..errors import HVLInputError
+from .arguments import add_model_arguments  # noqa: F401  (its old home; commands import it from .arguments)
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -120,17 +121,6 @@ def preprocess_of(meta: dict[str, Any], image_size: int | None = None):
     if meta.get("preprocess"):
         return Preprocess.model_validate(meta["preprocess"])
     return Preprocess.square(int(image_size or meta.get("image_size") or 64))
-
-
-def add_model_arguments(p, ckpt_required: bool = False) -> None:
-    """``--ckpt`` / ``--model`` / ``--text-model`` / ``--trust-remote-code`` for every evaluation command."""
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--ckpt", help="trained hvl checkpoint")
-    g.add_argument("--model", help="pretrained image-text model used directly, no hvl training: a local HF directory "
-                                   "(CLIP, SigLIP) or <kind>:<file> (e.g. surgvlp:/models/PeskaVLP.pth)")
-    p.add_argument("--text-model", help="text tower / tokenizer directory for --model when separate")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow a model directory or checkpoint to run code it ships (off: such models are refused)")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -11,7 +11,8 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["FORMAT", "VERSION", "FrameIndex", "committed_shards", "file_sha256", "read_header",
                      "read_index"], "store"),
-    **dict.fromkeys(["VideoEntry", "build_index", "scan_videos"], "index"),
+    **dict.fromkeys(["VideoEntry", "scan_videos"], "videos"),
+    **dict.fromkeys(["build_index", "deal_by_duration"], "index"),
     **dict.fromkeys(["ANN_MIN_ROWS", "TARGET_RECALL", "ann_kind_for", "build_ann", "measure_candidate", "parse_memory",
                      "refresh_ann"], "ann"),
     **dict.fromkeys(["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "rank_all", "search"],

@@ -44,6 +44,7 @@ __all__ = ["FORMAT", "VERSION", "FrameIndex", "committed_shards", "ensure_header
            "write_shard"]
 
 FORMAT, VERSION = "hvl-frame-index", 2
+DEFAULT_SHARD_ROWS = 16384  # frames per committed shard: a kill loses at most this much embedding work
 READABLE_VERSIONS = (1, 2)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hvl.core.data.schema import VideoRecord
 from hvl.core.errors import HVLInputError
-from hvl.core.search.index import scan_videos
+from hvl.core.search.videos import scan_videos
 
 REQUIRED_COLUMNS = ("post_id", "title")
 

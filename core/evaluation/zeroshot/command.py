@@ -11,7 +11,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ...models.checkpoint import add_model_arguments
+    from ...models.arguments import add_model_arguments
 
     p.add_argument("--config", required=True)
     add_model_arguments(p)
