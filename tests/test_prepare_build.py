@@ -119,11 +119,6 @@ def _outside(raw):
     return "case2.aws.srt, line 11: cue_outside_video"
 
 
-def _overlap(raw):
-    (raw / "transcripts" / "case2.aws.srt").write_text(SRT + "\n3\n00:00:06,500 --> 00:00:08,000\nover\n")
-    return "case2.aws.srt, line 11: cue_overlap"
-
-
 def _order(raw):
     (raw / "transcripts" / "case2.aws.srt").write_text(SRT + "\n3\n00:00:03,000 --> 00:00:04,000\nback\n")
     return "case2.aws.srt, line 11: cue_order"
@@ -156,8 +151,7 @@ def _chapter_outside(raw):
     return "case2.vtt, line 3: chapter_outside_video"
 
 
-@pytest.mark.parametrize("break_it, kind", [(_outside, "cue_outside_video"), (_overlap, "cue_overlap"),
-                                            (_order, "cue_order"), (_bad_cue, "bad_cue"),
+@pytest.mark.parametrize("break_it, kind", [(_outside, "cue_outside_video"), (_order, "cue_order"), (_bad_cue, "bad_cue"),
                                             (_no_transcript, "video_without_transcript"),
                                             (_no_video, "transcript_without_video"),
                                             (_undecodable, "undecodable_video"),
@@ -184,6 +178,16 @@ def test_each_problem_stops_the_run_or_is_repaired_under_warn(raw, tmp_path, bre
         assert report["counts"]["dropped_bad_cues"] == 1
     if kind == "chapter_outside_video":
         assert recs["case2"].phases[0].end == SECONDS
+
+
+def test_overlapping_cues_are_legal_kept_and_counted(raw, tmp_path):
+    """WebVTT and SubRip show overlapping cues together: no flag needed, the report counts them."""
+    (raw / "transcripts" / "case2.aws.srt").write_text(SRT + "\n3\n00:00:06,500 --> 00:00:08,000\nover\n")
+    report = prepare(raw, tmp_path / "out", progress=False)
+    assert report["counts"]["overlapping_cues"] == 1 and report["problems"]["count"] == 0
+    assert [c.texts[0] for c in records(tmp_path / "out")["case2"].clips][-1] == "over"
+    # commands written for earlier versions, which needed the flag, still run
+    assert prepare(raw, tmp_path / "o2", PrepareConfig(warn=["cue_overlap"]), progress=False)["problems"]["count"] == 0
 
 
 def test_cli_reports_errors_and_prints_the_table(raw, tmp_path, capsys):

@@ -1,10 +1,12 @@
 """``hvl prepare``: raw videos + transcripts (+ chapters, abstracts) → hierarchical manifests and a report.
 
-Readers for the formats people have (:mod:`.subtitles`, :mod:`.chapters`), where a corpus keeps them
-(:mod:`.layout`), the checks and their policies (:mod:`.checks`), clip construction (:mod:`.clips`), splits
-(:mod:`.splits`), the report (:mod:`.report`), optional transcription (:mod:`.transcribe`) and re-encoding
-(:mod:`.reencode`), the pipeline (:mod:`.build`) and the command (:mod:`.command`). Part of
-:mod:`hvl.core.data`: may import only hvl.core.data and the leaves (errors, io, registry).
+Readers for the formats people have (:mod:`.subtitles`, :mod:`.chapters`), YouTube's rolling
+auto-captions read to their words (:mod:`.autocaptions`), yt-dlp's file names and ``.info.json``
+(:mod:`.ytdlp`), where a corpus keeps them (:mod:`.layout`), the checks and their policies
+(:mod:`.checks`), clip construction (:mod:`.clips`), splits (:mod:`.splits`), the report
+(:mod:`.report`), optional transcription (:mod:`.transcribe`) and re-encoding (:mod:`.reencode`), the
+pipeline (:mod:`.build`) and the command (:mod:`.command`). Part of :mod:`hvl.core.data`: may import only
+hvl.core.data and the leaves (errors, io, registry).
 """
 from ..._lazy import lazy_exports
 
@@ -13,7 +15,10 @@ _EXPORTS = {
                     "subtitles"),
     **dict.fromkeys(["Chapter", "read_abstracts", "read_chapters"], "chapters"),
     **dict.fromkeys(["Inputs", "LayoutSpec", "discover"], "layout"),
-    **dict.fromkeys(["Clip", "ClipConfig", "Sentence", "build_clips", "merge_fragments"], "clips"),
+    **dict.fromkeys(["Clip", "ClipConfig", "Sentence", "build_clips", "merge_fragments", "sentences_from_words"],
+                    "clips"),
+    **dict.fromkeys(["collapse", "is_rolling"], "autocaptions"),
+    **dict.fromkeys(["description_abstract", "parse_ytdlp_name", "read_info_json", "split_ytdlp_name"], "ytdlp"),
     **dict.fromkeys(["KINDS", "Problem"], "checks"),
     "assign_splits": "splits",
     **dict.fromkeys(["PrepareConfig", "prepare"], "build"),

@@ -20,16 +20,17 @@ from ...errors import HVLInputError
 from ...io import atomic_write_bytes, write_json
 from ..schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
 from .chapters import Chapter, read_abstracts, read_chapters
-from .checks import KINDS, Problem, check_cues, raise_errors
+from .checks import KINDS, RETIRED_KINDS, Problem, check_cues, raise_errors
 from .clips import ClipConfig, build_clips, prepare_sentences
 from .layout import Inputs, Layout, discover, read_splits
 from .report import render_html, summarise
 from .splits import SPLITS, assign_splits, check_split_names
 from .subtitles import read_transcript
+from .ytdlp import AbstractMode, read_info_json
 
 __all__ = ["PrepareConfig", "prepare"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: WebVTT blocks as the spec splits them, auto-captions read to their words, overlaps legal
 
 
 class PrepareConfig(BaseModel):
@@ -38,8 +39,12 @@ class PrepareConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     clips: ClipConfig = Field(default_factory=ClipConfig)
     warn: list[str] = Field(default_factory=list, description="problem kinds repaired with a warning, not an error")
-    tolerance: float = Field(0.05, ge=0, description="seconds a cue may overlap the next or outrun the video "
-                             "before it counts as a problem (timestamp rounding)")
+    tolerance: float = Field(0.05, ge=0, description="seconds a cue (or chapter) may outrun the video before it "
+                             "counts as a problem, and overlap the next cue before it counts as overlapping "
+                             "(timestamp rounding)")
+    abstract_from: AbstractMode = Field("paragraph", description="yt-dlp folders: the video-level text is the "
+                                        "description's first paragraph, the whole description (links, hashtags and "
+                                        "timestamp lines dropped), the title, or none")
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_file: str | None = None
     seed: int = 0
@@ -54,7 +59,7 @@ class PrepareConfig(BaseModel):
     frames_fps: float | None = Field(None, gt=0)
 
     def policy(self) -> dict[str, str]:
-        unknown = sorted(set(self.warn) - set(KINDS) - {"all"})
+        unknown = sorted(set(self.warn) - set(KINDS) - set(RETIRED_KINDS) - {"all"})
         if unknown:
             raise HVLInputError(f"--warn {unknown}: unknown problem kind(s); use 'all' or any of {sorted(KINDS)}")
         return {k: "warn" if "all" in self.warn or k in self.warn else "error" for k in KINDS}
@@ -74,10 +79,12 @@ def _sha(path: Path) -> str:
 
 
 def _key(inp: Inputs, cfg: PrepareConfig) -> str:
-    settings = {"v": CACHE_VERSION, "clips": cfg.clips.model_dump(mode="json"), "tolerance": cfg.tolerance}
+    settings = {"v": CACHE_VERSION, "clips": cfg.clips.model_dump(mode="json"), "tolerance": cfg.tolerance,
+                "abstract_from": cfg.abstract_from}
     files = {"transcripts": {s: [p.name, _sha(p)] for s, p in sorted(inp.transcripts.items())},
              "chapters": [inp.chapters.name, _sha(inp.chapters)] if inp.chapters else None,
-             "abstract": [inp.abstract.name, _sha(inp.abstract)] if inp.abstract else None}
+             "abstract": [inp.abstract.name, _sha(inp.abstract)] if inp.abstract else None,
+             "info": [inp.info.name, _sha(inp.info)] if inp.info else None}
     if inp.video:
         st = inp.video.stat()
         files["video"] = [str(inp.video.resolve()), st.st_size, st.st_mtime_ns]
@@ -123,7 +130,7 @@ def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
     duration = round(duration, 3)
     sources = {}
     for name, path in sorted(inp.transcripts.items()):
-        cues = check_cues(read_transcript(path), duration, cfg.tolerance, problems, counts)
+        cues = check_cues(read_transcript(path, counts), duration, cfg.tolerance, problems, counts)
         counts["cues_read"] += len(cues)
         sources[name] = prepare_sentences(name, cues, cfg.clips, counts)
     anchor = cfg.clips.anchor if cfg.clips.anchor in sources else sorted(sources)[0]
@@ -131,12 +138,16 @@ def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
         counts["anchor_fallback_videos"] += 1
     clips = build_clips(sources, anchor, duration, cfg.clips, counts)
     phases = _phases(read_chapters(inp.chapters), duration, cfg, problems, counts) if inp.chapters else []
-    texts = read_abstracts(inp.abstract) if inp.abstract else []
+    texts = read_abstracts(inp.abstract, cfg.abstract_from) if inp.abstract else []
     if not clips:
         counts["videos_without_clips"] += 1
+    meta = {"anchor": anchor, "sources": sorted(sources)}
+    if inp.info:
+        info = read_info_json(inp.info)
+        meta.update({k: info[k] for k in ("title", "uploader", "upload_date", "webpage_url") if info[k]})
     rec = VideoRecord(video_id=inp.video_id, path=str(inp.video.resolve()), texts=texts, duration=duration,
                       phases=phases, clips=[ClipSegment(start=c.start, end=c.end, texts=list(c.texts)) for c in clips],
-                      meta={"anchor": anchor, "sources": sorted(sources)})
+                      meta=meta)
     return Result(rec.model_dump(mode="json", exclude_defaults=True), [p.to_dict() for p in problems], dict(counts))
 
 
@@ -218,11 +229,14 @@ def prepare(raw: str | Path, out: str | Path, cfg: PrepareConfig | None = None,
     problems: list[dict[str, str]] = []
     counts: Counter = Counter()
     problems += [Problem("transcript_without_video", str(next(iter(i.transcripts.values()))),
-                         f"no video '{i.video_id}' under the videos folder").to_dict()
+                         f"no video '{i.video_id}' " + ("beside it" if layout.kind == "ytdlp" else
+                                                        "under the videos folder")).to_dict()
                  for i in layout.inputs.values() if i.transcripts and not i.video]
-    problems += [Problem("video_without_transcript", str(i.video),
-                         "no transcript for this video (transcripts/<id>.<source>.srt|vtt|json|csv, or --asr)"
-                         ).to_dict() for i in layout.inputs.values() if i.video and not i.transcripts]
+    missing = ("no subtitles for this video (yt-dlp --write-subs / --write-auto-subs --sub-langs en, or --asr)"
+               if layout.kind == "ytdlp" else
+               "no transcript for this video (transcripts/<id>.<source>.srt|vtt|json|csv, or --asr)")
+    problems += [Problem("video_without_transcript", str(i.video), missing).to_dict()
+                 for i in layout.inputs.values() if i.video and not i.transcripts]
     usable = [i for i in layout.inputs.values() if i.video and i.transcripts]
     cache_dir = out / ".cache" / "videos"
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -2,25 +2,26 @@
 
 Every problem names a file and a place in it. Under ``error`` (the default for every kind) the run stops
 before anything is written, listing them; under ``warn`` the stated repair is made and counted in the
-report — never a silent drop.
+report — never a silent drop. What a format allows is not a problem: overlapping cues are legal WebVTT
+and SubRip (shown together), so they are kept and counted (``overlapping_cues``), never refused. Times
+that are negative or not finite never get this far: the readers refuse them with the file and line.
 """
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from ...errors import HVLInputError
 from .subtitles import Cue
 
-__all__ = ["KINDS", "Policy", "Problem", "check_cues", "raise_errors"]
+__all__ = ["KINDS", "RETIRED_KINDS", "Policy", "Problem", "check_cues", "raise_errors"]
 
 Policy = dict[str, Literal["error", "warn"]]
 
 # kind -> what `warn` does
 KINDS = {
     "cue_outside_video": "the cue is clipped to the video's duration (dropped if it starts after the end)",
-    "cue_overlap": "the overlapping cue is kept",
     "cue_order": "the cues are sorted by start time",
     "bad_cue": "the cue (end not after start) is dropped",
     "video_without_transcript": "the video is left out",
@@ -28,6 +29,8 @@ KINDS = {
     "undecodable_video": "the video is left out",
     "chapter_outside_video": "the chapter is clipped to the video's duration (dropped if it starts after the end)",
 }
+# accepted by --warn so that commands written for earlier versions still run; they change nothing now
+RETIRED_KINDS = {"cue_overlap": "overlapping cues are legal and kept without a flag"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Problem:
 
 def check_cues(cues: list[Cue], duration: float, tol: float, problems: list[Problem],
                counts: Counter) -> list[Cue]:
-    """Cues in time order and inside ``[0, duration]``, after reporting what had to change."""
+    """Cues in time order and inside ``[0, duration]``, after reporting what had to change; overlaps counted."""
     out: list[Cue] = []
     unsorted = False
     for i, c in enumerate(cues):
@@ -55,8 +58,7 @@ def check_cues(cues: list[Cue], duration: float, tol: float, problems: list[Prob
                                                        f"({out[-1].where}, {out[-1].start:.3f}s)"))
             unsorted = True
         elif out and c.start < out[-1].end - tol:
-            problems.append(Problem("cue_overlap", c.at, f"starts at {c.start:.3f}s, before the previous cue "
-                                                         f"({out[-1].where}) ends at {out[-1].end:.3f}s"))
+            counts["overlapping_cues"] += 1
         if c.end > duration + tol:
             problems.append(Problem("cue_outside_video", c.at, f"ends at {c.end:.3f}s but the video lasts "
                                                                f"{duration:.3f}s"))
@@ -64,7 +66,7 @@ def check_cues(cues: list[Cue], duration: float, tol: float, problems: list[Prob
                 counts["dropped_outside_cues"] += 1
                 continue
             counts["clipped_cues"] += 1
-            c = Cue(c.start, duration, c.text, c.file, c.where)
+            c = replace(c, end=duration, words=tuple(w for w in c.words if w[0] < duration))
         out.append(c)
     if unsorted:
         out.sort(key=lambda c: (c.start, c.end))

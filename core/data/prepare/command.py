@@ -28,6 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pad", choices=["anchor", "none"], default=d.pad,
                    help="fill missing extra positives with the anchor sentence (PeskaVLP) or leave them out")
     g.add_argument("--no-merge", action="store_true", help="take every cue as a sentence")
+    g.add_argument("--pause", type=float, default=d.pause_seconds,
+                   help="word-timed captions (YouTube auto-captions): a sentence ends at a pause this long "
+                        "(seconds from one word's start to the next's)")
+    g.add_argument("--abstract-from", choices=["paragraph", "description", "title", "none"], default="paragraph",
+                   help="yt-dlp folders: the video-level text is the description's first paragraph (links, hashtags "
+                        "and timestamp lines dropped), the whole description so cleaned, the title, or none")
     s = p.add_argument_group("splits")
     s.add_argument("--split-ratios", default="0.8,0.1,0.1", help="train,val,test by video (seeded)")
     s.add_argument("--split-file", help="CSV video_id,split (or a PeskaVLP splits/ folder); overrides the ratios")
@@ -35,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("checks")
     c.add_argument("--warn", nargs="+", default=[], metavar="KIND",
                    help=f"repair these problems with a warning instead of stopping ('all' or: {', '.join(KINDS)})")
-    c.add_argument("--tolerance", type=float, default=0.05, help="seconds of overlap / overrun not counted")
+    c.add_argument("--tolerance", type=float, default=0.05,
+                   help="seconds a cue may outrun the video (or overlap the next, for the count) unreported")
     a = p.add_argument_group("transcription")
     a.add_argument("--asr", metavar="DIR", help="local Whisper directory: transcribe videos without a transcript")
     a.add_argument("--asr-all", action="store_true", help="transcribe every video (an extra 'asr' source)")
@@ -51,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from(args: argparse.Namespace) -> PrepareConfig:
     clips = ClipConfig(anchor=args.anchor, min_seconds=args.min_seconds, max_seconds=args.max_seconds, k=args.k,
-                       pad=args.pad, merge=not args.no_merge)
-    return PrepareConfig(clips=clips, warn=args.warn, tolerance=args.tolerance,
+                       pad=args.pad, merge=not args.no_merge, pause_seconds=args.pause)
+    return PrepareConfig(clips=clips, warn=args.warn, tolerance=args.tolerance, abstract_from=args.abstract_from,
                          split_ratios=parse_ratios(args.split_ratios), split_file=args.split_file, seed=args.seed,
                          layout=args.layout, videos=args.videos, asr=args.asr, asr_all=args.asr_all,
                          asr_chunk_seconds=args.asr_chunk, reencode=args.reencode, size=args.size, gop=args.gop,

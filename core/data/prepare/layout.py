@@ -7,10 +7,23 @@ Three ways to say it, one result (:class:`Inputs` per video id):
 * PeskaVLP / SVL's layout, recognised by ``splits/*.csv`` beside ``*_narration_texts/`` folders: each
   ``<source>_narration_texts/<video>.csv`` is one transcript source, ``keystep_texts/`` the chapters,
   ``abstract_texts/`` the abstracts, the split files' ``video_path`` the video of each id;
+* yt-dlp's flat folder, recognised by video files (or ``.info.json``) at the top and no ``videos/``
+  folder: ``<title> [<id>].mp4``, ``<title> [<id>].<lang>.vtt|srt``, ``<title> [<id>].info.json``,
+  ``<title> [<id>].description`` (or ``<id>.<ext>`` names, yt-dlp's ``-o "%(id)s.%(ext)s"``):
+
+  1. a file's video id is the yt-dlp id in its name's last ``[...]``, else its name up to the suffixes;
+  2. ``<id>.<video ext>`` is the video; an unmerged format (``.f137.mp4``), a ``.part`` / ``.ytdl`` /
+     ``.temp.*`` download and ``.live_chat.json`` are listed as stray, thumbnails are ignored;
+  3. each ``.<lang>.vtt`` / ``.<lang>.srt`` is one transcript source named by its language code as
+     yt-dlp wrote it (``en``, ``en-orig``): manual subtitles and auto-captions are two sources; a second
+     file of one language (``.srt`` beside ``.vtt``) is listed as stray;
+  4. ``.info.json`` gives the chapters and the abstract (and the title, uploader and upload date), a
+     ``.description`` file the abstract (and timestamp-line chapters) when there is no ``.info.json``;
 * a YAML file (``layout.yaml`` in the folder, or ``--layout``) naming those folders (:class:`LayoutSpec`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +33,7 @@ from ...errors import HVLInputError
 from ...io import load_config
 from .chapters import ABSTRACT_SUFFIXES, CHAPTER_SUFFIXES
 from .subtitles import TRANSCRIPT_SUFFIXES, csv_rows, quote
+from .ytdlp import split_ytdlp_name
 
 __all__ = ["VIDEO_SUFFIXES", "Inputs", "Layout", "LayoutSpec", "discover"]
 
@@ -45,14 +59,15 @@ class Inputs:
     transcripts: dict[str, Path] = field(default_factory=dict)
     chapters: Path | None = None
     abstract: Path | None = None
+    info: Path | None = None  # yt-dlp's .info.json: title, uploader, upload date
 
     def files(self) -> list[Path]:
-        return [p for p in (self.video, *self.transcripts.values(), self.chapters, self.abstract) if p]
+        return [p for p in (self.video, *self.transcripts.values(), self.chapters, self.abstract, self.info) if p]
 
 
 @dataclass
 class Layout:
-    kind: str  # "hvl", "peskavlp" or "yaml"
+    kind: str  # "hvl", "peskavlp", "ytdlp" or "yaml"
     root: Path
     inputs: dict[str, Inputs]
     splits: dict[str, str] | None  # video id -> split, when the corpus brings its own
@@ -120,6 +135,75 @@ def _by_id(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path
     return out
 
 
+_DOWNLOADING = re.compile(r"\.(?:part|ytdl|temp\.\w+|part-frag\d+)$|\.f\d+(?:-\w+)?\.\w+$", re.IGNORECASE)
+
+
+def _flat_id(name: str, video_ids: set[str]) -> tuple[str, str] | None:
+    """(video id, suffixes) of a file in a flat folder (steps 1 and 2)."""
+    parts = split_ytdlp_name(name)
+    if parts:
+        return parts[1], parts[2]
+    for vid in sorted(video_ids, key=len, reverse=True):  # ids may contain dots: the longest that fits
+        if name.startswith(vid + "."):
+            return vid, name[len(vid):]
+    if name.endswith(".info.json"):
+        return name[: -len(".info.json")], ".info.json"
+    stem, dot, ext = name.rpartition(".")
+    return (stem, dot + ext) if dot and stem else None
+
+
+def _flat_layout(root: Path) -> tuple[dict[str, Inputs], list[str]] | None:
+    """yt-dlp's flat folder (see the module's steps), or None when ``root`` does not look like one."""
+    files = sorted(p for p in root.iterdir() if p.is_file())
+    is_video = lambda p: p.suffix.lower() in VIDEO_SUFFIXES and not _DOWNLOADING.search(p.name)
+    if not any(is_video(p) or p.name.endswith(".info.json") for p in files):
+        return None
+    video_ids = {(_flat_id(p.name, set()) or (p.stem, ""))[0] for p in files if is_video(p)}
+    inputs: dict[str, Inputs] = {}
+    stray: list[str] = []
+    for p in files:
+        parsed = _flat_id(p.name, video_ids)
+        if parsed is None:
+            continue
+        vid, rest = parsed
+        low = rest.lower()
+        inp = inputs.setdefault(vid, Inputs(vid))
+        if _DOWNLOADING.search(p.name):
+            stray.append(f"{p}: an unfinished or unmerged yt-dlp download (re-run yt-dlp; merging formats needs "
+                         "ffmpeg)")
+        elif low in VIDEO_SUFFIXES:
+            if inp.video is None:
+                inp.video = p
+            else:
+                stray.append(f"{p}: a second video for '{vid}' (using {inp.video.name})")
+        elif low == ".info.json":
+            inp.info = inp.chapters = inp.abstract = p
+        elif low == ".description":
+            if inp.info is None:
+                inp.chapters = inp.abstract = p
+        elif low.endswith(".live_chat.json"):
+            stray.append(f"{p}: YouTube live chat, not a transcript of the video")
+        elif low.endswith((".vtt", ".srt")):
+            lang = rest[1:].rsplit(".", 1)[0] if low.count(".") >= 2 else "main"
+            other = inp.transcripts.get(lang)
+            if other is not None and other.suffix.lower() == ".srt" and low.endswith(".vtt"):
+                inp.transcripts[lang], p, other = p, other, p  # WebVTT keeps YouTube's word times; SubRip does not
+            if other is not None:
+                stray.append(f"{p}: a second '{lang}' subtitle file for '{vid}' (using "
+                             f"{inp.transcripts[lang].name})")
+            else:
+                inp.transcripts[lang] = p
+        elif low.endswith(TRANSCRIPT_SUFFIXES):
+            stray.append(f"{p}: name subtitles as yt-dlp does, <title> [<id>].<lang>{p.suffix} "
+                         f"(e.g. '... [{vid}].en{p.suffix}')")
+    for vid in [v for v, i in inputs.items() if not i.video and not i.transcripts]:
+        what = inputs.pop(vid)
+        if what.info or what.abstract:
+            stray.append(f"{what.info or what.abstract}: no video with id '{vid}' beside it (a playlist's or "
+                         "channel's info?)")
+    return inputs, stray
+
+
 def discover(root: str | Path, layout_file: str | Path | None = None, videos: str | Path | None = None) -> Layout:
     root = Path(root)
     if not root.is_dir():
@@ -129,6 +213,12 @@ def discover(root: str | Path, layout_file: str | Path | None = None, videos: st
         kind, spec = "yaml", load_config(layout_file or root / "layout.yaml", LayoutSpec)
     elif (pesk := _peskavlp_spec(root)) is not None:
         kind, spec = "peskavlp", pesk
+    elif not videos and not (root / "videos").is_dir() and (flat := _flat_layout(root)) is not None:
+        found, stray = flat
+        if (root / "splits.csv").is_file():
+            splits, _ = read_splits(root / "splits.csv")
+            return Layout("ytdlp", root, dict(sorted(found.items())), splits, str(root / "splits.csv"), stray)
+        return Layout("ytdlp", root, dict(sorted(found.items())), None, None, stray)
     if videos:
         spec = spec.model_copy(update={"videos": str(videos)})
     splits_path = root / spec.splits if spec.splits else (root / "splits.csv" if (root / "splits.csv").is_file()

@@ -63,7 +63,7 @@ def _samples(recs: list[VideoRecord], seed: int, n: int = 3) -> dict[str, list[d
     rng = random.Random(seed)
     clips = [(r.video_id, c) for r in recs for c in r.clips]
     phases = [(r.video_id, p) for r in recs for p in r.phases]
-    pick = lambda xs: [xs[i] for i in sorted(rng.sample(range(len(xs)), min(n, len(xs))))]  # noqa: E731
+    pick = lambda xs: [xs[i] for i in sorted(rng.sample(range(len(xs)), min(n, len(xs))))]
     return {
         "clip": [{"video_id": v, "start": c.start, "end": c.end, "texts": [_cut(t) for t in c.texts]}
                  for v, c in pick(clips)],
@@ -98,7 +98,8 @@ def summarise(splits: dict[str, list[VideoRecord]], counts: Counter, problems: l
         "counts": dict(sorted(counts.items())),
         "problems": {"count": len(problems), "by_kind": dict(sorted(Counter(p["kind"] for p in problems).items())),
                      "first": problems[:50]},
-        "top_clip_texts": [{"text": _cut(t), "count": c} for t, c in sorted(top.items(), key=lambda x: (-x[1], x[0]))[:10]],
+        "top_clip_texts": [{"text": _cut(t), "count": c}
+                           for t, c in sorted(top.items(), key=lambda x: (-x[1], x[0]))[:10]],
         "samples": _samples(all_recs, seed),
     }
 
@@ -115,14 +116,14 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-_NOT_DROPS = ("cues_read", "extra_positives", "padded_positives")
+_NOT_DROPS = ("cues_read", "extra_positives", "padded_positives", "overlapping_cues")
 
 
 def render_table(report: dict[str, Any]) -> str:
     head = ["split"] + [h for _, h in _COLS]
     rows = _rows(report)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [fmt(head), "  ".join("-" * w for w in widths), *map(fmt, rows)]
     w = report["total"]["words"]
     lines.append(f"words per text: clip {w['clip']}, phase {w['phase']}, video {w['video']}; "
@@ -130,6 +131,8 @@ def render_table(report: dict[str, Any]) -> str:
     dropped = {k: v for k, v in report["counts"].items() if v and k not in _NOT_DROPS}
     if dropped:
         lines.append("dropped / repaired: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
+    if report["counts"].get("overlapping_cues"):
+        lines.append(f"overlapping cues (legal in WebVTT / SubRip, kept): {report['counts']['overlapping_cues']}")
     if report["problems"]["count"]:
         lines.append(f"warnings: {report['problems']['by_kind']} (listed in report.json)")
     lines += [f"note: {a}" for a in report["advice"]]
@@ -140,7 +143,7 @@ def render_table(report: dict[str, Any]) -> str:
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
-    e = lambda x: html.escape(str(x))  # noqa: E731
+    e = lambda x: html.escape(str(x))
     return ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
 

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class Cue:
     text: str
     file: str
     where: str  # "line 12" or "segments[3]": what an error message points at
+    words: tuple[tuple[float, str], ...] = ()  # (start, word) where the format times each word
 
     @property
     def at(self) -> str:
@@ -118,7 +120,7 @@ def parse_timestamp(s: str) -> float | None:
     if not m:
         return None
     h, mi, sec, frac = m.groups()
-    return int(h or 0) * 3600 + int(mi) * 60 + int(sec) + (int(frac.ljust(3, "0")) / 1000 if frac else 0.0)
+    return round(int(h or 0) * 3600 + int(mi) * 60 + int(sec) + (int(frac.ljust(3, "0")) / 1000 if frac else 0.0), 3)
 
 
 def _blocks(text: str) -> list[tuple[int, list[str]]]:
@@ -162,27 +164,65 @@ def parse_srt(path: str | Path) -> list[Cue]:
     return cues
 
 
-def _vtt_cues(path: Path) -> list[tuple[int, float, float, str]]:
-    text = read_text(path)
-    if not text.startswith("WEBVTT"):
-        raise HVLInputError(f"{path}, line 1: a WebVTT file starts with 'WEBVTT'")
+_VTT_SIGNATURE = re.compile(r"WEBVTT(?:[ \t].*)?$")
+_VTT_SKIP = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t]|$)")
+
+
+def _vtt_cues(path: Path) -> list[tuple[int, float, float, list[str]]]:
+    """(timing line number, start, end, payload lines as written) per cue, as the WebVTT parsing algorithm
+    splits the file:
+
+    1. The first line is ``WEBVTT``, alone or followed by a space or tab and anything.
+    2. The header (``Kind: captions``, ``Language: en``, ...) runs to the first empty line, or to the
+       first line holding ``-->``; it carries no cue.
+    3. Blocks are separated by *empty* lines only: a line of spaces (YouTube's auto-captions open most
+       cues with one) belongs to the payload. ``NOTE``, ``STYLE`` and ``REGION`` blocks are skipped.
+    4. A block's first line, or its second after a cue identifier, is the timing line; a payload line
+       holding ``-->`` starts the next cue without an empty line between.
+    """
+    lines = read_text(path).split("\n")
+    if not _VTT_SIGNATURE.match(lines[0]):
+        raise HVLInputError(f"{path}, line 1: a WebVTT file starts with 'WEBVTT' (alone on the line, or "
+                            f"followed by a space), got {quote(lines[0])}")
+    i, n = 1, len(lines)
+    while i < n and lines[i] != "" and "-->" not in lines[i]:
+        i += 1
     out = []
-    for first, lines in _blocks(text)[1:]:  # the header block ('WEBVTT', Kind:, Language:) carries no cue
-        head = lines[0].strip()
-        if head.split(" ", 1)[0] in ("NOTE", "STYLE", "REGION") and "-->" not in head:
+    while i < n:
+        if lines[i] == "":
+            i += 1
             continue
-        i = 0 if "-->" in lines[0] else 1  # an optional cue identifier precedes the timing line
-        if i >= len(lines) or "-->" not in lines[i]:
-            raise HVLInputError(f"{path}, line {first}: expected a WebVTT timing line "
-                                f"('00:01.000 --> 00:02.000'), got {quote(head)}")
-        start, end = _timing(lines[i], path, first + i, "WebVTT")
-        out.append((first + i, start, end, check_length(" ".join(lines[i + 1:]), f"{path}, line {first + i}")))
+        head = lines[i]
+        if _VTT_SKIP.match(head) and "-->" not in head:
+            while i < n and lines[i] != "":
+                i += 1
+            continue
+        t = i if "-->" in head else i + 1  # an optional cue identifier precedes the timing line
+        if t >= n or "-->" not in lines[t]:
+            raise HVLInputError(f"{path}, line {i + 1}: expected a WebVTT timing line "
+                                f"('00:01.000 --> 00:02.000'), got {quote(head.strip())}")
+        start, end = _timing(lines[t], path, t + 1, "WebVTT")
+        j = t + 1
+        while j < n and lines[j] != "" and "-->" not in lines[j]:
+            j += 1
+        payload = lines[t + 1:j]
+        check_length("\n".join(payload), f"{path}, line {t + 1}")
+        out.append((t + 1, start, end, payload))
+        i = j
     return out
 
 
-def parse_vtt(path: str | Path) -> list[Cue]:
+def parse_vtt(path: str | Path, counts: Counter | None = None) -> list[Cue]:
+    """Cues of a WebVTT file; YouTube auto-captions (word timing tags in a rolling display) become one cue
+    per spoken line, each word once with its time (:mod:`.autocaptions`), what was removed in ``counts``."""
+    from .autocaptions import collapse, is_rolling  # that module builds on this one's helpers
+
     path = Path(path)
-    return [Cue(s, e, clean_text(t, markup=True), str(path), f"line {n}") for n, s, e, t in _vtt_cues(path)]
+    cues = _vtt_cues(path)
+    if is_rolling(cues):
+        return [Cue(s, e, text, str(path), f"line {n}", words)
+                for n, s, e, text, words in collapse(cues, counts if counts is not None else Counter())]
+    return [Cue(s, e, clean_text(" ".join(t), markup=True), str(path), f"line {n}") for n, s, e, t in cues]
 
 
 def _number(v: object) -> float | None:
@@ -276,9 +316,10 @@ def parse_csv(path: str | Path) -> list[Cue]:
 _READERS = {".srt": parse_srt, ".vtt": parse_vtt, ".json": parse_whisper_json, ".csv": parse_csv}
 
 
-def read_transcript(path: str | Path) -> list[Cue]:
+def read_transcript(path: str | Path, counts: Counter | None = None) -> list[Cue]:
+    """The cues of any transcript format; what a reader removed (auto-caption repeats) is added to ``counts``."""
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise HVLInputError(f"{path}: unknown transcript format; use one of {', '.join(TRANSCRIPT_SUFFIXES)}")
-    return reader(path)
+    return parse_vtt(path, counts) if reader is parse_vtt else reader(path)
