@@ -168,7 +168,7 @@ def timed(make_loader: Callable[[], DataLoader], skip: int) -> dict[str, float]:
 def before_fixes(on: bool) -> Iterator[None]:
     """hvl as it was before the fixes this benchmark led to (decoder parking, shared-memory collate, 8-bit
     pixels out of the workers with the transforms fused, instead of float frames through MONAI step by step)."""
-    import hvl.core.data.datamodule as D
+    import hvl.core.data.dataset as D
     import hvl.core.data.video as V
 
     def step_by_step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:  # float frames out of the workers

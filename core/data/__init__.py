@@ -3,7 +3,9 @@
 Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`) and the
 video decoders behind it (:mod:`.decoders`; what each reads is shown by `hvl probe`, :mod:`.probe`),
 frame transforms (:mod:`.transforms`), evaluation datasets and their checks (:mod:`.datasets`), and the
-hierarchical DataModule with its level-schedule sampler (:mod:`.datamodule`); raw videos and transcripts turned
+hierarchical DataModule (:mod:`.datamodule`) with its parts: the levels (:mod:`.levels`), the Dataset and collate
+(:mod:`.dataset`), the level-schedule sampler (:mod:`.sampler`), the setup-time video check (:mod:`.video_check`)
+and training on cached frozen features (:mod:`.frozen_features`); raw videos and transcripts turned
 into manifests by :mod:`.prepare` (``hvl prepare``). May import only the
 leaves of :mod:`hvl.core` (errors, io, registry); never models, evaluation, search or the CLI.
 """
@@ -18,8 +20,10 @@ _EXPORTS = {
     **dict.fromkeys(["FrameTransform", "normalize_batch"], "transforms"),
     **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "describe_video", "format_probe_table",
                      "load_videos", "manifest_videos", "probe_video", "probe_videos"], "datasets"),
-    **dict.fromkeys(["LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "LevelConfig",
-                     "LevelScheduleSampler", "collate"], "datamodule"),
+    **dict.fromkeys(["LEVELS", "Item", "LevelConfig", "build_items"], "levels"),
+    **dict.fromkeys(["Augment", "HierarchicalDataset", "collate"], "dataset"),
+    "LevelScheduleSampler": "sampler",
+    "HVLDataModule": "datamodule",
     "PrepareConfig": "prepare",
 }
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from ..data.datamodule import LEVELS
+from ..data.levels import LEVELS
 from ..data.transforms import normalize_batch
 from ..errors import HVLInputError
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
