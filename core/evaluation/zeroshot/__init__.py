@@ -14,12 +14,10 @@ from ..._lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["ZeroShotConfig", "check_inputs"], "config"),
-    **dict.fromkeys(["FrameChunks", "_FrameChunks", "eval_frame_times", "sample_eval_frames"], "frames"),
+    **dict.fromkeys(["FrameChunks", "eval_frame_times", "sample_eval_frames"], "frames"),
     "CpuThreads": "threads",
     **dict.fromkeys(["class_embeddings", "evaluate", "format_table", "predict", "summarize"], "classify"),
     **dict.fromkeys(["PREDICTIONS_FORMAT", "write_predictions"], "files"),
-    # `hvl zeroshot` (hvl.core.cli imports this package and calls these)
-    **dict.fromkeys(["add_arguments", "run"], "command"),
 }
 __all__ = sorted(k for k in _EXPORTS if not k.startswith("_"))
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -74,4 +74,3 @@ def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size:
     return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
 
 
-_FrameChunks = FrameChunks  # the name benchmarks/zeroshot.py imports

@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ...errors import HVLInputError
 from ...io import atomic_write_bytes, write_json
@@ -59,9 +58,19 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _yaml_dump(obj: Any) -> bytes:
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~20x faster on a large query set
-    return yaml.dump(obj, Dumper=dumper, sort_keys=False, allow_unicode=True).encode()
+# characters PyYAML's reader refuses raw (control characters, C1, U+FFFE/FFFF) or reads as line breaks inside a
+# quoted string (NEL, U+2028/2029): written as \\uXXXX escapes
+_NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _query_set_yaml(queries: list[dict[str, Any]]) -> bytes:
+    """``queries:`` with one query a line, each a JSON object (a YAML flow mapping): valid YAML that any YAML
+    reader and a person can read and edit, written in milliseconds where PyYAML's representer takes ~1.4 s for
+    20,000 queries."""
+    def flow(q: dict[str, Any]) -> str:
+        return _NOT_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(q, ensure_ascii=False))
+
+    return ("queries:\n" + "".join(f"  - {flow(q)}\n" for q in queries)).encode()
 
 
 class QuerySetStore:
@@ -136,7 +145,7 @@ class QuerySetStore:
                      | ({"bug": q["bug"]} if q.get("bug") else {}) for q in queries if q["relevant"]]
         sha = None
         if evaluated:  # YAML first: a crash before the judgements are written leaves a YAML that is merged back
-            data = _yaml_dump({"queries": evaluated})
+            data = _query_set_yaml(evaluated)
             atomic_write_bytes(self.path, data)
             sha = hashlib.sha256(data).hexdigest()
         else:  # the format needs at least one query; every verdict is still in the judgements file

@@ -1,7 +1,8 @@
 """Zero-shot predictions written by ``hvl zeroshot --predictions <dir>``, loaded for the review page.
 
-Everything is read and validated at startup; the videos the review page may play are exactly the
-``path`` fields of these files (checked to exist), looked up by video id."""
+The format is :mod:`hvl.core.data.predictions` (the models zero-shot writes through). Everything is read and
+validated at startup; the videos the review page may play are the ``path`` fields of these files, admitted by
+the server's one served folder (:mod:`.files`), looked up by video id."""
 from __future__ import annotations
 
 import json
@@ -9,72 +10,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
+from ...data.predictions import (
+    MANIFEST_FILE,
+    PREDICTIONS_FORMAT,
+    PREDICTIONS_VERSION,
+    PredictionsManifest,
+    VideoPredictions,
+)
 from ...errors import HVLInputError, format_validation_error
-
-PREDICTIONS_FORMAT = "hvl-zeroshot-predictions"  # as hvl.core.evaluation.zeroshot writes (search never imports it)
-
-
-class _Metrics(BaseModel):
-    accuracy: float
-    f1_macro: float
-    jaccard: float
-
-
-class _Entry(BaseModel):
-    video_id: str
-    file: str
-    n_frames: int
-    metrics: _Metrics
-    smoothed_metrics: _Metrics
-
-
-class _Manifest(BaseModel):
-    format: str
-    version: int
-    classes: list[str] = Field(min_length=1)
-    level: str
-    fps: float
-    smoothing: dict[str, Any]
-    metrics: _Metrics
-    videos: list[_Entry] = Field(min_length=1)
-
-
-class _Video(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    video_id: str
-    path: str
-    fps: float
-    classes: list[str]
-    t: list[float]
-    truth: list[int]
-    pred: list[int]
-    smoothed: list[int]
-    probs: list[list[float]]
-    metrics: _Metrics
-    smoothed_metrics: _Metrics
-
-    @model_validator(mode="after")
-    def _aligned(self) -> _Video:
-        n = len(self.t)
-        if not (len(self.truth) == len(self.pred) == len(self.smoothed) == len(self.probs) == n):
-            raise ValueError(f"t, truth, pred, smoothed and probs must have one entry per frame ({n})")
-        c = len(self.classes)
-        if any(not 0 <= y < c for y in self.truth + self.pred + self.smoothed):
-            raise ValueError(f"class indices must be in [0, {c})")
-        return self
 
 
 @dataclass
 class ReviewSet:
     root: Path
-    manifest: _Manifest
-    videos: dict[str, _Video]
+    manifest: PredictionsManifest
+    videos: dict[str, VideoPredictions]
 
     def summary(self) -> dict[str, Any]:
         m = self.manifest
-        return {"classes": m.classes, "level": m.level, "fps": m.fps, "smoothing": m.smoothing,
+        return {"classes": m.classes, "level": m.level, "fps": m.fps, "smoothing": m.smoothing.model_dump(),
                 "metrics": m.metrics.model_dump(), "videos": [{"video_id": e.video_id, "n_frames": e.n_frames,
                                                                 "metrics": e.metrics.model_dump(),
                                                                 "smoothed_metrics": e.smoothed_metrics.model_dump()}
@@ -100,17 +56,18 @@ def _read(path: Path, model: type[BaseModel]) -> Any:
 
 def load_review(folder: str | Path) -> ReviewSet:
     root = Path(folder).resolve()
-    manifest = _read(root / "predictions.json", _Manifest)
-    if manifest.format != PREDICTIONS_FORMAT or manifest.version != 1:
-        raise HVLInputError(f"{root / 'predictions.json'}: field 'format'/'version' is {manifest.format!r}/"
-                            f"{manifest.version}, expected {PREDICTIONS_FORMAT!r}/1; write it with `hvl zeroshot --predictions`")
+    manifest = _read(root / MANIFEST_FILE, PredictionsManifest)
+    if not manifest.is_current():
+        raise HVLInputError(f"{root / MANIFEST_FILE}: field 'format'/'version' is {manifest.format!r}/"
+                            f"{manifest.version}, expected {PREDICTIONS_FORMAT!r}/{PREDICTIONS_VERSION}; write it with "
+                            "`hvl zeroshot --predictions`")
     videos = {}
     for e in manifest.videos:
         file = (root / e.file).resolve()
         if not file.is_relative_to(root):
-            raise HVLInputError(f"{root / 'predictions.json'}: video '{e.video_id}' field 'file' ({e.file}) is outside "
+            raise HVLInputError(f"{root / MANIFEST_FILE}: video '{e.video_id}' field 'file' ({e.file}) is outside "
                                 f"{root}; per-video files live under it")
-        v = _read(file, _Video)
+        v = _read(file, VideoPredictions)
         if v.video_id != e.video_id or not Path(v.path).is_file():
             raise HVLInputError(f"{file}: field 'path' ({v.path}) is not a file (or the file is not video "
                                 f"'{e.video_id}'); the review page plays the videos zero-shot scored")

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
+from ...data.predictions import PhaseScores, Smoothing
+
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 MAX_TOPK = 100
@@ -132,20 +134,24 @@ class QueriesResponse(BaseModel):
 class ReviewVideo(BaseModel):
     video_id: str
     n_frames: int
-    metrics: dict[str, float]
-    smoothed_metrics: dict[str, float]
+    metrics: PhaseScores
+    smoothed_metrics: PhaseScores
 
 
 class ReviewList(BaseModel):
+    """``predictions.json`` as the review page lists it (:class:`~hvl.core.data.predictions.PredictionsManifest`)."""
+
     classes: list[str]
     level: str
     fps: float
-    smoothing: dict[str, str | int]
-    metrics: dict[str, float]
+    smoothing: Smoothing
+    metrics: PhaseScores
     videos: list[ReviewVideo]
 
 
 class ReviewDetail(ReviewVideo):
+    """One video's :class:`~hvl.core.data.predictions.VideoPredictions`, without the server's file path."""
+
     fps: float
     classes: list[str]
     t: list[float]
