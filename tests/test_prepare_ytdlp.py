@@ -217,6 +217,17 @@ def test_ytdlp_folder_layout_is_recognised_with_strays_listed(tmp_path):
     assert "f137.mp4: an unfinished or unmerged" in stray and "webm.part: an unfinished" in stray
     assert "[dQw4w9WgXcQ].en.srt: a second 'en' subtitle file" in stray and "live chat" in stray
     assert "PL123].info.json: no video with id 'PL123'" in stray
+    # --write-description without --write-info-json: the .description gives the abstract (and chapter lines)
+    third = layout.inputs["Zz9_8-7yXwV"]
+    third.info.unlink()
+    third.info.with_name(third.info.name.replace(".info.json", ".description")).write_text(INFO["description"])
+    (tmp_path / "splits.csv").write_text("video_id,split\ndQw4w9WgXcQ,train\na-b_C1d2e3f,val\nZz9_8-7yXwV,test\n")
+    layout = discover(tmp_path)
+    third = layout.inputs["Zz9_8-7yXwV"]
+    assert third.info is None and third.abstract == third.chapters and third.abstract.suffix == ".description"
+    assert read_abstracts(third.abstract) == [read_abstracts(first.info)[0]]
+    assert [c.text for c in read_chapters(third.chapters)] == ["Introduction", "Clipping"]
+    assert layout.splits == {"dQw4w9WgXcQ": "train", "a-b_C1d2e3f": "val", "Zz9_8-7yXwV": "test"}
 
 
 def test_hvl_prepare_on_a_ytdlp_folder_with_no_flags(tmp_path, capsys, monkeypatch):

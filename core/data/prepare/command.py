@@ -15,6 +15,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("raw", help="folder with videos/, transcripts/ (+ chapters/, abstracts/), PeskaVLP's layout, "
+                               "a yt-dlp download folder ('<title> [<id>].mp4', '.en.vtt', '.info.json'), "
                                "or any layout described by layout.yaml (see docs/prepare.md)")
     p.add_argument("--out", required=True, help="output folder: train/val/test.jsonl, report.json, report.html")
     p.add_argument("--layout", help="YAML naming the folders (videos, transcripts, chapters, abstracts, splits)")

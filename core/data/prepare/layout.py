@@ -261,5 +261,6 @@ def discover(root: str | Path, layout_file: str | Path | None = None, videos: st
             get(vid).abstract = p
     if not inputs:
         raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) under {video_dir} and no transcripts; "
-                            "expected videos/<id>.mp4 and transcripts/<id>.<source>.srt (see docs/prepare.md)")
+                            "expected videos/<id>.mp4 and transcripts/<id>.<source>.srt, or a yt-dlp folder of "
+                            "'<title> [<id>].mp4' + '.en.vtt' + '.info.json' (see docs/prepare.md)")
     return Layout(kind, root, dict(sorted(inputs.items())), splits, str(splits_path) if splits_path else None, stray)
