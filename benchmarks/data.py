@@ -188,7 +188,7 @@ def bench_set(name: str, manifest: Path, image_size: int, schedule: dict, steps:
     dm = HVLDataModule(train=str(manifest), schedule=schedule, image_size=image_size, num_workers=workers,
                        steps_per_epoch=steps, seed=0)
     dm.setup("fit")
-    ds, items = dm.train_set
+    ds, items = dm.train_split
     keys = list(dm.train_dataloader().batch_sampler)
     reads = plan(ds, keys)
     loader_kw = dict(num_workers=workers, prefetch_factor=4 if workers else None)

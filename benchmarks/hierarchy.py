@@ -267,7 +267,7 @@ def main() -> None:
     import hvl.core.cli
     import hvl.core.models.module  # noqa: F401
     import pytorch_lightning  # noqa: F401
-    from hvl.core.data.datasets import manifest_videos
+    from hvl.core.data.records import manifest_videos
     from hvl.core.data.schema import load_prompt_file
     from hvl.core.errors import HVLInputError
     from hvl.core.registry import resolve_prompt_file

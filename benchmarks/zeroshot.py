@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 from common import DEFAULT_WORK, demo_data, emit, log, machine, recipe_init_args, seed_all
-from hvl.core.data.datasets import manifest_videos
+from hvl.core.data.records import manifest_videos
 from hvl.core.data.schema import load_prompt_file
 from hvl.core.evaluation.zeroshot import FrameChunks, predict, sample_eval_frames
 from hvl.core.models.module import HierarchicalVLM

@@ -1,7 +1,7 @@
 """AutoLaparo Task 1 reader and the published prompt file, on a tiny fixture in the released layout."""
 import numpy as np
 import pytest
-from hvl.core.data.datasets import DatasetSpec, load_videos
+from hvl.core.data.records import DatasetSpec, load_videos
 from hvl.core.data.schema import load_prompt_file
 from hvl.core.data.video import write_video
 from hvl.core.errors import HVLInputError

@@ -232,7 +232,7 @@ def test_skip_policy_lists_every_skipped_video(ds):
     dm = _datamodule(ds, "skip")
     with pytest.warns(UserWarning, match="skipping 1 unusable video"):
         dm.setup("fit")
-    dataset, items = dm.train_set
+    dataset, items = dm.train_split
     assert [v.video_id for v in dataset.manifest.videos] == ["v1"]
     assert {i.video for i in items["clip"]} == {0}
     assert dm.skipped == [{"manifest": str(ds / "test.jsonl"), "video_id": "v2",

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from helpers import ddp_averaged, free_port
-from hvl.core.models.losses import hierarchical_infonce, infonce, milnce, sigmoid_milnce, sigmoid_pairs, text_keys
+from hvl.core.models.losses import hierarchical_loss, infonce, milnce, sigmoid_milnce, sigmoid_pairs, text_keys
 
 B, D, K = 4, 6, 2
 
@@ -34,12 +34,12 @@ def _losses(wv, wt, d, rows):
     mask[:, 0] = True
     keys, kid_keys = d["keys"][rows], d["kid_keys"][rows]
     return {"infonce": infonce(v, t, 5.0), "milnce": milnce(v, kids, mask, 5.0),
-            "hier": hierarchical_infonce(v, t, kids, mask, 5.0), "infonce_keyed": infonce(v, t, 5.0, keys),
+            "hier": hierarchical_loss(v, t, kids, mask, 5.0), "infonce_keyed": infonce(v, t, 5.0, keys),
             "milnce_keyed": milnce(v, kids, mask, 5.0, kid_keys),
-            "hier_keyed": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys),
+            "hier_keyed": hierarchical_loss(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys),
             "sigmoid_keyed": sigmoid_pairs(v, t, 5.0, keys, bias=-2.0),
             "sigmoid_milnce_keyed": sigmoid_milnce(v, kids, mask, 5.0, kid_keys, bias=-2.0),
-            "hier_sigmoid": hierarchical_infonce(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys,
+            "hier_sigmoid": hierarchical_loss(v, t, kids, mask, 5.0, parent_keys=keys, child_keys=keys,
                                                  pair=partial(sigmoid_pairs, bias=-2.0))}
 
 

@@ -85,7 +85,7 @@ def test_the_walk_sees_the_imports_it_checks():
     """Guards the test itself: known edges must be found, or every check below would pass vacuously."""
     assert "hvl.core.data.levels" in {m for m, _ in GRAPH["hvl.core.models.module"]}
     assert "hvl.core.models.checkpoint" in {m for m, _ in GRAPH["hvl.core.search.index"]}  # inside a function
-    assert "hvl.core.data.datasets" in {m for m, _ in GRAPH["hvl.core.search.evaluate"]}  # `from ..data import x`
+    assert "hvl.core.data.records" in {m for m, _ in GRAPH["hvl.core.search.evaluate"]}  # `from ..data import x`
     assert "hvl.core.evaluation.stats" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical.clinical.scores"]}
     assert "hvl.domains.surgical.demo.render" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical.demo.dataset"]}
     assert "hvl.domains.surgical.demo" in {m for m, _ in ALL_GRAPH["hvl.domains.surgical"]}  # inside a function

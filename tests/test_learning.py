@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hvl.core.data.datasets import manifest_videos
+from hvl.core.data.records import manifest_videos
 from hvl.core.data.schema import load_prompt_file
 from hvl.core.evaluation.zeroshot import evaluate
 from hvl.core.registry import resolve_prompt_file

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hvl.core.models.losses import (
     LogitBias,
     LogitScale,
-    hierarchical_infonce,
+    hierarchical_loss,
     infonce,
     masked_mean,
     milnce,
@@ -100,8 +100,8 @@ def test_hierarchical_loss_is_mean_of_its_three_terms():
     # the padded child must not leak into the mean
     torch.testing.assert_close(child[1], kids[1, 0])
     expected = (infonce(seg, par, 3.0) + infonce(seg, child, 3.0) + infonce(par, child, 3.0)) / 3
-    torch.testing.assert_close(hierarchical_infonce(seg, par, kids, mask, 3.0), expected)
-    weighted = hierarchical_infonce(seg, par, kids, mask, 3.0, weights=(1.0, 0.0, 0.0))
+    torch.testing.assert_close(hierarchical_loss(seg, par, kids, mask, 3.0), expected)
+    weighted = hierarchical_loss(seg, par, kids, mask, 3.0, weights=(1.0, 0.0, 0.0))
     torch.testing.assert_close(weighted, infonce(seg, par, 3.0))
 
 
@@ -231,7 +231,7 @@ def test_keyed_sigmoid_pairs_and_sigmoid_milnce_by_hand():
     kids = F.normalize(torch.randn(3, 2, 5), dim=-1)
     pair = partial(sigmoid_pairs, bias=b)
     child = masked_mean(kids, mask)
-    torch.testing.assert_close(hierarchical_infonce(a, t, kids, mask, s, pair=pair),
+    torch.testing.assert_close(hierarchical_loss(a, t, kids, mask, s, pair=pair),
                                (pair(a, t, s) + pair(a, child, s) + pair(t, child, s)) / 3)
     assert LogitBias()().item() == -10.0 and not LogitBias(learnable=False).bias.requires_grad
 

@@ -459,7 +459,7 @@ def test_feature_cache_gives_the_loss_of_decoding_and_follows_the_preprocessing(
                            on_bad_video="ignore")
         dm.trainer = FakeTrainer()
         dm.setup("fit")
-        ds, items = dm.train_set
+        ds, items = dm.train_split
         return {lv: __import__("hvl.core.data.datamodule", fromlist=["collate"]).collate(
             [ds[(it, 0)] for it in items[lv][:sched[lv]["batch_size"]]])[lv] for lv in ("clip", "video")}, ds
 

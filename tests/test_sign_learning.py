@@ -46,7 +46,7 @@ def test_fit_then_retrieval_beats_chance(tmp_path, monkeypatch, capsys):
     assert m["t2v_meanr"] < (N_TEST + 1) / 2, m     # a random ranking's expected mean rank
 
     # control: the same architecture untrained ranks at about chance
-    from hvl.core.data.datasets import manifest_videos
+    from hvl.core.data.records import manifest_videos
     from hvl.core.evaluation.retrieval import evaluate_retrieval
     from hvl.core.models.checkpoint import load_model, read_checkpoint
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from hvl.core.cli import main
-from hvl.core.data.datasets import format_probe_table, probe_videos
+from hvl.core.data.records import format_probe_table, probe_videos
 from hvl.core.data.schema import PhaseSegment, VideoRecord, load_manifest, write_manifest
 from video_kinds import KINDS, vfr_times, write_kind
 

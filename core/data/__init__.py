@@ -2,7 +2,7 @@
 
 Manifest and prompt schemas (:mod:`.schema`), frame sources behind one interface (:mod:`.video`) and the
 video decoders behind it (:mod:`.decoders`; what each reads is shown by `hvl probe`, :mod:`.probe`),
-frame transforms (:mod:`.transforms`), evaluation datasets and their checks (:mod:`.datasets`), and the
+frame transforms (:mod:`.transforms`), the video records an evaluation reads and their checks (:mod:`.records`), and the
 hierarchical DataModule (:mod:`.datamodule`) with its parts: the levels (:mod:`.levels`), the Dataset and collate
 (:mod:`.dataset`), the level-schedule sampler (:mod:`.sampler`), the setup-time video check (:mod:`.video_check`)
 and training on cached frozen features (:mod:`.frozen_features`); raw videos and transcripts turned
@@ -19,7 +19,7 @@ _EXPORTS = {
     **dict.fromkeys(["BACKENDS", "StreamInfo", "choose_backend", "stream_info"], "decoders"),
     **dict.fromkeys(["FrameTransform", "normalize_batch"], "transforms"),
     **dict.fromkeys(["DatasetSpec", "Resolved", "check_videos", "describe_video", "format_probe_table",
-                     "load_videos", "manifest_videos", "probe_video", "probe_videos"], "datasets"),
+                     "load_videos", "manifest_videos", "probe_video", "probe_videos"], "records"),
     **dict.fromkeys(["LEVELS", "Item", "LevelConfig", "build_items"], "levels"),
     **dict.fromkeys(["Augment", "HierarchicalDataset", "collate"], "dataset"),
     "LevelScheduleSampler": "sampler",

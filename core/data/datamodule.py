@@ -8,7 +8,7 @@ logs to the run (:mod:`.video_check`), and training on a frozen encoder's cached
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pytorch_lightning as pl
 import torch
@@ -25,7 +25,14 @@ from .video_check import VideoCheck
 
 # The names this module held before its parts moved out: recipes, scripts and notebooks import them from here.
 __all__ = ["DEFAULT_SCHEDULE", "LEVELS", "Augment", "HVLDataModule", "HierarchicalDataset", "Item", "LevelConfig",
-           "LevelScheduleSampler", "augment_config", "build_items", "collate"]
+           "LevelScheduleSampler", "Split", "augment_config", "build_items", "collate"]
+
+
+class Split(NamedTuple):
+    """A manifest made trainable: its dataset, and per level the items the sampler draws from."""
+
+    dataset: HierarchicalDataset
+    items: dict[str, list[Item]]
 
 
 class _ResumableLoader(DataLoader):
@@ -86,9 +93,9 @@ class HVLDataModule(pl.LightningDataModule):
         self._dist = (rank, world)
         self._tell_ddp_about_skipped_levels()
         if stage in (None, "fit"):
-            self.train_set = self._dataset(h.train, augment=self.augment)
+            self.train_split = self._split(h.train, augment=self.augment)
         if h.val and stage in (None, "fit", "validate"):
-            self.val_set = self._dataset(h.val, augment=None)
+            self.val_split = self._split(h.val, augment=None)
 
     def _tell_ddp_about_skipped_levels(self) -> None:
         """A level trained every N > 1 steps is missing from the other steps, and so are its heads' gradients.
@@ -110,7 +117,7 @@ class HVLDataModule(pl.LightningDataModule):
         """The videos ``on_bad_video: skip`` left out, and why (``data/skipped_videos.json`` in the run)."""
         return self._check.skipped
 
-    def _dataset(self, path: str, augment: Augment | None) -> tuple[HierarchicalDataset, dict[str, list[Item]]]:
+    def _split(self, path: str, augment: Augment | None) -> Split:
         """A manifest's dataset (its unusable videos checked for first) and its items per level."""
         h = self.hparams
         m = self._check(load_manifest(path), self.preprocess.decode_size, self.trainer)
@@ -120,10 +127,9 @@ class HVLDataModule(pl.LightningDataModule):
         if h.feature_cache:
             rank, world = self._dist
             attach_frozen_features(ds, items, h.feature_cache, self.preprocess, augment, self.trainer, rank, world)
-        return ds, items
+        return Split(ds, items)
 
-    def _loader(self, data: tuple[HierarchicalDataset, dict[str, list[Item]]], train: bool,
-                only: str | None = None) -> DataLoader:
+    def _loader(self, data: Split, train: bool, only: str | None = None) -> DataLoader:
         ds, items = data
         rank, world = self._dist
         levels = self.levels if train else {lv: c.model_copy(update={"every": 1}) for lv, c in self.levels.items()}
@@ -159,12 +165,12 @@ class HVLDataModule(pl.LightningDataModule):
         self._resume = state or None
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        return self._loader(self.train_split, train=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self.val_set, train=False) if self.hparams.val else []
+        return self._loader(self.val_split, train=False) if self.hparams.val else []
 
     def level_dataloader(self, level: str, split: str = "train") -> DataLoader:
         """One level's samples alone, every step (e.g. to inspect a level or train it by itself)."""
-        data = self.train_set if split == "train" else self.val_set
+        data = self.train_split if split == "train" else self.val_split
         return self._loader(data, train=split == "train", only=level)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..errors import HVLInputError
 from ..io import write_json
-from .datasets import describe_video, format_probe_table, manifest_videos
+from .records import describe_video, format_probe_table, manifest_videos
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 

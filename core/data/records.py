@@ -1,5 +1,6 @@
-"""Where evaluation videos come from (a manifest, or a domain's reader for a published layout)
-and whether each can be read, checked before any model is loaded."""
+"""The video records an evaluation reads (:data:`Resolved`: a manifest row and its frame source on disk): where
+they come from (a manifest, or a domain's reader for a published layout, :class:`DatasetSpec`) and whether each
+can be read, checked before any model is loaded; what hvl sees in a video (:func:`describe_video`)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,11 @@
-"""MONAI frame transforms. Clips are handled as ``[C, T, H, W]`` so that one random draw
-(flip, intensity) applies to every frame of a clip alike."""
+"""Frame preprocessing and training-time augmentation, in torch.
+
+:class:`Preprocess` is how decoded frames become model input (squares, or a pretrained model's image processor:
+resize, centre crop, mean/std). :class:`FrameTransform` adds the augmentation (mirror, brightness scale and
+shift, a small translation): MONAI's random transforms make the random draws, one per clip, so every frame of a
+clip is treated alike (clips are ``[C, T, H, W]`` to them); for the square pipeline hvl does the arithmetic
+itself, as 8-bit pixels plus one affine map per channel (:meth:`FrameTransform.split`) applied per batch on the
+device (:func:`normalize_batch`), equal to MONAI's step-by-step result (tested)."""
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -1,6 +1,6 @@
 """The DataModule's setup-time check of a manifest's videos, and what it tells the run.
 
-Every video is opened once with the decoder that will read it (:func:`~.datasets.probe_videos`). What the check
+Every video is opened once with the decoder that will read it (:func:`~.records.probe_videos`). What the check
 saw (codec, size, rotation, frame rate, decoder per video) is printed as a table and stored as
 ``data/video_probe.json`` in the MLflow run; an unusable video stops the run (``error``) or is left out and
 listed in ``data/skipped_videos.json`` (``skip``); ``ignore`` skips the check.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HVLInputError
-from .datasets import format_probe_table, probe_videos
+from .records import format_probe_table, probe_videos
 from .schema import Manifest
 
 __all__ = ["VideoCheck", "log_json"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..data.datasets import DatasetSpec
+from ..data.records import DatasetSpec
 from ..errors import HVLInputError
 
 if TYPE_CHECKING:

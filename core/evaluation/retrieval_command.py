@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..data.datasets import check_videos, load_videos
+    from ..data.records import check_videos, load_videos
     from ..errors import HVLInputError
     from ..io import load_config, write_json
     from ..models.checkpoint import load_for_eval, preprocess_of

@@ -12,7 +12,7 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["HFVisionEncoder", "Head", "SmallCNN", "TemporalTransformer", "TextEncoder", "VideoEncoder",
                      "build_frame_encoder", "default_text_model_path"], "encoders"),
-    **dict.fromkeys(["LogitScale", "gather", "gather_keys", "hierarchical_infonce", "infonce", "keyed_nce",
+    **dict.fromkeys(["LogitScale", "gather", "gather_keys", "hierarchical_loss", "infonce", "keyed_nce",
                      "masked_mean", "milnce", "multi_positive_nce", "text_keys"], "losses"),
     **dict.fromkeys(["FineGrainedConfig", "finegrained_infonce", "finegrained_similarity", "pad_tokens"],
                     "finegrained"),

@@ -207,10 +207,10 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return F.normalize((x * m).sum(1) / m.sum(1).clamp_min(1), dim=-1)
 
 
-def hierarchical_infonce(segment: Tensor, parent: Tensor, children: Tensor, child_mask: Tensor,
-                         scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                         parent_keys: Tensor | None = None, child_keys: Tensor | None = None,
-                         pair: Callable[..., Tensor] = infonce) -> Tensor:
+def hierarchical_loss(segment: Tensor, parent: Tensor, children: Tensor, child_mask: Tensor,
+                      scale: Tensor | float, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                      parent_keys: Tensor | None = None, child_keys: Tensor | None = None,
+                      pair: Callable[..., Tensor] = infonce) -> Tensor:
     """HecVL's phase/video-level loss: segment↔parent text, segment↔mean(children), parent↔mean(children).
 
     ``children [B, K, D]`` are the texts one level down (narrations under a phase summary,

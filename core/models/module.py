@@ -19,7 +19,7 @@ from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_sim
 from .losses import (
     LogitBias,
     LogitScale,
-    hierarchical_infonce,
+    hierarchical_loss,
     infonce,
     masked_mean,
     milnce,
@@ -217,8 +217,8 @@ class HierarchicalVLM(pl.LightningModule):
         parent = self.embed_text(batch["parent"], level)
         children = self._embed_padded(batch["children"], level)
         pair = partial(sigmoid_pairs, bias=self.biases[level]()) if sigmoid else infonce
-        return hierarchical_infonce(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights),
-                                    keys["parent"], keys["children"], pair=pair)
+        return hierarchical_loss(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights),
+                                 keys["parent"], keys["children"], pair=pair)
 
     def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
         """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""

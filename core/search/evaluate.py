@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data import datasets
+from ..data import records as datasets
 from ..errors import HVLInputError, format_validation_error
 from ..io import read_yaml
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ...data.datasets import Resolved
+from ...data.records import Resolved
 from ...data.schema import PromptFile
 from ...data.transforms import Preprocess
 from ...errors import HVLInputError

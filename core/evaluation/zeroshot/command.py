@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ...data.datasets import load_videos
+    from ...data.records import load_videos
     from ...data.schema import load_prompt_file
     from ...io import load_config, write_json
     from ...models.checkpoint import load_for_eval, preprocess_of

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...data.datasets import DatasetSpec, Resolved, check_videos
+from ...data.records import DatasetSpec, Resolved, check_videos
 from ...data.schema import PromptFile
 from ...errors import HVLInputError
 

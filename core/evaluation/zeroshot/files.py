@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ...data.datasets import Resolved
+from ...data.records import Resolved
 from ...data.predictions import (
     MANIFEST_FILE,
     PREDICTIONS_FORMAT,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ...data.datasets import Resolved
+from ...data.records import Resolved
 from ...data.transforms import FrameTransform, Preprocess
 from ...data.video import ReaderCache
 from ...errors import HVLInputError

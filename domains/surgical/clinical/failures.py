@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from hvl.core.data.datasets import Resolved
+from hvl.core.data.records import Resolved
 from hvl.core.evaluation.zeroshot import sample_eval_frames
 from torch import Tensor
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hvl.core.data import datasets
-from hvl.core.data.datasets import Resolved
+from hvl.core.data import records as datasets
+from hvl.core.data.records import Resolved
 from hvl.core.errors import HVLInputError
 from hvl.core.evaluation.metrics import PHASE_METRICS
 from hvl.core.evaluation.stats import bootstrap_ci
