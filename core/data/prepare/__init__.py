@@ -1,6 +1,7 @@
 """``hvl prepare``: raw videos + transcripts (+ chapters, abstracts) → hierarchical manifests and a report.
 
-Readers for the formats people have (:mod:`.subtitles`, :mod:`.chapters`), YouTube's rolling
+Readers for the formats people have (:mod:`.subtitles`, :mod:`.chapters`; the cue text and timestamps they
+share in :mod:`.text`), YouTube's rolling
 auto-captions read to their words (:mod:`.autocaptions`), yt-dlp's file names and ``.info.json``
 (:mod:`.ytdlp`), where a corpus keeps them (:mod:`.layout`), the checks and their policies
 (:mod:`.checks`), clip construction (:mod:`.clips`), splits (:mod:`.splits`), the report

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .subtitles import clean_text, parse_timestamp
+from .text import clean_text, parse_timestamp
 
 __all__ = ["FLASH_SECONDS", "collapse", "is_rolling", "words_of"]
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import HVLInputError
-from .subtitles import _vtt_cues, check_length, clean_text, csv_rows, csv_time, parse_timestamp, read_text
+from .subtitles import _vtt_cues, check_length, csv_rows, csv_time, read_text
+from .text import clean_text, parse_timestamp
 from .ytdlp import AbstractMode, description_abstract, parse_ytdlp_name, read_info_json
 
 __all__ = [

@@ -13,7 +13,6 @@ carrying it on costs minutes and gigabytes). Errors quote at most :data:`QUOTE_C
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import HVLInputError
+from .autocaptions import collapse, is_rolling
+from .text import clean_text, parse_timestamp
 
 __all__ = [
     "MAX_CUE_CHARS",
@@ -97,30 +98,6 @@ def read_text(path: str | Path) -> str:
         raise HVLInputError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
                             "save the file as UTF-8") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-_TAG = re.compile(r"</?[^>\n]*>|\{\\[^}]*\}")  # <i>, <c.red>, <v Bob>, <00:01.000>, {\an8}
-_SPACE = re.compile(r"\s+")
-
-
-def clean_text(text: str, markup: bool = False) -> str:
-    """Whitespace collapsed; for subtitle formats (``markup``) also tags and entities out: what a text
-    encoder should see. Plain-text formats (CSV, JSON, description lines) keep '<' and '&' as written."""
-    if markup:
-        text = html.unescape(_TAG.sub("", text))
-    return _SPACE.sub(" ", text).strip()
-
-
-_TS = re.compile(r"^(?:(\d+):)?([0-5]?\d):([0-5]\d)(?:[.,](\d{1,3}))?$")
-
-
-def parse_timestamp(s: str) -> float | None:
-    """``HH:MM:SS,mmm``, ``HH:MM:SS.mmm``, ``MM:SS.mmm`` (hour-less WebVTT), ``M:SS``; None if none of them."""
-    m = _TS.match(s.strip())
-    if not m:
-        return None
-    h, mi, sec, frac = m.groups()
-    return round(int(h or 0) * 3600 + int(mi) * 60 + int(sec) + (int(frac.ljust(3, "0")) / 1000 if frac else 0.0), 3)
 
 
 def _blocks(text: str) -> list[tuple[int, list[str]]]:
@@ -215,8 +192,6 @@ def _vtt_cues(path: Path) -> list[tuple[int, float, float, list[str]]]:
 def parse_vtt(path: str | Path, counts: Counter | None = None) -> list[Cue]:
     """Cues of a WebVTT file; YouTube auto-captions (word timing tags in a rolling display) become one cue
     per spoken line, each word once with its time (:mod:`.autocaptions`), what was removed in ``counts``."""
-    from .autocaptions import collapse, is_rolling  # that module builds on this one's helpers
-
     path = Path(path)
     cues = _vtt_cues(path)
     if is_rolling(cues):

@@ -24,7 +24,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import HVLInputError, format_validation_error
-from .subtitles import clean_text, quote, read_text
+from .subtitles import quote, read_text
+from .text import clean_text
 
 __all__ = ["ABSTRACT_MODES", "InfoChapter", "InfoJson", "description_abstract", "parse_ytdlp_name", "read_info_json",
            "split_ytdlp_name"]
