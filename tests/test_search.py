@@ -108,7 +108,7 @@ def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
     res = out["results"]
     assert [r["rank"] for r in res] == [1, 2, 3, 4]
     for r in res:
-        assert set(r) == {"rank", "video_id", "group", "path", "score", "best_time", "best_score", "pool_count", "moments"}
+        assert set(r) == {"rank", "video_id", "group", "path", "score", "best_time", "best_score", "pool_count", "moments", "meta"}
         assert r["moments"][0]["t"] == r["best_time"] and r["moments"][0]["score"] == pytest.approx(r["best_score"])
         assert [m["score"] for m in r["moments"]] == sorted((m["score"] for m in r["moments"]), reverse=True)
     assert res[0]["video_id"] == "vid3" and res[0]["best_time"] == 2.0 and res[0]["score"] == pytest.approx(1.0, abs=2e-3)

@@ -198,7 +198,7 @@ class ShardWriter(BasePredictionWriter):
         for vi, e, t in self.done:
             v = self.videos[vi]
             lines.append(json.dumps({"key": v.key, "video_id": v.video_id, "group": v.group, "path": v.path,
-                                     "row": row, "t": [round(float(x), 6) for x in t]}))
+                                     "row": row, "t": [round(float(x), 6) for x in t]} | ({"meta": v.meta} if v.meta else {})))
             row += len(e)
         write_shard(self.index_dir, name, emb, lines)
         self.committed_videos += len(self.done)

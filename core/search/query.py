@@ -116,6 +116,7 @@ def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", to
         vs = idx.emb[vr] @ q
         top = np.argsort(-vs, kind="stable")[:moments]
         results.append({"rank": rank + 1, "video_id": v["video_id"], "group": v["group"], "path": v["path"],
+                        "meta": dict(v.get("meta") or {}),
                         "score": round(float(r.score[rank]), 6), "best_time": float(idx.row_time[r.best_row[rank]]),
                         "best_score": round(float(r.best_score[rank]), 6), "pool_count": int(r.count[rank]),
                         "moments": [{"t": float(idx.row_time[vr[j]]), "score": round(float(vs[j]), 6)} for j in top]})

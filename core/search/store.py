@@ -6,7 +6,8 @@ On-disk format (``FORMAT``, version 2)::
                               fps, image_size, dtype, videos_root
     <index>/shards/<name>.npy     float16 [rows, dim]: one L2-normalised embedding per frame
     <index>/shards/<name>.jsonl   one line per video, in row order:
-                              {"key": "<group>/<id>.mp4", "video_id", "group", "path", "row", "t": [s, ...]}
+                              {"key": "<group>/<id>.mp4", "video_id", "group", "path", "row", "t": [s, ...],
+                               "meta": {...} (optional: e.g. yt-dlp's title, uploader, upload_date)}
                               (rows row .. row+len(t)-1 of the .npy are that video's frames at times t)
     <index>/ann/                  optional approximate index (see :mod:`hvl.core.search.ann`)
 
@@ -215,42 +216,129 @@ def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the loaded index
+class FrameRows:
+    """The index's frame embeddings as one ``[N, D]`` matrix, kept on disk: the fp16 shards memory-mapped.
+
+    A search process reads only the rows it scores (a candidate video's frames, or a chunk of a full scan)
+    and the kernel may drop those pages again: the frames cost page cache, not the process's own memory
+    (``RssAnon``). Indexing returns float32 rows, and ``rows @ q`` scores rows against a query, as a float32
+    array would; :meth:`materialize` reads everything (building an approximate index does)."""
+
+    SCAN_CHUNK = 1 << 16  # rows converted to float32 at a time by a full scan: bounded temporary memory
+
+    def __init__(self, parts: list[np.ndarray]):
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(p) for p in parts])
+        self.dim = int(parts[0].shape[1]) if parts else 0
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.dim
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), self.dim), np.float32)
+        if not len(rows):
+            return out
+        part = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(part):
+            sel = np.flatnonzero(part == s)
+            local = rows[sel] - self.offsets[s]
+            lo, hi = int(local.min()), int(local.max()) + 1
+            if hi - lo == len(local) and np.all(np.diff(local) == 1):  # a run of rows: one slice, no gather
+                out[sel] = self.parts[s][lo:hi]
+            else:
+                out[sel] = self.parts[s][local]
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self._rows(np.array([int(key) % len(self)]))[0]
+        if isinstance(key, slice):
+            return self._rows(np.arange(*key.indices(len(self))))
+        return self._rows(np.asarray(key))
+
+    def __matmul__(self, q: np.ndarray) -> np.ndarray:
+        """Every row's score against ``q`` (``[D]`` or ``[D, Q]``), a chunk at a time."""
+        q = np.asarray(q, np.float32)
+        out = np.empty((len(self),) + q.shape[1:], np.float32)
+        for s, part in enumerate(self.parts):
+            base = int(self.offsets[s])
+            for i in range(0, len(part), self.SCAN_CHUNK):
+                block = np.asarray(part[i:i + self.SCAN_CHUNK], np.float32)
+                out[base + i:base + i + len(block)] = block @ q
+        return out
+
+    def materialize(self) -> np.ndarray:
+        """All rows as one float32 array in memory."""
+        out = np.empty((len(self), self.dim), np.float32)
+        for s, part in enumerate(self.parts):
+            for i in range(0, len(part), self.SCAN_CHUNK):
+                out[self.offsets[s] + i:self.offsets[s] + i + len(part[i:i + self.SCAN_CHUNK])] = part[i:i + self.SCAN_CHUNK]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self.materialize()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+
 @dataclass
 class FrameIndex:
-    """All committed shards of an index, concatenated; videos' rows are contiguous."""
+    """All committed shards of an index; videos' rows are contiguous. ``emb`` is a :class:`FrameRows` (on disk)
+    when read by :func:`read_index`, or any float32 ``[N, D]`` array (benchmarks, tests)."""
 
     root: Path
     header: dict[str, Any]
-    emb: np.ndarray                      # float32 [N, D]
+    emb: Any                             # FrameRows | float32 [N, D]
     row_video: np.ndarray                # int64 [N]: row -> video table index
     row_time: np.ndarray                 # float64 [N]: seconds
     videos: list[dict[str, Any]]         # video_id, group, path, key, start, n
     shards: list[str]
     ann: Any = None
     ann_meta: dict[str, Any] = field(default_factory=dict)
+    video_start: np.ndarray | None = None  # int64 [V]: first row of each video (for rescoring whole videos)
+    video_len: np.ndarray | None = None    # int64 [V]
+
+    def __post_init__(self) -> None:
+        if self.video_start is None:
+            self.video_start = np.array([v["start"] for v in self.videos], np.int64)
+            self.video_len = np.array([v["n"] for v in self.videos], np.int64)
 
     @property
     def dim(self) -> int:
         return int(self.header["dim"])
 
     def video_rows(self, vids: np.ndarray) -> np.ndarray:
+        """Every row of the videos ``vids`` (video table indices), video by video."""
+        vids = np.asarray(vids, np.int64)
         if len(vids) == 0:
             return np.zeros(0, np.int64)
-        return np.concatenate([np.arange(self.videos[v]["start"], self.videos[v]["start"] + self.videos[v]["n"])
-                               for v in vids])
+        starts, lens = self.video_start[vids], self.video_len[vids]
+        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+        return np.arange(int(lens.sum()), dtype=np.int64) + offs
 
 
-def read_index(path: str | Path) -> FrameIndex:
-    """Every committed shard, checked against the header; no approximate index (see :func:`hvl.core.search.query.load_index`)."""
+def read_index(path: str | Path, mmap: bool = True) -> FrameIndex:
+    """Every committed shard, checked against the header; no approximate index (see
+    :func:`hvl.core.search.query.load_index`). ``mmap``: the frames stay on disk (:class:`FrameRows`); else they
+    are read into one float32 array."""
     root = Path(path)
     header = read_header(root)
     names = committed_shards(root)
     if not names:
         raise HVLInputError(f"{root}: index has no committed shards; run `hvl index <videos> --out {root}` first")
-    embs, videos, vid_of_row, times = [], [], [], []
+    parts, videos, vid_of_row, times = [], [], [], []
     row = 0
     for name in names:
-        e = read_shard_embeddings(root, name)
+        e = read_shard_embeddings(root, name, mmap=True)
         if e.ndim != 2 or e.shape[1] != header["dim"]:
             raise HVLInputError(f"{root}/shards/{name}.npy: shape {e.shape} does not match dim {header['dim']} "
                                 "of index.json; delete the shard and re-run `hvl index`")
@@ -261,12 +349,11 @@ def read_index(path: str | Path) -> FrameIndex:
                                 "delete the shard and re-run `hvl index`")
         for m in meta:
             videos.append({"video_id": m["video_id"], "group": group_of(m), "path": m["path"], "key": m["key"],
-                           "start": row + m["row"], "n": len(m["t"])})
+                           "start": row + m["row"], "n": len(m["t"]), "meta": m.get("meta") or {}})
             vid_of_row.append(np.full(len(m["t"]), len(videos) - 1, np.int64))
             times.append(np.asarray(m["t"], np.float64))
-        embs.append(e)
+        parts.append(e)
         row += len(e)
-    return FrameIndex(root, header, np.concatenate(embs).astype(np.float32), np.concatenate(vid_of_row),
+    emb = FrameRows(parts)
+    return FrameIndex(root, header, emb if mmap else emb.materialize(), np.concatenate(vid_of_row),
                       np.concatenate(times), videos, names)
-
-

@@ -1,13 +1,18 @@
 """What `hvl index` indexes: the videos of a folder laid out as ``<root>/<group>/<id>.<ext>``.
 
+A file named as yt-dlp names it (``<title> [<id>].mp4``) is video ``<id>``, with the title, uploader and
+upload date of the ``.info.json`` beside it (``<title> [<id>].info.json``) as its metadata, shown by the
+search page: a folder downloaded with yt-dlp indexes as it is.
+
 Torch-free, so that a domain reader (GamePhysics' ``<root>/<game>/<id>.mp4``) can list a folder without
 pulling in the model stack.
 """
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import HVLInputError
 
@@ -24,6 +29,30 @@ class VideoEntry:
     video_id: str
     group: str
     path: str
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. yt-dlp's title, uploader, upload_date
+
+
+YTDLP_META = ("title", "uploader", "upload_date")
+
+
+def ytdlp_identity(p: Path) -> tuple[str, dict[str, Any]] | None:
+    """``(id, metadata)`` of a video file yt-dlp named (``<title> [<id>].mp4``), else None."""
+    from ..data.prepare.ytdlp import read_info_json, split_ytdlp_name
+
+    parts = split_ytdlp_name(p.name)
+    if parts is None or parts[2] != p.suffix:  # ".f137.mp4": a format yt-dlp has not merged yet
+        return None
+    title, vid, _ = parts
+    meta: dict[str, Any] = {"title": title}
+    info = p.with_suffix(".info.json")
+    if info.is_file():
+        try:
+            data = read_info_json(info)
+        except HVLInputError as e:  # the video still indexes; only its metadata is missing
+            print(f"hvl index: {e}; indexing {p.name} without it", file=sys.stderr)
+        else:
+            meta |= {k: str(data[k]) for k in YTDLP_META if data.get(k)}
+    return vid, meta
 
 
 def scan_videos(root: str | Path) -> list[VideoEntry]:
@@ -44,11 +73,12 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
         if len(rel.parts) > 2:
             raise HVLInputError(f"{p}: too deeply nested; videos go in <root>/<group>/<id>{p.suffix}")
         group = rel.parts[0] if len(rel.parts) == 2 else ""
-        if p.stem in seen:
-            raise HVLInputError(f"{p}: video id '{p.stem}' is also used by {seen[p.stem]}; "
+        vid, meta = ytdlp_identity(p) or (p.stem, {})
+        if vid in seen:
+            raise HVLInputError(f"{p}: video id '{vid}' is also used by {seen[vid]}; "
                                 "video ids (file names without extension) must be unique; rename one")
-        seen[p.stem] = str(p)
-        out.append(VideoEntry(key=rel.as_posix(), video_id=p.stem, group=group, path=str(p.resolve())))
+        seen[vid] = str(p)
+        out.append(VideoEntry(key=rel.as_posix(), video_id=vid, group=group, path=str(p.resolve()), meta=meta))
     if outside:
         print(f"hvl index: skipped {len(outside)} link(s) to files outside {root} ({', '.join(map(str, outside[:3]))}"
               f"{' ...' if len(outside) > 3 else ''}); copy or move such videos into the folder", file=sys.stderr)

@@ -65,6 +65,8 @@ class Result(BaseModel):
     video_id: Text
     group: Text
     clip: Text = Field(description="file name of the clip")
+    meta: dict[str, Text] = Field(default_factory=dict,
+                                  description="what the folder says of the video (yt-dlp: title, uploader, upload_date)")
     score: float
     best_time: float
     best_score: float

@@ -40,6 +40,8 @@ async function run(label, request) {
   }
 }
 
+// yt-dlp writes upload dates as YYYYMMDD
+const fmtDate = (d) => (/^\d{8}$/.test(d || "") ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d);
 function escapeHtml(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
 
 function searchText() {
@@ -87,8 +89,8 @@ function render(res) {
         <button type="button" class="more" title="more like this frame">more like this</button>
       </div>
       <div class="meta">
-        <span class="rank">#${r.rank}</span> <span class="clip" title="${escapeHtml(r.clip)}">${escapeHtml(r.clip)}</span>
-        <div class="muted">${escapeHtml(r.group || "—")} · score ${r.score.toFixed(3)}</div>
+        <span class="rank">#${r.rank}</span> <span class="clip" title="${escapeHtml(r.clip)}">${escapeHtml(r.meta.title || r.clip)}</span>
+        <div class="muted">${escapeHtml([r.group, r.meta.uploader, fmtDate(r.meta.upload_date)].filter(Boolean).join(" · ") || "—")} · score ${r.score.toFixed(3)}</div>
         <div class="chips">${chips}</div>
         <div class="verdict">
           <button type="button" class="mark yes" title="relevant to the query">✓ relevant</button>
