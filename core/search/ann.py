@@ -1,14 +1,26 @@
 """Approximate nearest-neighbour search over an index's frames (FAISS), chosen by measured recall.
 
-Built when an index reaches ``ANN_MIN_ROWS`` frames (or when asked): it proposes a frame pool
-that :func:`hvl.core.search.query.search` rescores exactly. Which index is built is not decided by
+Built when an index reaches ``ANN_MIN_ROWS`` frames (or when asked): it proposes candidate videos (the
+videos of a frame pool, or, for the two-stage index, videos directly) whose every frame
+:func:`hvl.core.search.query.search` then rescores exactly from the memory-mapped shards. Which index is built is not decided by
 size alone: how well IVF lists or an HNSW graph fit depends on how clustered the embeddings are,
 which nobody knows in advance. So every candidate (IVF with a few list counts over fp16 or 8-bit
-vectors, IVF-PQ, HNSW) is built on the index's own frames, its search breadth tuned on a held-out
+vectors, IVF-PQ, HNSW, 4-bit fast-scan PQ, a two-stage video -> frame index) is built on the index's own frames, its search breadth tuned on a held-out
 perturbed sample, its latency measured, and the fastest one reaching ``TARGET_RECALL`` (frame
 recall@10 and the recall of the top 10 videos of a frame pool) within the memory budget wins.
 Stored as ``<index>/ann/ann.faiss`` (``faiss.write_index``, no pickle) and ``ann/ann.json`` (every
 candidate's measurements, why the winner won, which shards it covers).
+
+The two families "with exact refinement" are measured as :func:`~hvl.core.search.query.search` uses them,
+since their codes alone are too coarse to rank (4 bits a sub-vector) and exact rescoring is what repairs them:
+
+* ``PQ<m>x4fs`` (fast-scan PQ, SIMD look-up tables in registers): one pass over ``m / 2`` bytes a frame; its
+  breadth is the frame pool (``pool``), the frames whose videos are rescored;
+* ``VideoMean,PQ<m>x4fs`` (two-stage): one vector per video (the mean of its frames), searched by fast scan;
+  its breadth is the number of videos (``videos``) whose frames are rescored.
+
+Their ``recall_at_10`` / ``video_recall_at_10`` are after that rescoring (the share of the exact top 10 frames
+/ videos among the rescored videos), and their ``p50_ms`` is proposal plus rescoring, one query at a time.
 """
 from __future__ import annotations
 
@@ -31,12 +43,17 @@ __all__ = ["ANN_MEMORY_DEFAULT", "ANN_MIN_ROWS", "HNSW_MAX_ROWS", "TARGET_RECALL
            "tuning_queries"]
 
 ANN_MIN_ROWS = 100_000       # below this an exact scan takes a few ms: no approximate index
-ANN_MEMORY_DEFAULT = 2 * 2**30  # bytes an approximate index may take (a laptop's share)
+# The index lives in the search process's own memory while the frames stay on disk: by default it may take a
+# fifth of what the frames would take as float32 (the process's anonymous memory stays under ~0.3 of that),
+# and never less than 256 MiB (small indexes: any candidate fits).
+ANN_MEMORY_DEFAULT = "auto"
+ANN_MEMORY_FLOOR = 256 * 2**20
+ANN_MEMORY_SHARE = 0.2
 # HNSW's graph build grows ~n^1.2: 65-236 s for 1M x 512 on 2 cores (M 16 / 32, by data shape; benchmarks/README);
 # above this auto does not try it (~10 minutes or more a build).
 HNSW_MAX_ROWS = 2_000_000
 TARGET_RECALL = 0.95
-KINDS = ("auto", "ivf", "ivfpq", "hnsw")
+KINDS = ("auto", "ivf", "ivfpq", "hnsw", "fastscan", "two_stage")
 
 
 def ann_kind_for(n: int) -> str:
@@ -44,10 +61,20 @@ def ann_kind_for(n: int) -> str:
     return "flat" if n < ANN_MIN_ROWS else "auto"
 
 
-def parse_memory(text: str | float) -> int:
-    """``2GiB``, ``512MiB``, ``1.5G`` or a byte count -> bytes (``--ann-memory``)."""
+def memory_budget(memory: int | str, rows: int, dim: int) -> int:
+    """``--ann-memory`` in bytes; ``auto``: ``ANN_MEMORY_SHARE`` of the frames as float32, at least the floor."""
+    if str(memory).strip().lower() == "auto":
+        return max(ANN_MEMORY_FLOOR, int(ANN_MEMORY_SHARE * rows * dim * 4))
+    return parse_memory(memory)
+
+
+def parse_memory(text: str | float) -> int | str:
+    """``2GiB``, ``512MiB``, ``1.5G`` or a byte count -> bytes (``--ann-memory``); ``auto`` stays ``auto``
+    (sized by :func:`memory_budget` once the index's size is known)."""
     if isinstance(text, (int, float)):
         return int(text)
+    if text.strip().lower() == "auto":
+        return "auto"
     s = text.strip().upper().removesuffix("B").removesuffix("I")
     mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(s[-1:], 1)
     try:
@@ -78,9 +105,14 @@ def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int
     m = max(4, dim // 8)  # 8 dims a sub-quantiser: 4 would train twice as many codebooks, slowly
     while dim % m:
         m //= 2
+    fs = max(8, dim // 2)  # fast scan: 4 bits per 2 dims, a quarter byte a dimension
+    while dim % fs:
+        fs //= 2
     fams = {"ivf": [f"IVF{base},SQfp16", f"IVF{more},SQfp16", f"IVF{more},SQ8"],
             "ivfpq": [f"IVF{more},PQ{m}np"],  # np: no polysemous training (slow, and only for Hamming filtering)
-            "hnsw": ["HNSW16,SQfp16", "HNSW32,SQfp16"]}
+            "hnsw": ["HNSW16,SQfp16", "HNSW32,SQfp16"],
+            "fastscan": [f"PQ{fs}x4fs", f"PQ{fs // 2}x4fs"],
+            "two_stage": [f"VideoMean,PQ{fs}x4fs"]}
     chosen = [s for f, specs in fams.items() if kind in ("auto", f) for s in specs]
     skipped: dict[str, str] = {}
     if n > hnsw_max_rows and kind == "auto":
@@ -92,12 +124,26 @@ def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int
 
 
 def kind_of(spec: str) -> str:
+    if spec.startswith("VideoMean"):
+        return "two_stage"
+    if spec.endswith("x4fs"):
+        return "fastscan"
     return "hnsw" if spec.startswith("HNSW") else "ivfpq" if ",PQ" in spec else "ivf" if spec.startswith("IVF") else "flat"
+
+
+def refined(spec: str) -> bool:
+    """Whether ``spec`` is measured with exact refinement of its candidates (fast scan, two-stage)."""
+    return kind_of(spec) in ("fastscan", "two_stage")
 
 
 def estimate_bytes(spec: str, n: int, dim: int) -> int:
     """Index size before building it (vectors + ids / graph links + centroids), to skip what cannot fit."""
     code = 2 * dim if "SQfp16" in spec else dim if "SQ8" in spec else 4 * dim
+    if spec.endswith("x4fs"):
+        code = int(spec.rsplit("PQ", 1)[1].removesuffix("x4fs")) // 2 + 1
+        if spec.startswith("VideoMean"):
+            return n // 4 * code  # one vector a video: a few frames a video at the least
+        return n * code
     if ",PQ" in spec:
         code = int(spec.rsplit("PQ", 1)[1].removesuffix("np"))
     if spec.startswith("HNSW"):
@@ -107,12 +153,31 @@ def estimate_bytes(spec: str, n: int, dim: int) -> int:
     return n * (code + 8) + nlist * dim * 4
 
 
-def exact_topk(emb: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    import faiss
+SCAN_CHUNK = 1 << 16  # rows read at a time from frames on disk (exact truth, adding to an index, video means)
 
-    flat = faiss.IndexFlatIP(emb.shape[1])
-    flat.add(np.ascontiguousarray(emb, np.float32))
-    return flat.search(np.ascontiguousarray(queries, np.float32), k)[1]
+
+def _chunks(emb: Any, step: int = SCAN_CHUNK):
+    for i in range(0, len(emb), step):
+        yield i, np.ascontiguousarray(emb[i:i + step], np.float32)
+
+
+def exact_topk(emb: Any, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row ids of each query's ``k`` best frames by inner product, exactly; ``emb`` is read a chunk at a time
+    (frames on disk need not fit in memory)."""
+    q = np.ascontiguousarray(queries, np.float32)
+    k = min(k, len(emb))
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(q), 0), np.int64)
+    for i, block in _chunks(emb):
+        sc = q @ block.T                                           # [Q, b]
+        kk = min(k, sc.shape[1])
+        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        cand_s = np.concatenate([best_s, np.take_along_axis(sc, top, 1)], 1)
+        cand_i = np.concatenate([best_i, top + i], 1)
+        keep = np.argpartition(-cand_s, min(k, cand_s.shape[1]) - 1, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+    order = np.argsort(-best_s, axis=1, kind="stable")
+    return np.take_along_axis(best_i, order, 1)
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
@@ -145,11 +210,18 @@ def tuning_queries(x: np.ndarray, rng: np.random.Generator, m: int = 200, rows: 
 class Truth:
     """Exact answers for the tuning queries: frame top 10 and, with ``row_video``, the top 10 videos."""
 
-    def __init__(self, x: np.ndarray, tq: np.ndarray, row_video: np.ndarray | None, pool: int) -> None:
+    def __init__(self, x: Any, tq: np.ndarray, row_video: np.ndarray | None, pool: int) -> None:
         self.tq, self.row_video, self.pool = tq, row_video, min(pool, len(x))
         top = exact_topk(x, tq, self.pool if row_video is not None else 10)
         self.frames = top[:, :10]
         self.videos = None if row_video is None else [_first_videos(r, row_video, 10) for r in top]
+
+    def coverage(self, proposed: list[np.ndarray]) -> tuple[float, float]:
+        """(frame recall@10, video recall@10) once every frame of the ``proposed`` videos (per query) is rescored
+        exactly: a true top frame or video is found exactly when its video was proposed."""
+        frames = [float(np.isin(self.row_video[f], c).mean()) for f, c in zip(self.frames, proposed)]
+        videos = [len(set(v) & set(c.tolist())) / max(len(v), 1) for v, c in zip(self.videos, proposed)]
+        return float(np.mean(frames)), float(np.mean(videos))
 
     def frame_recall(self, index: Any) -> float:
         return recall_at(index.search(self.tq, 10)[1], self.frames)
@@ -160,7 +232,7 @@ class Truth:
                               for g, t in zip(got, self.videos)]))
 
 
-def _train_and_add(spec: str, x: np.ndarray, rng: np.random.Generator, train_size: int, seed: int) -> Any:
+def _train_and_add(spec: str, x: Any, rng: np.random.Generator, train_size: int, seed: int) -> Any:
     import faiss
 
     index = faiss.index_factory(x.shape[1], spec, faiss.METRIC_INNER_PRODUCT)
@@ -173,8 +245,10 @@ def _train_and_add(spec: str, x: np.ndarray, rng: np.random.Generator, train_siz
             ivf.cp.niter = 10            # k-means iterations: 10 get most of the benefit of 25 at 40 % of the time
             ivf.cp.seed = seed
             ivf.cp.max_points_per_centroid = 10**9  # we already subsampled; don't let faiss resample
-        index.train(x[np.sort(rng.choice(len(x), min(len(x), train_size), replace=False))])
-    index.add(x)
+        index.train(np.ascontiguousarray(x[np.sort(rng.choice(len(x), min(len(x), train_size), replace=False))],
+                                         np.float32))
+    for _, block in _chunks(x):
+        index.add(block)
     return index
 
 
@@ -239,6 +313,88 @@ def measure_candidate(spec: str, x: np.ndarray, truth: Truth, target: float = TA
     return index, rec_out
 
 
+def video_bounds(row_video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First row and row count of each video (rows are grouped by video, as an index stores them)."""
+    starts = np.flatnonzero(np.r_[True, row_video[1:] != row_video[:-1]])
+    return starts, np.diff(np.r_[starts, len(row_video)])
+
+
+def video_means(x: Any, row_video: np.ndarray) -> np.ndarray:
+    """One L2-normalised vector per video: the mean of its frames (the two-stage index's first stage)."""
+    starts, _ = video_bounds(row_video)
+    sums = np.zeros((len(starts), x.shape[1]), np.float64)
+    for i, block in _chunks(x):
+        rv = row_video[i:i + len(block)]
+        cut = np.flatnonzero(np.r_[True, rv[1:] != rv[:-1]])
+        np.add.at(sums, rv[cut], np.add.reduceat(block, cut, axis=0))
+    out = sums.astype(np.float32)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def _rescore_top10(x: Any, q: np.ndarray, vids: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """What search() does with candidate videos: every frame scored exactly, videos ranked by best frame."""
+    if not len(vids):
+        return vids
+    ln = lens[vids]
+    rows = np.arange(int(ln.sum())) + np.repeat(starts[vids] - np.r_[0, np.cumsum(ln)[:-1]], ln)
+    sc = x[rows] @ q
+    best = np.maximum.reduceat(sc, np.r_[0, np.cumsum(ln)[:-1]])
+    return vids[np.argsort(-best, kind="stable")[:10]]
+
+
+def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECALL, seed: int = 0,
+                    train_size: int = 100_000, timed_queries: int = 50) -> tuple[Any, dict[str, Any]]:
+    """Build a fast-scan or two-stage ``spec`` and tune its breadth by recall after exact rescoring.
+
+    ``value``: the smallest breadth (frames of the pool, or videos) whose rescored videos hold ``target`` of the
+    true top 10 frames; ``pool_value``: the smallest also holding ``target`` of the true top 10 videos. Latency
+    is timed at ``pool_value``, proposal plus rescoring of the candidates' frames, one query at a time."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    rv = truth.row_video
+    starts, lens = video_bounds(rv)
+    t0 = time.perf_counter()
+    two_stage = kind_of(spec) == "two_stage"
+    base = spec.split(",", 1)[1] if two_stage else spec
+    data = video_means(x, rv) if two_stage else x
+    index = faiss.index_factory(x.shape[1], base, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(data[np.sort(rng.choice(len(data), min(len(data), train_size), replace=False))],
+                                     np.float32))
+    for _, block in _chunks(data):
+        index.add(block)
+    build_s = time.perf_counter() - t0
+    param, limit = ("videos", len(data)) if two_stage else ("pool", min(len(data), 16384))
+
+    def propose(q: np.ndarray, breadth: int) -> list[np.ndarray]:
+        found = index.search(np.ascontiguousarray(q, np.float32), int(breadth))[1]
+        return [f[f >= 0] if two_stage else np.unique(rv[f[f >= 0]]) for f in found]
+
+    value = pool_value = None
+    breadth, frec, vrec = min(16 if two_stage else 64, limit), 0.0, 0.0
+    while True:
+        frec, vrec = truth.coverage(propose(truth.tq, breadth))
+        if value is None and (frec >= target or breadth >= limit):
+            value, rec_at = breadth, frec
+        if vrec >= target or breadth >= limit:
+            pool_value = breadth
+            break
+        breadth = min(breadth * 2, limit)
+    times = []
+    for q in truth.tq[:timed_queries]:
+        t1 = time.perf_counter()
+        _rescore_top10(x, q, propose(q[None], pool_value)[0], starts, lens)
+        times.append((time.perf_counter() - t1) * 1000)
+    rec = {"kind": kind_of(spec), "factory": spec, "build_seconds": round(build_s, 2),
+           "index_bytes": int(faiss.serialize_index(index).nbytes), "param": param, "value": int(value),
+           "recall_at_10": round(rec_at, 4), "pool": int(pool_value), "pool_value": int(pool_value),
+           "video_recall_at_10": round(vrec, 4), "refined": True,
+           "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
+    rec["meets_target"] = rec_at >= target and vrec >= target
+    return index, rec
+
+
 def eligible(rec: dict[str, Any]) -> bool:
     """A measured candidate that reaches the target and fits the budget."""
     return bool(rec.get("meets_target")) and bool(rec.get("within_memory"))
@@ -260,14 +416,15 @@ def build_ann(emb: np.ndarray, kind: str = "auto", train_size: int = 100_000, se
     ``candidates`` (all of them, with skipped ones and why) and ``reason``. Raises HVLInputError naming
     what would work when nothing meets the target within the budget."""
     n, dim = emb.shape
-    budget = parse_memory(memory)
-    x = np.ascontiguousarray(emb, np.float32)
+    budget = memory_budget(memory, n, dim)
+    x = emb if not isinstance(emb, np.ndarray) else np.ascontiguousarray(emb, np.float32)  # frames on disk stay there
     rng = np.random.default_rng(seed)
     if kind == "flat":
         import faiss
 
         index = faiss.IndexFlatIP(dim)
-        index.add(x)
+        for _, block in _chunks(x):
+            index.add(block)
         return index, {"kind": "flat", "factory": "Flat", "rows": n, "dim": dim, "recall_at_10": 1.0}
     specs, skipped = candidate_factories(n, dim, kind, hnsw_max_rows)
     tq = tuning_queries(x, rng) if tune_queries is None else np.ascontiguousarray(tune_queries, np.float32)
@@ -280,9 +437,13 @@ def build_ann(emb: np.ndarray, kind: str = "auto", train_size: int = 100_000, se
             records.append({"factory": spec, "skipped": f"estimated {est / 2**30:.2f} GiB > --ann-memory "
                                                          f"{budget / 2**30:.2f} GiB", "estimated_bytes": est})
             continue
+        if refined(spec) and row_video is None:
+            records.append({"factory": spec, "skipped": "needs the video of each frame (row_video)"})
+            continue
         if progress:
             print(f"hvl index: measuring {spec} on {n} frames ...", file=sys.stderr)
-        index, rec = measure_candidate(spec, x, truth, target, seed, train_size)
+        measure = measure_refined if refined(spec) else measure_candidate
+        index, rec = measure(spec, x, truth, target, seed, train_size)
         rec["within_memory"] = rec["index_bytes"] <= budget
         records.append(rec)
         if eligible(rec) and (best is None or rank_key(rec) < rank_key(best[1])):
@@ -321,8 +482,11 @@ def _refuse(records: list[dict[str, Any]], budget: int, target: float, n: int) -
 
 
 def set_breadth(index: Any, param: str, value: int) -> None:
+    """nprobe (IVF) or efSearch (HNSW); a fast-scan pool or a number of videos is the search's ``k``, not a setting."""
     import faiss
 
+    if param in ("pool", "videos"):
+        return
     if param == "nprobe":
         faiss.extract_index_ivf(index).nprobe = value
     else:
@@ -372,10 +536,14 @@ def _try_add(root: Path, emb: np.ndarray, row_video: np.ndarray, meta: dict[str,
     frames, recall at the stored breadths still meets the target. None: the data drifted, rebuild."""
     import faiss
 
+    if meta.get("refined"):  # a fast-scan or two-stage index rebuilds in a fraction of the embedding time
+        meta["_drift"] = {"added_rows": len(emb) - meta["rows"], "reason": "fast-scan / two-stage: rebuilt, not added"}
+        return None
     old = meta["rows"]
     index = faiss.read_index(str(root / "ann" / "ann.faiss"))
-    index.add(np.ascontiguousarray(emb[old:], np.float32))
-    x = np.ascontiguousarray(emb, np.float32)
+    for _, block in _chunks(emb[old:] if isinstance(emb, np.ndarray) else emb[np.arange(old, len(emb))]):
+        index.add(block)
+    x = emb
     rng = np.random.default_rng(seed + len(meta.get("updates", [])) + 1)
     truth = Truth(x, tuning_queries(x, rng, rows=np.arange(old, len(x))), row_video, meta.get("pool", 1000))
     target = meta.get("target_recall", TARGET_RECALL)

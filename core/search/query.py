@@ -30,7 +30,7 @@ from .ann import load_ann, set_breadth
 from .store import FrameIndex, read_index
 
 __all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "model_for_index", "rank_all",
-           "search"]
+           "search", "search_many"]
 
 AGGREGATIONS = ("max", "topk-mean", "count")
 
@@ -86,28 +86,39 @@ def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
 
 
 # ------------------------------------------------------------------ search
-def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3, pool: int = 1000,
-           group: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
-    """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
-    q = np.asarray(query, np.float32).reshape(-1)
+def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, group: str | None,
+                    exact: bool) -> tuple[list[np.ndarray | None], str]:
+    """Per query, the rows to score exactly (None: every row), and how they were chosen. The approximate index
+    is asked for all queries at once (FAISS batches them)."""
     if group is not None:
         rows = np.flatnonzero(np.array([v["group"] == group for v in idx.videos])[idx.row_video])
         if not len(rows):
             groups = sorted({v["group"] for v in idx.videos})
             raise HVLInputError(f"--group '{group}' is not in the index; it has {groups[:20]}")
-        method = "exact (group)"
-    elif idx.ann is not None and not exact:
-        m = idx.ann_meta
-        if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
-            set_breadth(idx.ann, m["param"], m["pool_value"])
-        _, found = idx.ann.search(q[None], min(len(idx.emb), max(pool, k * 10)))
-        cand = np.unique(idx.row_video[found[0][found[0] >= 0]])
-        rows = idx.video_rows(cand)
-        method = f"{idx.ann_meta['kind']} ({idx.ann_meta['factory']}) + exact rescoring"
-    else:
+        return [rows] * len(queries), "exact (group)"
+    if idx.ann is None or exact:
+        return [None] * len(queries), "exact"
+    m = idx.ann_meta
+    method = f"{m['kind']} ({m['factory']}) + exact rescoring"
+    q = np.ascontiguousarray(queries, np.float32)
+    if m.get("kind") == "two_stage":  # the index holds one vector per video: it proposes videos
+        _, found = idx.ann.search(q, min(len(idx.videos), int(m["pool_value"])))
+        return [idx.video_rows(np.unique(f[f >= 0])) for f in found], method
+    if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
+        set_breadth(idx.ann, m["param"], m["pool_value"])
+    breadth = int(m["pool_value"]) if m.get("kind") == "fastscan" else max(pool, k * 10)
+    _, found = idx.ann.search(q, min(len(idx.emb), breadth))
+    return [idx.video_rows(np.unique(idx.row_video[f[f >= 0]])) for f in found], method
+
+
+def _ranked(idx: FrameIndex, q: np.ndarray, rows: np.ndarray | None, k: int, agg: str, topk: int, pool: int,
+            group: str | None, method: str, moments: int, scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Rank the videos of ``rows`` (None: every row, scored here unless ``scores`` holds them) exactly."""
+    if rows is None:
         rows = np.arange(len(idx.emb))
-        method = "exact"
-    scores = idx.emb[rows] @ q if len(rows) < len(idx.emb) else idx.emb @ q
+        scores = idx.emb @ q if scores is None else scores
+    else:
+        scores = idx.emb[rows] @ q
     r = aggregate(scores, rows, idx.row_video, agg, topk, pool)
     results = []
     for rank in range(min(k, len(r.video))):
@@ -122,6 +133,28 @@ def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", to
                         "moments": [{"t": float(idx.row_time[vr[j]]), "score": round(float(vs[j]), 6)} for j in top]})
     return {"agg": agg, "k": k, "topk": topk, "pool": pool, "group": group, "method": method,
             "frames": int(len(idx.emb)), "videos": len(idx.videos), "results": results}
+
+
+def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3, pool: int = 1000,
+           group: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
+    """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
+    q = np.asarray(query, np.float32).reshape(-1)
+    (rows,), method = _candidate_rows(idx, q[None], k, pool, group, exact)
+    return _ranked(idx, q, rows, k, agg, topk, pool, group, method, moments)
+
+
+def search_many(idx: FrameIndex, queries: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3,
+                pool: int = 1000, group: str | None = None, exact: bool = False, moments: int = 3
+                ) -> list[dict[str, Any]]:
+    """:func:`search` for each row of ``queries`` ``[Q, D]``, the same answers; the approximate index is asked
+    once for all of them (one batched FAISS search instead of Q single ones)."""
+    qs = np.asarray(queries, np.float32).reshape(len(queries), -1)
+    rows, method = _candidate_rows(idx, qs, k, pool, group, exact)
+    if exact and group is None and len(qs) > 1:  # one pass over the frames for every query
+        all_scores = idx.emb @ qs.T
+        return [_ranked(idx, q, None, k, agg, topk, pool, group, method, moments, scores=all_scores[:, i])
+                for i, q in enumerate(qs)]
+    return [_ranked(idx, q, r, k, agg, topk, pool, group, method, moments) for q, r in zip(qs, rows)]
 
 
 def rank_all(idx: FrameIndex, query: np.ndarray, agg: str = "max", topk: int = 3, pool: int = 1000) -> Ranking:

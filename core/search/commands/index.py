@@ -24,13 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="frames per committed shard")
     p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
-    p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw"), default="auto",
+    p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw", "fastscan", "two_stage"), default="auto",
                    help="approximate index: auto = none below 100k frames, else every candidate (IVF-fp16/SQ8 with a "
-                        "few list counts, IVF-PQ, HNSW up to 2M frames) is built on the index's own frames and the "
-                        "fastest reaching recall@10 >= 0.95 within --ann-memory is kept (measurements in ann/ann.json); "
-                        "ivf/ivfpq/hnsw = choose within that family only; none = exact search")
+                        "few list counts, IVF-PQ, HNSW up to 2M frames, 4-bit fast-scan PQ and a two-stage video -> "
+                        "frame index, both with exact rescoring) is built on the index's own frames and the fastest "
+                        "reaching recall@10 >= 0.95 within --ann-memory is kept (measurements in ann/ann.json); a "
+                        "family name = choose within it only; none = exact search")
     p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
-                   help="largest approximate index to keep, e.g. 2GiB (default), 512MiB")
+                   help="largest approximate index to keep, e.g. 2GiB, 512MiB; auto (default): a fifth of the frames' "
+                        "float32 size, at least 256MiB (the frames themselves stay on disk)")
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
                    help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see docs/data.md)")
     p.add_argument("--no-progress", action="store_true")
