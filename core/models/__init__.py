@@ -2,7 +2,8 @@
 
 Text and frame encoders, temporal pooling and per-level heads (:mod:`.encoders`); the contrastive
 losses with their cross-device gather (:mod:`.losses`); frame × word similarity (:mod:`.finegrained`);
-the LightningModule that holds the science (:mod:`.module`); checkpoint IO and loading (:mod:`.checkpoint`);
+the LightningModule that holds the science (:mod:`.module`) and its typed settings (:mod:`.config`); checkpoint
+IO and loading (:mod:`.checkpoint`);
 CAMMA's published SurgVLP / HecVL / PeskaVLP weights as a backbone (:mod:`.surgvlp`).
 May import :mod:`hvl.core.data` and the leaves; never evaluation, search or the CLI. Encoders and
 losses stay free of Lightning.
@@ -17,6 +18,8 @@ _EXPORTS = {
     **dict.fromkeys(["FineGrainedConfig", "finegrained_infonce", "finegrained_similarity", "pad_tokens"],
                     "finegrained"),
     "HierarchicalVLM": "module",
+    **dict.fromkeys(["HFVisionConfig", "LossWeights", "SmallCNNConfig", "TextEncoderConfig", "VideoEncoderConfig"],
+                    "config"),
     "SurgVLPBackbone": "surgvlp",
     **dict.fromkeys(["AtomicCheckpointIO", "load_model", "read_checkpoint"], "checkpoint"),
 }

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from ..data.levels import LEVELS
 from ..data.transforms import normalize_batch
 from ..errors import HVLInputError
+from .backbones import BackboneOptions
+from .config import LossWeights, TextEncoderConfig, VideoEncoderConfig, as_config, as_plain
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 from .losses import (
@@ -58,37 +60,49 @@ class HierarchicalVLM(pl.LightningModule):
     Continue a SigLIP model with the loss it was trained with.
     """
 
-    def __init__(self, text_encoder: dict[str, Any] | None = None, video_encoder: dict[str, Any] | None = None,
-                 embed_dim: int = 256, levels: list[str] | None = None, loss_weights: dict[str, float] | None = None,
+    def __init__(self, text_encoder: TextEncoderConfig | None = None, video_encoder: VideoEncoderConfig | None = None,
+                 embed_dim: int = 256, levels: list[str] | None = None, loss_weights: LossWeights | None = None,
                  hier_weights: tuple[float, float, float] = (1.0, 1.0, 1.0), temperature: float = 0.07,
                  learn_temperature: bool = True, head_hidden: int | None = None, lr: float = 1e-3,
                  text_lr: float = 1e-5, weight_decay: float = 0.05, warmup_steps: int = 50,
-                 min_lr_ratio: float = 0.05, finegrained: dict[str, dict[str, Any]] | None = None,
-                 same_text_positives: bool = True, backbone: dict[str, Any] | None = None,
+                 min_lr_ratio: float = 0.05, finegrained: dict[str, FineGrainedConfig] | None = None,
+                 same_text_positives: bool = True, backbone: BackboneOptions | None = None,
                  backbone_lr: float = 1e-5, loss: str = "infonce", init_bias: float = -10.0,
                  prebuilt_backbone: nn.Module | None = None):
         """``prebuilt_backbone``: an already built backbone for ``backbone`` (loading a checkpoint rebuilds it from
-        what the checkpoint stored, so the original model directory need not exist)."""
+        what the checkpoint stored, so the original model directory need not exist).
+
+        The nested settings are typed (:mod:`hvl.core.models.config`) so that LightningCLI validates them; plain
+        dicts (a checkpoint's hyperparameters, Python callers) are accepted too, and the hyperparameters keep
+        plain values either way."""
         super().__init__()
+        text_cfg = as_config(TextEncoderConfig, text_encoder)
+        video_cfg = as_config(VideoEncoderConfig, video_encoder)
+        weights = as_config(LossWeights, loss_weights)
+        fg_cfgs = None if finegrained is None else {lv: as_config(FineGrainedConfig, cfg) or FineGrainedConfig()
+                                                    for lv, cfg in finegrained.items()}
+        bb_opts = as_config(BackboneOptions, backbone)
+        # save_hyperparameters stores these arguments as they are now: plain values (dicts, lists, numbers), as
+        # checkpoints have always held them (torch.load(weights_only=True) reads nothing else)
+        text_encoder, video_encoder, loss_weights = as_plain(text_cfg), as_plain(video_cfg), as_plain(weights)
+        finegrained, backbone = as_plain(fg_cfgs), as_plain(bb_opts)
         self.save_hyperparameters(ignore=["prebuilt_backbone"])
+        video_cfg = video_cfg or VideoEncoderConfig()
         self.levels = list(levels or LEVELS)
         bad = set(self.levels) - set(LEVELS)
         if bad:
             raise HVLInputError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
         if loss not in ("infonce", "sigmoid"):
             raise HVLInputError(f"model.loss: unknown '{loss}'; use 'infonce' (CLIP, HecVL) or 'sigmoid' (SigLIP)")
-        if backbone:
-            from .backbones import BackboneOptions
-
-            opts = BackboneOptions.model_validate(backbone)
-            if text_encoder or (video_encoder or {}).get("frame_encoder"):
+        if bb_opts is not None:
+            if text_cfg is not None or video_cfg.frame_encoder is not None:
                 raise HVLInputError("model.backbone replaces model.text_encoder and video_encoder.frame_encoder: "
                                  "set one or the other")
-            self.backbone = prebuilt_backbone if prebuilt_backbone is not None else opts.load()
-            opts.configure(self.backbone)
-            self.text = BackboneText(self.backbone, frozen=opts.text_unlocked == 0)
+            self.backbone = prebuilt_backbone if prebuilt_backbone is not None else bb_opts.load()
+            bb_opts.configure(self.backbone)
+            self.text = BackboneText(self.backbone, frozen=bb_opts.text_unlocked == 0)
             self.video = VideoEncoder(frames=BackboneFrames(self.backbone),
-                                      **{k: v for k, v in (video_encoder or {}).items() if k != "frame_encoder"})
+                                      **{k: v for k, v in video_cfg.encoder_kwargs().items() if k != "frame_encoder"})
             dim = self.backbone.embed_dim
             self.video_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
             self.text_heads = nn.ModuleDict({lv: ResidualHead(dim, head_hidden) for lv in self.levels})
@@ -97,23 +111,23 @@ class HierarchicalVLM(pl.LightningModule):
                 init_bias = self.backbone.init_logit_bias
         else:
             self.backbone = None
-            self.text = TextEncoder(**(text_encoder or {}))
-            self.video = VideoEncoder(**(video_encoder or {}))
+            self.text = TextEncoder(**as_plain(text_cfg or TextEncoderConfig()))
+            self.video = VideoEncoder(**video_cfg.encoder_kwargs())
             self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
             self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
         self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
         if loss == "sigmoid":  # only then: checkpoints of InfoNCE models keep their exact parameter set
             self.biases = nn.ModuleDict({lv: LogitBias(init_bias, learnable=learn_temperature) for lv in self.levels})
-        self.loss_weights = {lv: 1.0 for lv in self.levels} | (loss_weights or {})
+        self.loss_weights = {lv: getattr(weights or LossWeights(), lv) for lv in self.levels}
         self.finegrained: dict[str, FineGrainedConfig] = {}
-        for lv, cfg in (finegrained or {}).items():
+        for lv, cfg in (fg_cfgs or {}).items():
             if loss == "sigmoid":
                 raise HVLInputError("model.finegrained scores frames against words with InfoNCE; it does not combine "
                                  "with model.loss: sigmoid (drop one of them)")
             if lv not in self.levels or lv == "clip":
                 raise HVLInputError(f"model.finegrained: level '{lv}' must be 'phase' or 'video' and in model.levels "
                                  f"{self.levels} (the clip level has several texts per sample: MIL-NCE)")
-            self.finegrained[lv] = FineGrainedConfig(**(cfg or {}))
+            self.finegrained[lv] = cfg
         # transformers' from_pretrained leaves a model in eval mode and Lightning keeps each module's mode: a
         # trainable pretrained encoder would fine-tune without its dropout. Frozen parts return to eval themselves.
         self.train()

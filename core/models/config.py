@@ -1,0 +1,161 @@
+"""Typed settings of :class:`~hvl.core.models.module.HierarchicalVLM`'s nested arguments (``model.text_encoder``,
+``model.video_encoder``, ``model.loss_weights``; ``model.finegrained`` and ``model.backbone`` are typed by
+:class:`~hvl.core.models.finegrained.FineGrainedConfig` and :class:`~hvl.core.models.backbones.BackboneOptions`).
+
+Typed, LightningCLI validates a recipe's values before anything is built and ``hvl fit --print_config`` lists every
+field. A checkpoint's hyperparameters and Python callers give plain dicts: :func:`as_config` turns those into these
+classes (an unknown key is a ``TypeError``, as it was when the dict went straight to the encoder), and
+:func:`as_plain` turns them back into the dicts, lists and numbers a checkpoint stores (loadable with
+``torch.load(weights_only=True)``). The defaults are the encoders' own (:mod:`hvl.core.models.encoders`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, Union
+
+from pydantic import BaseModel
+
+from .encoders import FRAME_ENCODERS
+
+__all__ = ["FrameEncoderConfig", "HFVisionConfig", "LossWeights", "SmallCNNConfig", "TextEncoderConfig",
+           "VideoEncoderConfig", "as_config", "as_plain", "frame_encoder_config"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class TextEncoderConfig:
+    """``model.text_encoder``: a local HF text model, mean-pooled (:class:`~hvl.core.models.encoders.TextEncoder`).
+
+    Args:
+        path: model directory; null = the packaged all-MiniLM-L6-v2
+        freeze: frozen text embeddings are computed once per text and cached
+        max_length: tokens kept per text
+        trust_remote_code: run code shipped with the model (never switched on by a checkpoint)
+    """
+
+    path: str | None = None
+    freeze: bool = True
+    max_length: int = 64
+    trust_remote_code: bool = False
+
+
+@dataclass
+class SmallCNNConfig:
+    """``frame_encoder`` ``name: small_cnn``: a small CNN trained from scratch
+    (:class:`~hvl.core.models.encoders.SmallCNN`).
+
+    Args:
+        name: small_cnn
+        widths: channels of each stage
+        convs_per_stage: 3x3 convolutions per stage
+        in_channels: channels of the input frames
+        grid: > 0: pool to grid x grid cells and concatenate them (keeps where things are)
+    """
+
+    name: Literal["small_cnn"] = "small_cnn"
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    convs_per_stage: int = 1
+    in_channels: int = 3
+    grid: int = 0
+
+
+@dataclass
+class HFVisionConfig:
+    """``frame_encoder`` ``name: hf``: a transformers vision model (:class:`~hvl.core.models.encoders.HFVisionEncoder`).
+
+    Args:
+        name: hf
+        path: a local model directory (its preprocessor_config.json sets resize / crop / mean / std)
+        config: a model config to build with random weights instead of path
+        trust_remote_code: run code shipped with the model (never switched on by a checkpoint)
+    """
+
+    name: Literal["hf"] = "hf"
+    path: str | None = None
+    config: dict[str, Any] | None = None
+    trust_remote_code: bool = False
+
+
+FrameEncoderConfig = Union[SmallCNNConfig, HFVisionConfig]
+_FRAME_CONFIGS: dict[str, type] = {"small_cnn": SmallCNNConfig, "hf": HFVisionConfig}
+
+
+def frame_encoder_config(value: FrameEncoderConfig | dict[str, Any] | None) -> FrameEncoderConfig | None:
+    """A frame encoder's settings, chosen by ``name`` (default ``small_cnn``); None or ``{}``: not set."""
+    if not isinstance(value, dict):
+        return value
+    if not value:
+        return None
+    name = value.get("name", "small_cnn")
+    if name not in _FRAME_CONFIGS:
+        raise ValueError(f"frame_encoder.name '{name}' is unknown; choose one of {sorted(FRAME_ENCODERS)}")
+    return _FRAME_CONFIGS[name](**value)
+
+
+@dataclass
+class VideoEncoderConfig:
+    """``model.video_encoder``: a frame encoder applied per frame, then temporal pooling
+    (:class:`~hvl.core.models.encoders.VideoEncoder`).
+
+    Args:
+        frame_encoder: small_cnn (from scratch) or hf (a pretrained vision model); null = small_cnn's defaults, or
+            the backbone's image tower when model.backbone is set
+        temporal: mean (HecVL, CLIP4Clip's meanP) or transformer (seqTransf, zero-initialised: step 0 = mean)
+        temporal_layers: transformer layers (temporal: transformer)
+        temporal_heads: attention heads (temporal: transformer)
+    """
+
+    frame_encoder: FrameEncoderConfig | None = None
+    temporal: Literal["mean", "transformer"] = "mean"
+    temporal_layers: int = 1
+    temporal_heads: int = 4
+
+    def __post_init__(self) -> None:
+        self.frame_encoder = frame_encoder_config(self.frame_encoder)
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~hvl.core.models.encoders.VideoEncoder` (without ``frames``)."""
+        return {"frame_encoder": as_plain(self.frame_encoder), "temporal": self.temporal,
+                "temporal_layers": self.temporal_layers, "temporal_heads": self.temporal_heads}
+
+
+@dataclass
+class LossWeights:
+    """``model.loss_weights``: how each level's loss counts in the step's loss (a weighted mean over the levels
+    the step trains).
+
+    Args:
+        clip: weight of the clip level
+        phase: weight of the phase level
+        video: weight of the video level
+    """
+
+    clip: float = 1.0
+    phase: float = 1.0
+    video: float = 1.0
+
+
+def as_config(cls: type[T], value: T | dict[str, Any] | None) -> T | None:
+    """``value`` as ``cls`` (a dict's keys become its fields); None and ``{}`` stay "not set" (None)."""
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, dict) and not value:
+        return None
+    if issubclass(cls, BaseModel):
+        return cls.model_validate(value)
+    return cls(**value)
+
+
+def as_plain(value: Any) -> Any:
+    """Settings as a checkpoint stores them: dataclasses and pydantic models become dicts, all the way down."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: as_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_plain(v) for v in value]
+    return value
