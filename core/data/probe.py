@@ -1,4 +1,5 @@
-"""`hvl probe <folder|manifest>`: what hvl sees in each video, without training.
+"""What hvl sees in each video, without training (the library of `hvl probe <folder|manifest>`; its command line
+is :mod:`.probe_command`).
 
 Per video: container, codec, size as displayed, rotation, constant or variable frame rate, duration
 and the decoder ``video_backend`` picks for it (and why) — the table a training run prints at setup
@@ -6,16 +7,13 @@ and stores as ``data/video_probe.json``.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..errors import HVLInputError
-from ..io import write_json
-from .records import describe_video, format_probe_table, manifest_videos
+from .records import describe_video, manifest_videos
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
@@ -46,26 +44,4 @@ def probe(source: str | Path, backend: str = "auto", size: tuple[int, int] | Non
             rows.append({**head, **describe_video(path, backend, size)})
         except HVLInputError as e:
             rows.append({**head, "path": str(path), "error": str(e).split(": ", 1)[-1]})
-    return rows
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a video folder, a manifest (.jsonl) or one video file")
-    p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
-    p.add_argument("--image-size", type=int, help="decode size of the run (auto's choice can depend on it)")
-    p.add_argument("--json", help="also write the rows here")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    size = (args.image_size, args.image_size) if args.image_size else None
-    rows = probe(args.source, args.video_backend, size, progress=not args.no_progress)
-    print(format_probe_table(rows))
-    if args.json:
-        print(f"wrote {write_json(args.json, {'source': str(args.source), 'videos': rows})}")
-    bad = [r for r in rows if "error" in r]
-    if bad:
-        raise HVLInputError(f"{len(bad)} of {len(rows)} video(s) unreadable, first: {bad[0]['path']}: "
-                            f"{bad[0]['error']}")
-    sys.stdout.flush()
     return rows

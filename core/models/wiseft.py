@@ -1,4 +1,5 @@
-"""`hvl wise-ft`: weight-space ensembling of a fine-tuned checkpoint with the zero-shot model it started from.
+"""Weight-space ensembling of a fine-tuned checkpoint with the zero-shot model it started from (the library of
+`hvl wise-ft`; its command line is :mod:`.wiseft_command`).
 
 WiSE-FT (Wortsman et al.): ``θ = (1 - α) · θ_zeroshot + α · θ_finetuned``, parameter by parameter, for a model
 fine-tuned from a pretrained backbone. It recovers much of the zero-shot robustness that fine-tuning costs, at
@@ -8,7 +9,6 @@ zero-shot model and ``α = 1`` exactly the fine-tuned one.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +60,3 @@ def wise_ft(finetuned: str | Path, alpha: float, out: str | Path, zeroshot: str 
     AtomicCheckpointIO().save_checkpoint(out_ckpt, out)
     return {"out": str(out), "alpha": alpha, "finetuned": str(finetuned), "zeroshot": opts.path,
             "parameters": len(mixed)}
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--finetuned", required=True, help="hvl checkpoint fine-tuned from a pretrained backbone")
-    p.add_argument("--alpha", type=float, required=True, help="0 = zero-shot model, 1 = fine-tuned model")
-    p.add_argument("--out", required=True, help="where to write the ensembled checkpoint")
-    p.add_argument("--zeroshot", help="the pretrained model directory (default: the checkpoint's backbone.path)")
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    import json
-
-    res = wise_ft(args.finetuned, args.alpha, args.out, args.zeroshot)
-    print(json.dumps(res, indent=2))
-    return res
