@@ -12,7 +12,9 @@ index does depends on how clustered the embeddings are and nobody knows that in 
   the worst case;
 * queries are not index points: ``unit(centre of a random video + 1.0 * unit(noise))``.
 
-For each shape, baselines first: ``exact_flat`` (FAISS ``IndexFlatIP``, a full fp32 scan) and
+The candidates with exact refinement (fast-scan PQ, the two-stage video -> frame index) are measured as
+``hvl index`` measures them (recall after rescoring what they propose; their frame search = proposal +
+rescoring). For each shape, baselines first: ``exact_flat`` (FAISS ``IndexFlatIP``, a full fp32 scan) and
 ``search()`` exact. Then every candidate :func:`hvl.core.search.ann.candidate_factories` lists
 (IVF over fp16 / 8-bit vectors with two list counts, IVF-PQ, HNSW with M 16 / 32), each built
 and tuned exactly as ``hvl index`` does (breadth = the smallest nprobe / efSearch reaching frame
@@ -114,7 +116,7 @@ class PeakRSS:
 def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[str, Any]:
     import faiss
     from hvl.core.search import ann as A
-    from hvl.core.search.query import search
+    from hvl.core.search.query import _candidate_rows, search
     from hvl.core.search.store import FrameIndex
 
     log(f"[{shape}] data: {a.videos} videos x {a.frames} frames x {a.dim} ...")
@@ -140,19 +142,27 @@ def run_shape(shape: str, a: argparse.Namespace, proc: psutil.Process) -> dict[s
             raise SystemExit(f"search.py: --only {' '.join(unknown)}: not a candidate at this size; "
                              f"the candidates are {', '.join([*specs, *skipped])}")
         specs, skipped = list(a.only), {}
-    budget = A.parse_memory(a.memory)
+    budget = A.memory_budget(a.memory, len(emb), a.dim)
     records: list[dict[str, Any]] = [{"factory": s, "skipped": why} for s, why in skipped.items()]
     for spec in specs:
         log(f"[{shape}] {spec} ...")
+        measure = A.measure_refined if A.refined(spec) else A.measure_candidate
         with PeakRSS(proc) as rss:
-            index, rec = A.measure_candidate(spec, emb, tuning, seed=a.seed)
+            index, rec = measure(spec, emb, tuning, seed=a.seed)
         rec |= {"index_mib": round(rec["index_bytes"] / 2**20, 1), "build_peak_rss_delta_mib": rss.delta_mib,
                 "within_memory": rec["index_bytes"] <= budget}
         A.set_breadth(index, rec["param"], rec["value"])
-        fs, found = latencies(lambda q, ix=index: ix.search(q[None], 10)[1][0], queries)
-        fs["recall_at_10"] = round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])), 4)
         approx = FrameIndex(exact_idx.root, exact_idx.header, emb, row_video, times, videos, ["synthetic"], index,
-                            {k: rec[k] for k in ("kind", "factory", "param", "value", "pool_value")})
+                            {k: rec[k] for k in ("kind", "factory", "param", "value", "pool", "pool_value")})
+        if A.refined(spec):  # its frames are ranked by rescoring what it proposes, as search() does
+            def frames(q, ix=approx):
+                (rows,), _ = _candidate_rows(ix, q[None], 10, 1000, None, False)
+                return rows[np.argsort(-(emb[rows] @ q), kind="stable")[:10]]
+        else:
+            def frames(q, ix=index):
+                return ix.search(q[None], 10)[1][0]
+        fs, found = latencies(frames, queries)
+        fs["recall_at_10"] = round(float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])), 4)
         vs, res = latencies(lambda q, ix=approx: [r["video_id"] for r in search(ix, q, k=10, moments=1)["results"]],
                             queries)
         vs["video_recall_at_10_vs_exact"] = round(float(np.mean([len(set(x) & set(y)) / 10

@@ -42,7 +42,7 @@ def test_data_quick_reports_ratios(tmp_path):
 
 
 def test_search_quick_measures_every_candidate_on_every_shape():
-    out = run_bench("search.py", "--quick", timeout=180)  # ~40 s alone; generous: CI machines are shared
+    out = run_bench("search.py", "--quick", timeout=300)  # ~60 s alone; generous: CI machines are shared
     assert out["benchmark"] == "search" and out["quick"] and set(out["shapes"]) == {"clustered", "per_video", "isotropic"}
     assert len(out["machine"]["load_average"]) == 3
     for name, shape in out["shapes"].items():
@@ -51,12 +51,12 @@ def test_search_quick_measures_every_candidate_on_every_shape():
             assert 0 < shape[base]["p50_ms"] <= shape[base]["p95_ms"], (name, base)
         measured = [c for c in shape["candidates"] if "tuned" in c]
         kinds = {c["tuned"]["kind"] for c in measured}
-        assert kinds == {"ivf", "ivfpq", "hnsw"}, (name, kinds)  # 10k rows: nothing skipped
+        assert kinds == {"ivf", "ivfpq", "hnsw", "fastscan", "two_stage"}, (name, kinds)  # 10k rows: nothing skipped
         assert any("SQ8" in c["factory"] for c in measured) and len({c["factory"] for c in measured}) == len(measured)
         for c in measured:
             t, fs, vs = c["tuned"], c["frame_search"], c["video_search"]
             assert t["build_seconds"] > 0 and t["index_bytes"] > 0 and t["build_peak_rss_delta_mib"] >= 0
-            assert t["param"] in ("nprobe", "efSearch") and 1 <= t["value"] <= t["pool_value"]
+            assert t["param"] in ("nprobe", "efSearch", "pool", "videos") and 1 <= t["value"] <= t["pool_value"]
             for rec in (t["recall_at_10"], t["video_recall_at_10"], fs["recall_at_10"], vs["video_recall_at_10_vs_exact"]):
                 assert 0.0 <= rec <= 1.0
             assert 0 < fs["p50_ms"] <= fs["p95_ms"] and 0 < vs["p50_ms"] <= vs["p95_ms"]
@@ -66,6 +66,18 @@ def test_search_quick_measures_every_candidate_on_every_shape():
             assert shape["chosen"] == min(ok, key=lambda c: (c["tuned"]["p50_ms"], c["tuned"]["index_bytes"]))["factory"]
         else:
             assert shape["chosen"] is None
+
+
+def test_search_scale_quick_searches_from_disk_in_its_own_process(tmp_path):
+    out = run_bench("search_scale.py", "--quick", "--hard-shapes", "isotropic", "--work", str(tmp_path), timeout=400)
+    assert out["benchmark"] == "search_scale" and [r["shape"] for r in out["runs"]] == ["clustered", "isotropic"]
+    for r in out["runs"]:
+        s = r["search"]
+        assert r["rows"] == 20_000 and 0 < s["p50_ms"] <= s["p95_ms"] and s["queries"] == 100
+        assert 0.9 <= s["video_recall_at_10"] <= 1.0  # the chosen index reached 0.95 on its tuning queries
+        assert s["rss_anon_mib"] > 0 and s["search_many_qps"] > 0 and s["one_at_a_time_qps"] > 0
+        assert "exact rescoring" in s["method"] and r["ann"]["factory"] in s["method"]
+    assert out["runs"][1]["search"]["bound"]["p50_ms"] > 0 and out["runs"][1]["search"]["p50_over_bound"] > 0
 
 
 def test_decoders_quick_reports_ratios(tmp_path):

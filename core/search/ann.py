@@ -15,7 +15,8 @@ The two families "with exact refinement" are measured as :func:`~hvl.core.search
 since their codes alone are too coarse to rank (4 bits a sub-vector) and exact rescoring is what repairs them:
 
 * ``PQ<m>x4fs`` (fast-scan PQ, SIMD look-up tables in registers): one pass over ``m / 2`` bytes a frame; its
-  breadth is the frame pool (``pool``), the frames whose videos are rescored;
+  breadth is the frame pool (``pool``), the frames whose videos are rescored; ``IVF<n>,PQ<m>x4fs`` scans only
+  ``nprobe`` lists for a 1,000-frame pool (clustered frames, millions of them);
 * ``VideoMean,PQ<m>x4fs`` (two-stage): one vector per video (the mean of its frames), searched by fast scan;
   its breadth is the number of videos (``videos``) whose frames are rescored.
 
@@ -52,6 +53,9 @@ ANN_MEMORY_SHARE = 0.2
 # HNSW's graph build grows ~n^1.2: 65-236 s for 1M x 512 on 2 cores (M 16 / 32, by data shape; benchmarks/README);
 # above this auto does not try it (~10 minutes or more a build).
 HNSW_MAX_ROWS = 2_000_000
+# A flat fast scan reads every frame's codes: ~15 ms a query for 1M x 512 at 128 bytes on 2 cores
+# (../shared/REFERENCES.md, benchmarks/README): above this, auto measures only the IVF fast scan.
+FASTSCAN_FLAT_MAX_ROWS = 2_000_000
 TARGET_RECALL = 0.95
 KINDS = ("auto", "ivf", "ivfpq", "hnsw", "fastscan", "two_stage")
 
@@ -111,7 +115,7 @@ def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int
     fams = {"ivf": [f"IVF{base},SQfp16", f"IVF{more},SQfp16", f"IVF{more},SQ8"],
             "ivfpq": [f"IVF{more},PQ{m}np"],  # np: no polysemous training (slow, and only for Hamming filtering)
             "hnsw": ["HNSW16,SQfp16", "HNSW32,SQfp16"],
-            "fastscan": [f"PQ{fs}x4fs", f"PQ{fs // 2}x4fs"],
+            "fastscan": [f"PQ{fs}x4fs", f"PQ{fs // 2}x4fs", f"IVF{min(base, 4096)},PQ{fs}x4fs"],
             "two_stage": [f"VideoMean,PQ{fs}x4fs"]}
     chosen = [s for f, specs in fams.items() if kind in ("auto", f) for s in specs]
     skipped: dict[str, str] = {}
@@ -120,6 +124,11 @@ def candidate_factories(n: int, dim: int, kind: str = "auto", hnsw_max_rows: int
             chosen.remove(s)
             skipped[s] = (f"{n} rows > {hnsw_max_rows}: an HNSW graph build of this size takes ~10 minutes or more "
                           "on 2 cores; pass --ann hnsw to build it anyway")
+    if n > FASTSCAN_FLAT_MAX_ROWS and kind in ("auto", "fastscan"):
+        for s in fams["fastscan"][:2]:
+            chosen.remove(s)
+            skipped[s] = (f"{n} rows > {FASTSCAN_FLAT_MAX_ROWS}: one pass over every frame's codes takes longer "
+                          "than the 10 ms target; the IVF fast scan reads only the nearest lists")
     return chosen, skipped
 
 
@@ -365,14 +374,21 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
     for _, block in _chunks(data):
         index.add(block)
     build_s = time.perf_counter() - t0
-    param, limit = ("videos", len(data)) if two_stage else ("pool", min(len(data), 16384))
+    ivf = spec.startswith("IVF")
+    if ivf:
+        param, limit = "nprobe", faiss.extract_index_ivf(index).nlist
+    else:
+        param, limit = ("videos", len(data)) if two_stage else ("pool", min(len(data), 16384))
+    frame_pool = min(truth.pool, len(data))
 
     def propose(q: np.ndarray, breadth: int) -> list[np.ndarray]:
-        found = index.search(np.ascontiguousarray(q, np.float32), int(breadth))[1]
+        if ivf:
+            faiss.extract_index_ivf(index).nprobe = int(breadth)
+        found = index.search(np.ascontiguousarray(q, np.float32), frame_pool if ivf else int(breadth))[1]
         return [f[f >= 0] if two_stage else np.unique(rv[f[f >= 0]]) for f in found]
 
     value = pool_value = None
-    breadth, frec, vrec = min(16 if two_stage else 64, limit), 0.0, 0.0
+    breadth, frec, vrec = min(1 if ivf else 16 if two_stage else 64, limit), 0.0, 0.0
     while True:
         frec, vrec = truth.coverage(propose(truth.tq, breadth))
         if value is None and (frec >= target or breadth >= limit):
@@ -388,7 +404,7 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
         times.append((time.perf_counter() - t1) * 1000)
     rec = {"kind": kind_of(spec), "factory": spec, "build_seconds": round(build_s, 2),
            "index_bytes": int(faiss.serialize_index(index).nbytes), "param": param, "value": int(value),
-           "recall_at_10": round(rec_at, 4), "pool": int(pool_value), "pool_value": int(pool_value),
+           "recall_at_10": round(rec_at, 4), "pool": int(frame_pool if ivf else pool_value), "pool_value": int(pool_value),
            "video_recall_at_10": round(vrec, 4), "refined": True,
            "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
     rec["meets_target"] = rec_at >= target and vrec >= target
