@@ -106,7 +106,7 @@ def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, gro
         return [idx.video_rows(np.unique(f[f >= 0])) for f in found], method
     if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
         set_breadth(idx.ann, m["param"], m["pool_value"])
-    breadth = int(m["pool_value"]) if m.get("kind") == "fastscan" else max(pool, k * 10)
+    breadth = int(m["pool_value"]) if m.get("param") == "pool" else max(pool, k * 10, int(m.get("pool", 0)))
     _, found = idx.ann.search(q, min(len(idx.emb), breadth))
     return [idx.video_rows(np.unique(idx.row_video[f[f >= 0]])) for f in found], method
 
