@@ -1,0 +1,246 @@
+"""Vector databases behind hvl's search backend interface, measured on the three data shapes of ``search.py``.
+
+For each engine and shape (``clustered``, ``per_video``, ``isotropic``: :func:`search.make_data`, seeded, 10
+frames per video, queries that are not index points): build seconds (insert, then index), size on disk, p50 /
+p95 ms per query (one at a time, ``--queries`` of them: hvl's ``max`` search returning 10 videos with 3 moments
+each), video recall@10 against exact max-aggregation search (numpy, every frame scored) and the fraction of
+returned videos whose 3 moments are exactly their best 3 frames. The load average is printed at the start of
+each engine and shape (the machine is shared: read latencies with it).
+
+Engines:
+
+* ``qdrant``: :mod:`hvl.core.search.backends.qdrant` as hvl uses it: Qdrant Edge in-process (HNSW M 16,
+  ef_construct 64 over int8-quantized vectors, pool rescored from float32, the best ``3 k`` videos rescored
+  exactly), once per ``--pools`` value;
+* ``milvus``: Milvus Lite (``pip install 'pymilvus<2.6' milvus-lite==2.5.1``: the last milvus-lite with the
+  engine inside, a C++ Milvus 2.4 server started as a local process; 3.x is a Python re-implementation),
+  through pymilvus as a Milvus server would be used: ``search(group_by_field="video_id")`` (Milvus Lite ignores
+  ``group_size``: milvus-lite #214) for the 10 videos, then one filtered search over their frames for the
+  moments; its index types ``FLAT`` and ``IVF_FLAT`` (the only ones Milvus Lite builds). Milvus Lite stores rows
+  in SQLite (~220 rows/s here), so it runs at ``--milvus-rows`` (default 50,000) and says so.
+
+    python benchmarks/search_backends.py [--rows 1000000] [--engine qdrant milvus] [--shape ...] > backends.json
+    python benchmarks/search_backends.py --quick        # 20,000 x 512, both engines, every shape
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import DEFAULT_WORK, emit, log, machine
+from search import SHAPES, latencies, make_data
+
+ENGINES = ("qdrant", "milvus")
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def exact_truth(emb: np.ndarray, queries: np.ndarray, frames: int, k: int = 10, moments: int = 3
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` videos by best frame ``[nq, k]`` and each one's best ``moments`` frame numbers ``[nq, k, m]``."""
+    n_videos = len(emb) // frames
+    top = np.empty((len(queries), k), np.int64)
+    mom = np.empty((len(queries), k, moments), np.int64)
+    for s in range(0, len(queries), 50):
+        sc = np.empty((min(50, len(queries) - s), len(emb)), np.float32)
+        for r in range(0, len(emb), 200_000):
+            sc[:, r: r + 200_000] = queries[s: s + 50] @ emb[r: r + 200_000].T
+        per = sc.reshape(len(sc), n_videos, frames)
+        best = per.max(-1)
+        order = np.lexsort((np.broadcast_to(np.arange(n_videos), best.shape), -best), axis=-1)[:, :k]
+        top[s: s + len(sc)] = order
+        mom[s: s + len(sc)] = np.argsort(-np.take_along_axis(per, order[..., None], 1), -1, kind="stable")[..., :moments]
+    return top, mom
+
+
+def score(results: list[list[tuple[int, list[int]]]], top: np.ndarray, mom: np.ndarray) -> dict[str, float]:
+    """Video recall@10 against exact, and how many returned true top-10 videos have exactly their best moments."""
+    rec, ok, n = [], 0, 0
+    for res, t, m in zip(results, top, mom):
+        truth = {int(v): list(mm) for v, mm in zip(t, m)}
+        rec.append(len({v for v, _ in res} & set(truth)) / len(t))
+        for v, frames in res:
+            if v in truth:
+                n += 1
+                ok += frames == truth[v]
+    return {"video_recall_at_10_vs_exact": round(float(np.mean(rec)), 4),
+            "moments_exact": round(ok / max(n, 1), 4)}
+
+
+# ------------------------------------------------------------------ engines
+def run_qdrant(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
+    from hvl.core.search.backends import open_backend
+
+    d = work / "qdrant_index"
+    shutil.rmtree(d, ignore_errors=True)
+    n_videos = len(emb) // frames
+    be = open_backend(d, {"backend": "qdrant", "dim": emb.shape[1]}, create=True)
+    t0 = time.perf_counter()
+    step = 5000
+    for s in range(0, n_videos, step):
+        vids = [{"video_id": str(v), "group": f"g{v % 10}", "key": "", "path": "",
+                 "t": [float(j) for j in range(frames)]} for v in range(s, min(s + step, n_videos))]
+        be.add(vids, emb[s * frames: (s + len(vids)) * frames])
+    insert_s = time.perf_counter() - t0
+    log(f"  qdrant insert {insert_s:.1f}s, load {loadavg()}")
+    t0 = time.perf_counter()
+    be.optimize()
+    index_s = time.perf_counter() - t0
+    log(f"  qdrant optimize (HNSW) {index_s:.1f}s, load {loadavg()}")
+    be.close()
+    be = open_backend(d, {"backend": "qdrant", "dim": emb.shape[1]}, create=False)
+    out: dict[str, Any] = {"rows": len(emb), "insert_s": round(insert_s, 1), "index_s": round(index_s, 1),
+                           "build_s": round(insert_s + index_s, 1), "disk_mib": round(du(d) / 2**20, 1),
+                           "count": be.count(), "settings": {}}
+    for pool in a.pools:
+        def one(q, pool=pool):
+            return [(int(h.video_id), [int(t) for t, _ in h.moments]) for h in be.search(q, 10, 3, pool=pool)]
+        lat, res = latencies(one, queries)
+        out["settings"][f"pool={pool}"] = lat | score(res, top, mom)
+        log(f"  qdrant pool={pool}: {out['settings'][f'pool={pool}']}")
+    be.close()
+    if not a.keep:
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def _pymilvus():
+    """pymilvus with milvus-lite 2.5.1 (whose __init__ still imports pkg_resources, gone from setuptools >= 81)."""
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        stub = types.ModuleType("pkg_resources")
+
+        class DistributionNotFound(Exception):
+            pass
+
+        def get_distribution(name):
+            raise DistributionNotFound(name)
+
+        stub.DistributionNotFound, stub.get_distribution = DistributionNotFound, get_distribution
+        sys.modules["pkg_resources"] = stub
+    import pymilvus
+    from milvus_lite.server import Server  # the engine binary (3.x has none: a Python re-implementation)
+
+    return pymilvus, Server
+
+
+def run_milvus(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
+    try:
+        pymilvus, _ = _pymilvus()
+    except ImportError as e:
+        return {"skipped": f"{e}: pip install 'pymilvus<2.6' milvus-lite==2.5.1"}
+    from pymilvus import DataType, MilvusClient
+
+    d = work / "milvus_index"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    c = MilvusClient(str(d / "hvl.db"))
+    s = c.create_schema(auto_id=False)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("video_id", DataType.INT64)
+    s.add_field("group", DataType.VARCHAR, max_length=64)
+    s.add_field("t", DataType.FLOAT)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=emb.shape[1])
+    c.create_collection("frames", schema=s)
+    t0 = time.perf_counter()
+    for st in range(0, len(emb), 5000):
+        c.insert("frames", [{"id": i, "video_id": i // frames, "group": f"g{i // frames % 10}", "t": float(i % frames),
+                             "vec": emb[i]} for i in range(st, min(st + 5000, len(emb)))])
+    c.flush("frames")
+    insert_s = time.perf_counter() - t0
+    log(f"  milvus insert {insert_s:.1f}s, load {loadavg()}")
+    out: dict[str, Any] = {"rows": len(emb), "version": pymilvus.__version__, "insert_s": round(insert_s, 1),
+                           "settings": {}}
+    nlist = int(4 * np.sqrt(len(emb)))
+    for kind, params, probes in (("FLAT", {}, [None]), ("IVF_FLAT", {"nlist": nlist}, a.nprobes)):
+        c.release_collection("frames")
+        for ix in c.list_indexes("frames"):
+            c.drop_index("frames", ix)
+        ip = c.prepare_index_params()
+        ip.add_index("vec", index_type=kind, metric_type="IP", params=params)
+        t0 = time.perf_counter()
+        c.create_index("frames", ip)
+        c.load_collection("frames")
+        index_s = time.perf_counter() - t0
+        for nprobe in probes:
+            sp = {"metric_type": "IP", "params": {"nprobe": nprobe} if nprobe else {}}
+
+            def one(q, sp=sp):
+                r = c.search("frames", [q], limit=10, group_by_field="video_id", output_fields=["video_id"],
+                             search_params=sp)[0]
+                vids = [h["entity"]["video_id"] for h in r]
+                fr = c.search("frames", [q], limit=len(vids) * frames, filter=f"video_id in {vids}",
+                              output_fields=["video_id", "t"], search_params={"metric_type": "IP"})[0]
+                mom_: dict[int, list[int]] = {v: [] for v in vids}
+                for h in fr:  # best first
+                    lst = mom_[h["entity"]["video_id"]]
+                    if len(lst) < 3:
+                        lst.append(int(h["entity"]["t"]))
+                return [(v, mom_[v]) for v in vids]
+            lat, res = latencies(one, queries)
+            name = kind + (f" nlist={nlist} nprobe={nprobe}" if nprobe else "")
+            out["settings"][name] = lat | score(res, top, mom) | {"index_s": round(index_s, 1),
+                                                                  "build_s": round(insert_s + index_s, 1)}
+            log(f"  milvus {name}: {out['settings'][name]}")
+    c.close()
+    out["disk_mib"] = round(du(d) / 2**20, 1)
+    if not a.keep:
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="20,000 x 512 frames, 50 queries: a smoke run")
+    p.add_argument("--rows", type=int, default=1_000_000, help="frames (10 per video)")
+    p.add_argument("--milvus-rows", type=int, default=50_000,
+                   help="frames for Milvus Lite (its SQLite insert: ~220 rows/s on the 2-core machine)")
+    p.add_argument("--frames", type=int, default=10, help="frames per video")
+    p.add_argument("--dim", type=int, default=512)
+    p.add_argument("--topics", type=int, default=1000, help="topics of the clustered shape")
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--shape", nargs="+", choices=SHAPES, default=list(SHAPES))
+    p.add_argument("--engine", nargs="+", choices=ENGINES, default=list(ENGINES))
+    p.add_argument("--pools", nargs="+", type=int, default=[300, 1000], help="qdrant: frame pools measured")
+    p.add_argument("--nprobes", nargs="+", type=int, default=[32, 128], help="milvus IVF_FLAT: nprobe measured")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK / "backends")
+    p.add_argument("--keep", action="store_true", help="keep the built indexes in --work")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if a.quick:
+        a.rows, a.milvus_rows, a.queries = 20_000, min(a.milvus_rows, 20_000), 50
+    a.work.mkdir(parents=True, exist_ok=True)
+    shapes: dict[str, Any] = {}
+    for shape in a.shape:
+        shapes[shape] = {}
+        for engine in a.engine:
+            rows = min(a.rows, a.milvus_rows) if engine == "milvus" else a.rows
+            start = loadavg()
+            log(f"[{shape}] {engine}: {rows} x {a.dim}, load average {start}")
+            emb, _, queries = make_data(shape, rows // a.frames, a.frames, a.dim, a.topics, a.queries, a.seed)
+            top, mom = exact_truth(emb, queries, a.frames)
+            run = run_qdrant if engine == "qdrant" else run_milvus
+            shapes[shape][engine] = {"load_average_at_start": start} | run(emb, queries, a.frames, top, mom,
+                                                                            a.work, a)
+            del emb
+    emit({"benchmark": "search_backends", "machine": machine() | {"load_average": loadavg()}, "quick": a.quick,
+          "rows": a.rows, "milvus_rows": a.milvus_rows, "frames_per_video": a.frames, "dim": a.dim,
+          "queries": a.queries, "seed": a.seed, "shapes": shapes})
+
+
+if __name__ == "__main__":
+    main()
