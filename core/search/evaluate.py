@@ -63,6 +63,8 @@ class SearchEvalConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
     experiment: str = "hvl-search-eval"
+    backend: str = Field("faiss", description="where the eval index's vectors live: faiss, or a vector database")
+    backend_url: str | None = Field(None, description="a running vector database server for backend")
 
 
 BugSearchConfig = SearchEvalConfig  # the name before search was domain-neutral
@@ -163,11 +165,12 @@ def evaluate(cfg: SearchEvalConfig, ckpt: str | Path | None, progress: bool = Tr
             raise HVLInputError(f"{cfg.queries}: query '{q.id}' field 'relevant' names video(s) {missing[:5]} that are "
                                 f"not in {cfg.dataset.path}; fix the query set or point dataset.path at its videos")
     loaded = load_for_eval(ckpt, model, text_model, trust_remote_code)
-    index_dir = Path(cfg.index) / f"{fingerprint(ckpt or model)[:12]}_{cfg.level}_{cfg.fps:g}fps"
+    index_dir = Path(cfg.index) / (f"{fingerprint(ckpt or model)[:12]}_{cfg.level}_{cfg.fps:g}fps"
+                                   + (f"_{cfg.backend}" if cfg.backend != "faiss" else ""))
     t0 = time.perf_counter()
     built = build_index(cfg.dataset.path, ckpt, index_dir, fps=cfg.fps, level=cfg.level, batch_size=cfg.batch_size,
                         num_workers=cfg.num_workers, progress=progress, videos=entries, loaded=loaded, model=model,
-                        text_model=text_model)
+                        text_model=text_model, backend=cfg.backend, backend_url=cfg.backend_url)
     index_s = time.perf_counter() - t0
     idx = load_index(index_dir, use_ann=False)
     pos = {v["video_id"]: i for i, v in enumerate(idx.videos)}

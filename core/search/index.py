@@ -220,7 +220,8 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
                 ann_memory: int | str = ANN_MEMORY_DEFAULT,
                 videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None,
                 model: str | None = None, text_model: str | None = None,
-                trust_remote_code: bool = False) -> dict[str, Any]:
+                trust_remote_code: bool = False, backend: str = "faiss",
+                backend_url: str | None = None) -> dict[str, Any]:
     """Index the videos not yet in ``out``; returns counts. Safe to re-run and to interrupt.
 
     The frames are embedded by ``ckpt`` (an hvl checkpoint) or ``model`` (a pretrained image-text model used
@@ -243,7 +244,12 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
                                  "checkpoint_sha256": fingerprint(ckpt or model), "level": level,
                                  "dim": int(net.embed_dim), "fps": float(fps), "image_size": pre.output_size[0],
                                  "preprocess": pre.model_dump(mode="json"),
-                                 "dtype": "float16", "videos_root": str(Path(videos_dir).resolve())})
+                                 "dtype": "float16", "videos_root": str(Path(videos_dir).resolve())}
+                          | _backend_fields(backend, backend_url))
+    if header.get("backend", "faiss") != backend or header.get("backend_url") != backend_url:
+        raise HVLInputError(f"{out / 'index.json'}: the index's vectors are in backend {header.get('backend', 'faiss')!r}"
+                            f"{' at ' + header['backend_url'] if header.get('backend_url') else ''}; index into it "
+                            "with the same --backend / --backend-url, or use a new --out")
     (out / "shards").mkdir(parents=True, exist_ok=True)
     pruned = _prune_gone(out, videos) if _is_first_process() else []
     done = indexed_keys(out)
@@ -251,7 +257,7 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
     result = {"index": str(out), "videos": len(videos), "already_indexed": len(videos) - len(todo),
               "indexed": 0, "skipped": 0, "pruned": len(pruned), "level": level, "fps": fps, "dim": header["dim"]}
     if not todo:
-        result["ann"] = _refresh_ann(out, ann, ann_memory)
+        result |= _search_structure(out, header, ann, ann_memory)
         return result
     share = RankShare(todo)
     writer = ShardWriter(out, share, shard_rows, on_bad_video, progress)
@@ -263,8 +269,32 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
         trainer.predict(embedder, return_predictions=False)
     result.update(indexed=writer.committed_videos, skipped=len(writer.skipped))
     if trainer.global_rank == 0:
-        result["ann"] = _refresh_ann(out, ann, ann_memory)
+        result |= _search_structure(out, header, ann, ann_memory)
     return result
+
+
+def _backend_fields(backend: str, backend_url: str | None) -> dict[str, Any]:
+    from .backends import BACKENDS
+
+    if backend != "faiss" and backend not in BACKENDS:
+        raise HVLInputError(f"--backend '{backend}' is unknown; use faiss (files in the index folder) or one of "
+                            f"{sorted(BACKENDS)}")
+    if backend == "faiss":
+        if backend_url:
+            raise HVLInputError("--backend-url names a vector database server; give it with --backend "
+                                f"{' or '.join(sorted(BACKENDS))}")
+        return {}
+    return {"backend": backend} | ({"backend_url": backend_url} if backend_url else {})
+
+
+def _search_structure(out: Path, header: dict[str, Any], kind: str, memory: int | str) -> dict[str, Any]:
+    """What searches the frames: the FAISS approximate index (default), or the vector database mirrored from
+    the shards (then no FAISS index is built)."""
+    if header.get("backend", "faiss") == "faiss":
+        return {"ann": _refresh_ann(out, kind, memory)}
+    from .backends.mirror import mirror
+
+    return {"ann": None, "backend": mirror(out, header)}
 
 
 def _is_first_process() -> bool:

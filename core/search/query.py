@@ -77,10 +77,31 @@ def aggregate(scores: np.ndarray, rows: np.ndarray, row_video: np.ndarray, agg: 
     return Ranking(videos[rank], key[rank], best_row[rank], best[rank], count[rank])
 
 
+class _OneAtATime:
+    """A vector database handle shared by a server's threads: one search at a time (an embedded engine's
+    handle is not documented as thread-safe)."""
+
+    def __init__(self, backend: Any):
+        import threading
+
+        self.backend, self.lock = backend, threading.Lock()
+
+    def search(self, *args: Any, **kw: Any):
+        with self.lock:
+            return self.backend.search(*args, **kw)
+
+
 def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
-    """The index at ``path``, with its approximate index when one covers exactly its shards."""
+    """The index at ``path``, with its approximate index when one covers exactly its shards (or, for an index
+    whose vectors are in a vector database, that database)."""
     idx = read_index(path)
-    if use_ann:
+    name = idx.header.get("backend", "faiss")
+    if use_ann and name != "faiss":
+        from .backends import open_backend
+
+        idx.ann = _OneAtATime(open_backend(idx.root, idx.header))
+        idx.ann_meta = {"kind": "backend", "factory": name, "where": idx.header.get("backend_url") or "embedded"}
+    elif use_ann:
         idx.ann, idx.ann_meta = load_ann(idx.root, idx.shards, len(idx.emb))
     return idx
 
@@ -90,6 +111,12 @@ def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, gro
                     exact: bool) -> tuple[list[np.ndarray | None], str]:
     """Per query, the rows to score exactly (None: every row), and how they were chosen. The approximate index
     is asked for all queries at once (FAISS batches them)."""
+    if idx.ann is not None and not exact and idx.ann_meta.get("kind") == "backend":
+        # the database proposes videos (its own ranking, filtered by group); hvl rescores them from the shards
+        pos = idx.video_index()
+        hits = [idx.ann.search(q, k=max(3 * k, 30), moments=1, group=group) for q in queries]
+        return ([idx.video_rows(np.array(sorted(pos[h.video_id] for h in hs if h.video_id in pos), np.int64))
+                 for hs in hits], f"{idx.ann_meta['factory']} ({idx.ann_meta['where']}) + exact rescoring")
     if group is not None:
         rows = np.flatnonzero(np.array([v["group"] == group for v in idx.videos])[idx.row_video])
         if not len(rows):

@@ -316,6 +316,18 @@ class FrameIndex:
     def dim(self) -> int:
         return int(self.header["dim"])
 
+    def close(self) -> None:
+        """Let go of a vector database the index opened (an embedded one has one user at a time)."""
+        backend = getattr(self.ann, "backend", None)
+        if backend is not None:
+            backend.close()
+
+    def video_index(self) -> dict[str, int]:
+        """video id -> its position in the video table (built once)."""
+        if not hasattr(self, "_video_index"):
+            self._video_index = {v["video_id"]: i for i, v in enumerate(self.videos)}
+        return self._video_index
+
     def video_rows(self, vids: np.ndarray) -> np.ndarray:
         """Every row of the videos ``vids`` (video table indices), video by video."""
         vids = np.asarray(vids, np.int64)

@@ -33,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ann-memory", default=ANN_MEMORY_DEFAULT,
                    help="largest approximate index to keep, e.g. 2GiB, 512MiB; auto (default): a fifth of the frames' "
                         "float32 size, at least 256MiB (the frames themselves stay on disk)")
+    p.add_argument("--backend", default="faiss",
+                   help="where the frame vectors are searched: faiss (default: files in the index folder) or qdrant "
+                        "(a vector database: embedded in the index folder, or a server with --backend-url); the shards "
+                        "stay the index's record either way (see docs/search.md)")
+    p.add_argument("--backend-url", help="a running vector database server, e.g. http://localhost:6333")
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto",
                    help="decoder: auto = decord where it is frame-exact, PyAV for the rest (see docs/data.md)")
     p.add_argument("--no-progress", action="store_true")
@@ -46,5 +51,6 @@ def run(args: argparse.Namespace) -> None:
                       num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
                       shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
                       ann=args.ann, ann_memory=args.ann_memory, video_backend=args.video_backend, model=args.model,
-                      text_model=args.text_model, trust_remote_code=args.trust_remote_code)
+                      text_model=args.text_model, trust_remote_code=args.trust_remote_code, backend=args.backend,
+                      backend_url=args.backend_url)
     print(json.dumps(res, indent=2))

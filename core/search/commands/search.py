@@ -35,9 +35,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.k < 1:
         raise HVLInputError(f"--k must be >= 1 (got {args.k})")
     idx = load_index(args.index, use_ann=not args.exact)
-    model = model_for_index(idx, args.ckpt, args.model, args.text_model, args.trust_remote_code)
-    q = embed_queries(model, [args.query], idx.header["level"])[0]
-    res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, group=args.group, exact=args.exact)
+    try:
+        model = model_for_index(idx, args.ckpt, args.model, args.text_model, args.trust_remote_code)
+        q = embed_queries(model, [args.query], idx.header["level"])[0]
+        res = search(idx, q, k=args.k, agg=args.agg, topk=args.topk, pool=args.pool, group=args.group,
+                     exact=args.exact)
+    finally:
+        idx.close()
     res = {"query": args.query, "index": str(args.index), "level": idx.header["level"]} | res
     print(json.dumps(res, indent=2) if args.json else format_table(args.query, res))
     return res
