@@ -16,8 +16,9 @@ from ...data.schema import PromptFile
 from ...data.transforms import Preprocess
 from ...errors import HVLInputError
 from ..metrics import mean_over_videos, phase_metrics
-from .frames import FrameChunks, sample_eval_frames
+from .frames import FrameChunks, sample_eval_frames, sample_sequences
 from .threads import CpuThreads
+from .windows import frame_features, window_embeddings, window_half
 
 __all__ = ["class_embeddings", "evaluate", "format_table", "predict", "summarize"]
 
@@ -36,12 +37,28 @@ def class_embeddings(model, prompts: PromptFile, level: str) -> Tensor:
 def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps: float = 1.0,
             image_size: int = 64, batch_size: int = 64, num_workers: int = 2,
             progress: bool = True, preprocess: Preprocess | None = None,
-            video_backend: str = "auto") -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """Per video: predicted class, true class and class probabilities of each sampled frame."""
+            video_backend: str = "auto", window: float | None = None,
+            head: Any = None) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Per video: predicted class, true class and class probabilities of each sampled frame.
+
+    ``window`` (seconds): embed each frame with the centred window of frames around it (:mod:`.windows`) instead
+    of alone. ``head``: an adapted head (:mod:`hvl.core.evaluation.adapt`) scores the embeddings instead of the
+    prompt embeddings; a head that reads whole sequences (temporal) sees every frame of the video at ``fps``."""
     if level not in model.video_heads:
         raise HVLInputError(f"level '{level}' is not one the checkpoint was trained with ({list(model.video_heads)})")
+    half = window_half(window, fps)
     model.eval()
-    text = class_embeddings(model, prompts, level)
+    if head is not None:
+        head.check_compatible(prompts.names, level, model.embed_dim)
+        score = head.scores
+    else:
+        text = class_embeddings(model, prompts, level)
+
+        def score(img: Tensor) -> Tensor:
+            return 100.0 * img @ text.T
+    if half is not None or getattr(head, "reads_sequences", False):
+        return _predict_sequences(model, videos, prompts, level, fps, image_size, batch_size, num_workers, progress,
+                                  preprocess, video_backend, half or 0, score, head)
     index, labels, _ = sample_eval_frames(videos, prompts.names, fps, batch_size, image_size, video_backend)
     loader = DataLoader(FrameChunks(videos, index, image_size, preprocess, video_backend), batch_size=None,
                         num_workers=num_workers)
@@ -51,11 +68,28 @@ def predict(model, videos: list[Resolved], prompts: PromptFile, level: str, fps:
         for vi, frames in tqdm(loader, desc="zero-shot", unit="chunk", disable=not progress):
             got = time.perf_counter()
             img = model.embed_frames(frames.to(model.device), level)
-            probs[vi].append((100.0 * img @ text.T).softmax(-1).cpu())
+            probs[vi].append(score(img).softmax(-1).cpu())
             waited, done = got - done, time.perf_counter()
             threads.step(waited, done - got)   # blocked on the loader vs busy in the model
     p = [torch.cat(x) for x in probs]
     return [x.argmax(-1) for x in p], labels, p
+
+
+def _predict_sequences(model, videos, prompts, level, fps, image_size, batch_size, num_workers, progress, preprocess,
+                       video_backend, half, score, head) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Every frame of each video at ``fps`` decoded and encoded once; windows pooled from those features."""
+    seqs = sample_sequences(videos, prompts.names, fps, image_size, video_backend)
+    feats = frame_features(model, videos, seqs, image_size, batch_size, num_workers, preprocess, video_backend,
+                           progress, desc="zero-shot (windows)" if half else "zero-shot")
+    probs = []
+    for s, f in zip(seqs, feats):
+        if getattr(head, "reads_sequences", False):  # a temporal head: the whole video, then the scored times
+            emb = window_embeddings(model, f, half, level).to(model.device)
+            probs.append(head.sequence_scores(emb)[s.positions.to(model.device)].softmax(-1).cpu())
+        else:
+            emb = window_embeddings(model, f, half, level, s.positions).to(model.device)
+            probs.append(score(emb).softmax(-1).cpu())
+    return [x.argmax(-1) for x in probs], [s.labels for s in seqs], probs
 
 
 def summarize(video_ids: Sequence[str], preds: Sequence[Tensor], labels: Sequence[Tensor], names: Sequence[str],

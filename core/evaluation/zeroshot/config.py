@@ -19,6 +19,8 @@ class ZeroShotConfig(BaseModel):
     prompts: str
     level: str | None = Field(None, description="embedding space; default: the prompt file's, else 'phase'")
     fps: float = Field(1.0, gt=0)
+    window: float | None = Field(None, ge=0, description="seconds of the centred window each scored frame is "
+                                                          "embedded with (None: the frame alone)")
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
     image_size: int | None = Field(None, description="default: the training data module's image_size")

@@ -3,6 +3,7 @@ Dataset that decodes them in DataLoader workers."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -13,7 +14,7 @@ from ...data.transforms import FrameTransform, Preprocess
 from ...data.video import ReaderCache
 from ...errors import HVLInputError
 
-__all__ = ["FrameChunks", "eval_frame_times", "sample_eval_frames"]
+__all__ = ["FrameChunks", "FrameSequence", "eval_frame_times", "sample_eval_frames", "sample_sequences"]
 
 
 class FrameChunks(Dataset):
@@ -52,11 +53,16 @@ def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chu
     return index, labels, durations
 
 
+def _sampled_times(rec, v, fps: float) -> tuple[list[float], float]:
+    """Every time ``k / fps`` inside the video (labelled or not), and the duration used."""
+    dur = min(rec.duration or v.duration, v.duration)
+    return [k / fps for k in range(math.ceil(dur * fps - 1e-9))], dur
+
+
 def _labelled_frames(rec, path, v, names: list[str], fps: float) -> tuple[list[tuple[float, int, int]], float]:
     """(time, decoded frame index, label) of each sampled frame with a known label, and the duration used."""
     lookup = {n: i for i, n in enumerate(names)}
-    dur = min(rec.duration or v.duration, v.duration)
-    times = [k / fps for k in range(math.ceil(dur * fps - 1e-9))]
+    times, dur = _sampled_times(rec, v, fps)
     unknown = {rec.label_at(t) for t in times} - set(lookup) - {None}
     if unknown:
         raise HVLInputError(f"{path}: phase label(s) {sorted(unknown)} are not classes of the prompt file "
@@ -74,3 +80,29 @@ def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size:
     return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
 
 
+@dataclass
+class FrameSequence:
+    """Every frame of one video at ``fps`` (the context a window or a temporal head sees) and which of them are
+    scored: ``positions`` index the labelled ones, in the order and with the labels :func:`sample_eval_frames`
+    gives."""
+
+    indices: list[int]  # decoded frame index of each time k / fps
+    times: list[float]
+    positions: Tensor   # [n] long: the scored (labelled) times among ``times``
+    labels: Tensor      # [n] long
+
+
+def sample_sequences(videos: list[Resolved], names: list[str], fps: float, size: int,
+                     backend: str = "auto") -> list[FrameSequence]:
+    """Per video, every time ``k / fps`` (labelled or not) and the labelled ones :func:`predict` scores."""
+    readers = ReaderCache(1, size=(size, size), backend=backend)
+    out = []
+    for rec, path in videos:
+        v = readers(path)
+        keep, _ = _labelled_frames(rec, path, v, names, fps)  # the checks and the scored selection
+        times, _ = _sampled_times(rec, v, fps)
+        pos = {t: i for i, t in enumerate(times)}
+        out.append(FrameSequence(indices=[v.index_at(t) for t in times], times=times,
+                                 positions=torch.tensor([pos[t] for t, _, _ in keep], dtype=torch.long),
+                                 labels=torch.tensor([y for _, _, y in keep], dtype=torch.long)))
+    return out

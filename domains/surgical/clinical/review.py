@@ -37,7 +37,8 @@ def _safe(name: str) -> str:
 
 def _score_prompts(model: Any, videos: Sequence[Resolved], spec: str, level: str | None, fps: float,
                    image_size: int, batch_size: int, num_workers: int, progress: bool, smoothing: str, window: int,
-                   n_boot: int, ci_level: float, seed: int, preprocess: Any = None) -> dict[str, Any]:
+                   n_boot: int, ci_level: float, seed: int, preprocess: Any = None,
+                   embed_window: float | None = None) -> dict[str, Any]:
     """Predict with one prompt file and compute everything the report shows for it."""
     from hvl.core.data.schema import load_prompt_file
     from hvl.core.evaluation.zeroshot import predict
@@ -49,7 +50,7 @@ def _score_prompts(model: Any, videos: Sequence[Resolved], spec: str, level: str
     names = prompts.names
     preds, labels, probs = predict(model, list(videos), prompts, lvl, fps=fps, image_size=image_size,
                                    batch_size=batch_size, num_workers=num_workers, progress=progress,
-                                   preprocess=preprocess)
+                                   preprocess=preprocess, window=embed_window)
     ids = [rec.video_id for rec, _ in videos]
     smoothed = [smooth(p, window, smoothing, len(names)) for p in preds]
     rows = per_video_table(ids, preds, labels, names)
@@ -72,7 +73,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
                       ci_level: float = 0.95, seed: int = 0, gallery_size: int = 8,
                       out_dir: str | Path = "clinical_report", mlflow: bool = True, experiment: str = "hvl-clinical",
                       tracking_uri: str | None = None, progress: bool = False,
-                      text_model: str | None = None) -> dict[str, Any]:
+                      text_model: str | None = None, window: float | None = None) -> dict[str, Any]:
     """Review a checkpoint on a dataset with prompt file A (and optionally B); write the report; return its content.
 
     ``ckpt`` is an hvl checkpoint file, or a pretrained model used directly as ``hvl zeroshot --model`` does: a
@@ -81,7 +82,8 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     The metrics of prompt file A (``result["a"]["zeroshot"]``) are those `hvl zeroshot` prints for
     the same checkpoint, videos, prompt file, level, fps and image size: same prediction and
     metric functions, same defaults (image size from the checkpoint, batch 64). ``split`` and
-    ``video_ids`` go to a domain reader such as ``cholec80`` and are ignored for a manifest.
+    ``video_ids`` go to a domain reader such as ``cholec80`` and are ignored for a manifest. ``window`` (seconds):
+    each frame is embedded with the centred window of frames around it, as ``hvl zeroshot --window`` does.
     """
     from hvl.core.models.backbones import BACKBONES
     from hvl.core.models.checkpoint import load_for_eval, preprocess_of
@@ -103,7 +105,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     common = dict(level=level, fps=fps, image_size=image_size, preprocess=pre, batch_size=batch_size,
                   num_workers=num_workers,
                   progress=progress, smoothing=smoothing, window=smoothing_window, n_boot=n_boot,
-                  ci_level=ci_level, seed=seed)
+                  ci_level=ci_level, seed=seed, embed_window=window)
     runs = {"a": _score_prompts(model, videos, prompts_a, **common)}
     if prompts_b:
         runs["b"] = _score_prompts(model, videos, prompts_b, **common)
@@ -159,6 +161,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
         run_id = start_eval_run(experiment, meta.get("mlflow_run_id"), uri=tracking_uri)
     result: dict[str, Any] = {
         "checkpoint": str(ckpt), "dataset": str(dataset), "dataset_format": dataset_format, "fps": fps,
+        "window": window,
         "image_size": image_size, "smoothing": {"method": smoothing, "window": smoothing_window},
         "bootstrap": {"n_boot": n_boot, "level": ci_level, "seed": seed, "unit": "video"},
         "n_videos": len(videos), "mlflow_run_id": run_id,
