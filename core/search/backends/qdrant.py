@@ -1,9 +1,13 @@
 """Qdrant behind hvl's search backend interface: the engine in-process (Qdrant Edge) or a Qdrant server / cluster.
 
-Chosen over Milvus by measurement (``benchmarks/search_backends.py``; the figures and reasons are in the
-changelog of issue 28): Qdrant Edge (``qdrant-edge-py``, the Rust engine as a Python extension) indexes and
-answers at 1M frames on this 2-core machine, while Milvus Lite (the only Milvus on PyPI) stores rows in SQLite
-(~220 inserts/s), offers only FLAT / IVF_FLAT, and its IVF_FLAT group-by search returned the wrong videos.
+Chosen over Milvus by measurement (``benchmarks/search_backends.py``, on the shared 2-core machine, load
+average 7-10): the only Milvus engine on PyPI is Milvus Lite 2.5.1 (a Milvus 2.4 server binary started as a
+local process; milvus-lite 3.x is a pure-Python re-implementation without it). It keeps rows in SQLite: 30,000
+x 512 frames took 263-612 s to insert (1M: hours), its group-by search plus the moments search took p50 34-63
+ms at 30,000 frames (FLAT; IVF_FLAT no faster there, and at 100,000 its grouped search returned video
+recall@10 0.24), it builds no HNSW, and it ignores ``group_size`` (milvus-lite #214). Qdrant Edge
+(``qdrant-edge-py``, the Rust engine in-process) inserted the same 30,000 frames in 4 s, indexed them in
+13-23 s and answered p50 8-9 ms at video recall@10 0.99-1.0 with exact moments on all three data shapes.
 
 Where the vectors live (``index.json`` fields):
 
@@ -24,7 +28,7 @@ Point ids are a hash of (video_id, frame number), so re-adding a video overwrite
 what a video had: a video re-added with fewer frames keeps none of its old ones).
 
 Search (hvl's ``max`` ranking, :func:`hvl.core.search.query.aggregate`): an HNSW search (int8-quantized, the
-pool rescored from the float vectors) proposes the ``pool`` nearest frames (only ``group``'s with a filter);
+pool rescored from the float vectors, breadth ``ef`` = 2 x pool) proposes the ``pool`` nearest frames (only ``group``'s with a filter);
 each video in the pool has as score its best pooled frame, which is its true best frame whenever HNSW found
 the exact top frames (a video's best frame outranks any of its frames in the pool). The ``rescore`` best
 videos (default ``3 * k``) are then rescored exactly from every one of their frames (an exact filtered
@@ -47,6 +51,7 @@ from .base import VideoHit
 __all__ = ["POOL", "QdrantBackend", "open"]
 
 POOL = 1000            # frames proposed per query (hvl's --pool default)
+EF_PER_POOL = 2        # HNSW search breadth per pooled frame: ef = pool gave video recall@10 0.95, 2 x pool 0.99
 HNSW_M, HNSW_EF_CONSTRUCT = 16, 64
 BATCH = 2048           # points per upsert
 PAYLOAD_FIELDS = ("video_id", "group")
@@ -106,7 +111,8 @@ class _Edge:
     def _request(self, q: np.ndarray, limit: int, flt, exact: bool, payload: list[str]):
         Q = self.Q
         params = (Q.SearchParams(exact=True, quantization=Q.QuantizationSearchParams(ignore=True)) if exact else
-                  Q.SearchParams(hnsw_ef=max(limit, 64), quantization=Q.QuantizationSearchParams(rescore=True)))
+                  Q.SearchParams(hnsw_ef=max(EF_PER_POOL * limit, 64),
+                                 quantization=Q.QuantizationSearchParams(rescore=True)))
         return Q.QueryRequest(limit=limit, query=Q.Query.Nearest(q), filter=flt, with_payload=payload, params=params)
 
     def query(self, q: np.ndarray, limit: int, key: str | None, values: list[str] | None, exact: bool,
@@ -119,8 +125,9 @@ class _Edge:
         reqs = [self._request(q, limit, self._filter(key, [v]), True, payload) for v in values]
         return [[(p.score, p.payload) for p in r] for r in self.shard.query_batch(self.Q.QueryBatchRequest(reqs))]
 
-    def count(self) -> int:
-        return int(self.shard.count(self.Q.CountRequest(exact=True)))
+    def count(self, key: str | None = None, values: list[str] | None = None) -> int:
+        flt = self._filter(key, values) if key else None
+        return int(self.shard.count(self.Q.CountRequest(filter=flt, exact=True)))
 
     def optimize(self) -> None:
         self.shard.optimize()
@@ -177,7 +184,8 @@ class _Server:
     def _params(self, limit: int, exact: bool):
         M = self.M
         return (M.SearchParams(exact=True, quantization=M.QuantizationSearchParams(ignore=True)) if exact else
-                M.SearchParams(hnsw_ef=max(limit, 64), quantization=M.QuantizationSearchParams(rescore=True)))
+                M.SearchParams(hnsw_ef=max(EF_PER_POOL * limit, 64),
+                               quantization=M.QuantizationSearchParams(rescore=True)))
 
     def query(self, q: np.ndarray, limit: int, key: str | None, values: list[str] | None, exact: bool,
               payload: list[str]) -> list[tuple[float, dict[str, Any]]]:
@@ -193,8 +201,9 @@ class _Server:
                                params=self._params(limit, True)) for v in values]
         return [[(p.score, p.payload) for p in r.points] for r in self.client.query_batch_points(self.collection, reqs)]
 
-    def count(self) -> int:
-        return int(self.client.count(self.collection, exact=True).count)
+    def count(self, key: str | None = None, values: list[str] | None = None) -> int:
+        flt = self._filter(key, values) if key else None
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
 
     def optimize(self) -> None:
         """A server indexes in the background (its optimizers); nothing to wait for."""
@@ -256,7 +265,9 @@ class QdrantBackend:
             raise HVLInputError("add: embeddings are not finite (NaN or inf)")
         if not videos:
             return
-        self.delete(sorted(ids_seen))  # re-adding a video replaces it whole
+        known = sorted(ids_seen)
+        if any(self.store.count("video_id", known[s: s + 1000]) for s in range(0, len(known), 1000)):
+            self.delete(known)  # re-adding a video replaces it whole (a fresh build skips the deletes)
         ids: list[int] = []
         payloads: list[dict[str, Any]] = []
         row = 0
