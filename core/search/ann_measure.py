@@ -217,6 +217,8 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
     base = spec.split(",", 1)[1] if two_stage else spec
     data = video_means(x, rv) if two_stage else x
     index = faiss.index_factory(x.shape[1], base, faiss.METRIC_INNER_PRODUCT)
+    if base.startswith("IVF"):  # k-means wants ~40 points a list
+        train_size = max(train_size, 40 * faiss.extract_index_ivf(index).nlist)
     index.train(np.ascontiguousarray(data[np.sort(rng.choice(len(data), min(len(data), train_size), replace=False))],
                                      np.float32))
     for _, block in _chunks(data):
