@@ -10,6 +10,7 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them a
 """
 import json
 import os
+from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
@@ -51,10 +52,16 @@ def server(tmp_path_factory):
     """`hvl serve --index ... --zeroshot ...` as a user runs it, in its own process."""
     data = serve_data(tmp_path_factory)
     work = tmp_path_factory.mktemp("browser")
+    with serving(work, "--index", str(data.index), "--zeroshot", str(data.predictions)) as url:
+        yield url, work, data
+
+
+@contextmanager
+def serving(work: Path, *args: str):
+    """`hvl serve *args` on a free loopback port in its own process, until the block ends."""
     port = free_port()
-    cmd = [sys.executable, "-m", "hvl.core.cli", "serve", "--index", str(data.index), "--zeroshot",
-           str(data.predictions), "--port", str(port), "--queries", str(work / "queries.yaml"),
-           "--cache", str(work / "thumbs")]
+    cmd = [sys.executable, "-m", "hvl.core.cli", "serve", *args, "--port", str(port),
+           "--queries", str(work / "queries.yaml"), "--cache", str(work / "thumbs")]
     log = open(work / "serve.log", "w")  # noqa: SIM115 (open while the server runs, closed at teardown)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
@@ -69,10 +76,12 @@ def server(tmp_path_factory):
             proc.kill()
             raise RuntimeError(f"hvl serve did not start:\n{(work / 'serve.log').read_text()[-3000:]}")
         time.sleep(0.3)
-    yield url, work, data
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -261,27 +270,8 @@ def model_server(tmp_path_factory):
         if "classes" in doc:
             doc["classes"][0] = XSS
         f.write_text(json.dumps(doc))
-    port = free_port()
-    cmd = [sys.executable, "-m", "hvl.core.cli", "serve", "--index", str(work / "idx"), "--zeroshot", str(crafted),
-           "--port", str(port), "--queries", str(work / "queries.yaml"), "--cache", str(work / "thumbs")]
-    log = open(work / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/api/info", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"hvl serve did not start:\n{(work / 'serve.log').read_text()[-3000:]}")
-        time.sleep(0.3)
-    yield url, work
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    with serving(work, "--index", str(work / "idx"), "--zeroshot", str(crafted)) as url:
+        yield url, work
 
 
 def test_serve_on_an_index_built_with_model(model_server, browser):
