@@ -16,6 +16,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # invoked command's module is imported, so `hvl --help` and `hvl demo` do not pay for torch.
 MODULE_COMMANDS = {
     "zeroshot": ("hvl.core.evaluation.zeroshot.command", "zero-shot classification of frames with a prompt file"),
+    "adapt": ("hvl.core.evaluation.adapt.command", "fit a linear or temporal head on frozen embeddings of labelled videos"),
     "retrieval": ("hvl.core.evaluation.retrieval_command",
                   "text <-> video retrieval (R@1/5/10, MedR, MeanR) with a trained model"),
     "index": ("hvl.core.search.commands.index", "embed the frames of a video folder into a searchable index (resumable)"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["NOTEBOOK_SECTIONS", "as_frame", "notebook_section"]
+__all__ = ["NOTEBOOK_SECTIONS", "as_frame", "ladder_section", "notebook_section"]
 
 
 def as_frame(rows: Sequence[Mapping[str, Any]]):
@@ -44,3 +44,13 @@ def notebook_section(result: Mapping[str, Any], name: str) -> list[Any]:
     if name == "failures":
         return [as_frame(tables["failures"]), img("failures")]
     raise ValueError(f"unknown section {name!r}; sections: {NOTEBOOK_SECTIONS}")
+
+
+def ladder_section(ladder: Mapping[str, Any] | None) -> list[Any]:
+    """What the notebook shows for :func:`evaluate_ladder`'s result: its table and plot (or how to get them)."""
+    from IPython.display import Image, Markdown
+
+    if ladder is None:
+        return [Markdown("No labelled training videos were given: set `train` (a manifest of labelled videos) to "
+                         "see what windows, a few labels, a linear probe and a temporal head add to zero-shot.")]
+    return [as_frame(ladder["table"]), Image(filename=str(ladder["figure"]))]

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-__all__ = ["figure_png", "plot_confusion", "plot_gallery", "plot_progress", "plot_prompt_comparison", "plot_ribbon"]
+__all__ = ["figure_png", "plot_confusion", "plot_gallery", "plot_ladder", "plot_progress", "plot_prompt_comparison",
+           "plot_ribbon"]
 
 
 def _phase_colors(n: int) -> list[Any]:
@@ -118,6 +119,33 @@ def plot_gallery(images: Sequence[np.ndarray], captions: Sequence[str], ncols: i
         ax.set_title(cap, fontsize=7)
     if not images:
         axes[0].text(0.5, 0.5, "no wrong frames", ha="center", va="center")
+    return fig
+
+
+def plot_ladder(rows: Sequence[Mapping[str, Any]], title: str = "the ladder: accuracy per rung"):
+    """Mean accuracy (± std over seeds) of each rung of :func:`hvl.core.evaluation.adapt.ladder_table`, one marker
+    per level's space, zero-shot dashed."""
+    from matplotlib.figure import Figure
+
+    rungs = list(dict.fromkeys(r["rung"] for r in rows))
+    levels = list(dict.fromkeys(r["level"] for r in rows))
+    fig = Figure(figsize=(8, 0.9 + 0.42 * len(rungs)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(rungs))
+    for k, lv in enumerate(levels):
+        got = {r["rung"]: r["accuracy"] for r in rows if r["level"] == lv}
+        off = (k - (len(levels) - 1) / 2) * 0.18
+        mean = np.array([got[n]["mean"] if n in got else np.nan for n in rungs])
+        std = np.array([got[n]["std"] if n in got else np.nan for n in rungs])
+        line = ax.errorbar(mean, y + off, xerr=np.nan_to_num(std), fmt="o", capsize=3, label=f"{lv} space")
+        ax.axvline(mean[0], color=line[0].get_color(), ls="--", lw=0.8)
+    ax.set_yticks(y, rungs, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("accuracy (mean over test videos; ± std over seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
