@@ -178,3 +178,26 @@ def test_index_memory_quick_reports_peak_memory_against_loading_the_model(tmp_pa
     for run in (base, idx):
         assert 0 < run["peak_pss_tree_mib"] <= run["peak_rss_summed_tree_mib"] + 1 and run["peak_rss_main_mib"] > 0
     assert idx["peak_rss_main_mib"] > base["peak_rss_main_mib"] * 0.5 and out["ratio_tree_pss_vs_baseline"] > 0
+
+
+def test_ladder_quick_scores_every_rung_in_each_space_paired_with_zeroshot(tmp_path):
+    out = run_bench("ladder.py", "--quick", "--work", str(tmp_path), timeout=400)  # ~40 s on 2 shared cores
+    assert out["benchmark"] == "ladder" and out["quick"] and out["config"]["seeds"] == [0]
+    assert out["config"]["preset"] == "realistic" and not out["fits"][0]["reused"]
+    rungs = out["config"]["rungs"]
+    assert rungs[0] == "zero-shot" and rungs[-1] == "temporal head" and len(rungs) == 11
+    assert set(out["sets"]) == {"test", "hysterectomy"}
+    assert out["sets"]["hysterectomy"]["prompts"] == "surgical:demo_hysterectomy"
+    for name, s in out["sets"].items():
+        rows = s["rows"]
+        assert [(r["level"], r["rung"]) for r in rows] == [(lv, r) for lv in ("clip", "phase") for r in rungs], name
+        for r in rows:
+            for m in ("accuracy", "f1_macro", "jaccard"):
+                assert 0 <= r[m]["mean"] <= 1 and r[m]["n"] == 1
+                ci = r["vs_zeroshot"][m]
+                assert ci["lo"] <= ci["delta"] <= ci["hi"]
+            assert ("phase_vs_clip" in r) == (r["level"] == "phase")
+        zero = [r for r in rows if r["rung"] == "zero-shot"]
+        assert all(v == {"delta": 0.0, "lo": 0.0, "hi": 0.0} for r in zero for v in r["vs_zeroshot"].values())
+        probe = next(r for r in rows if r["level"] == "phase" and r["rung"] == "linear probe, 100% of videos")
+        assert probe["accuracy"]["mean"] > s["chance"], name  # labels teach even a 40-step model
