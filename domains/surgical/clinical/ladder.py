@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hvl.core.errors import HVLInputError
 from hvl.core.io import write_json
 
 from .page import html_table
@@ -47,6 +48,10 @@ def evaluate_ladder(ckpt: str | Path, train: str | Path, dataset: str | Path, pr
     from hvl.core.models.checkpoint import load_for_eval, preprocess_of
     from hvl.core.registry import resolve_prompt_file
 
+    if isinstance(seeds, (str, bytes)) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                             for x in seeds):
+        raise HVLInputError(f"ladder seeds must be a non-empty list of whole numbers, e.g. [0, 1, 2] (got {seeds!r}; "
+                            "with papermill pass lists as YAML: -y 'ladder_seeds: [0, 1, 2]')")
     t0 = time.perf_counter()
     prompt_file = load_prompt_file(resolve_prompt_file(prompts))
     options = {"split": split} if dataset_format != "manifest" and split else {}

@@ -145,7 +145,7 @@ def plot_ladder(rows: Sequence[Mapping[str, Any]], title: str = "the ladder: acc
     ax.set_xlabel("accuracy (mean over test videos; ± std over seeds)")
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")
     return fig
 
 
