@@ -249,6 +249,7 @@ def test_training_features_are_cached_and_seeded_heads_reproduce(trained_demo, t
 
 def test_the_notebooks_ladder_of_a_users_checkpoint(trained_demo, tmp_path):
     """The clinical notebook's ladder cell: its zero-shot rung is hvl zeroshot's numbers, each rung a row, a plot."""
+    from hvl.core.errors import HVLInputError
     from hvl.domains.surgical import clinical
     from IPython.display import Image, Markdown
 
@@ -256,7 +257,7 @@ def test_the_notebooks_ladder_of_a_users_checkpoint(trained_demo, tmp_path):
     data = work / "data" / "demo_surgical"
     res = clinical.evaluate_ladder(ckpt, data / "train.jsonl", data / "test.jsonl", "surgical:demo", seeds=[0],
                                    windows=[4], shots=[2], fractions=[0.5, 1.0], probe_windows=[], n_boot=100,
-                                   num_workers=0, out_dir=tmp_path, cache_dir=str(tmp_path / "cache"),
+                                   num_workers=0, out_dir=tmp_path, cache_dir=str(work / "feature_cache"),
                                    head_options={"temporal": {"steps": 10, "layers": 3, "channels": 8}})
     rungs = ["zero-shot", "zero-shot, 4 s window", "2 shots / class", "linear probe, 50% of videos",
              "linear probe, 100% of videos", "temporal head"]
@@ -268,6 +269,8 @@ def test_the_notebooks_ladder_of_a_users_checkpoint(trained_demo, tmp_path):
     shown = clinical.ladder_section(res)
     assert len(shown[0]) == len(rungs) * 2 and isinstance(shown[1], Image)
     assert isinstance(clinical.ladder_section(None)[0], Markdown)
+    with pytest.raises(HVLInputError, match="ladder seeds must be a non-empty list"):  # papermill -p passes strings
+        clinical.evaluate_ladder(ckpt, data / "train.jsonl", data / "test.jsonl", "surgical:demo", seeds="[0]")
 
 
 # ------------------------------------------------------------------ learning on the realistic preset
