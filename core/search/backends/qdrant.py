@@ -39,7 +39,8 @@ both keeps results identical between an embedded index and its server copy.
 At scale the HNSW breadth decides recall on near-uniform embeddings (``search.py``'s isotropic shape): video
 recall@10 at pool 1000 fell from 0.99 (30k frames) to 0.81 (200k) with ef = 2 x pool; ef = 4 x pool gives 0.996
 at 100k and 0.957 at 200k (p50 24 ms); clustered and per-video data stay at 0.99-1.0. For such data at 1M raise
-``backend_pool`` (ef follows it). The HNSW build grows ~n^1.7 in CPU time here (200k isotropic: 166 CPU s).
+``backend_pool`` (ef follows it). 1M per-video frames x 512: insert 125 s, HNSW build 663 s (722 CPU s), 2.9 GiB
+on disk, p50 43 ms / p95 101 ms at video recall@10 0.966, moments exact (load average 3-8 on 2 cores).
 """
 from __future__ import annotations
 
