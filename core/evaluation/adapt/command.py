@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ...models.checkpoint import load_for_eval, preprocess_of
     from ...registry import resolve_prompt_file
     from ..temporal import check_window
-    from ..zeroshot.classify import class_embeddings, predict, summarize
-    from ..zeroshot.command import write_outputs
+    from ..zeroshot.classify import class_embeddings
+    from ..zeroshot.command import score_videos, write_outputs
     from ..zeroshot.config import check_inputs
     from ..zeroshot.windows import window_half
     from .config import AdaptConfig
@@ -139,17 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     saved = save_head(head, out, space_fingerprint(model, level))
     print(f"saved the head to {saved} (reuse: hvl zeroshot --config {args.config} --head {saved})")
 
-    t1 = time.perf_counter()
-    preds, labels, probs = predict(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
-                                   batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                                   progress=not args.no_progress, preprocess=pre, video_backend=cfg.video_backend,
-                                   window=window, head=head)
-    result = summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, cfg.fps)
-    result.update(prompt_file=str(prompt_path), checkpoint=str(args.ckpt or args.model),
-                  pretrained=args.model is not None, preprocess=pre.model_dump(mode="json"),
-                  seconds=round(time.perf_counter() - t1, 2))
-    if window is not None:
-        result["window"] = window
+    result, preds, labels, probs = score_videos(args, cfg, model, videos, prompts, level, pre, prompt_path, window, head)
     result["head"] = {"file": str(saved), "train_seconds": train_s, **head.describe()}
     tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
         f"_{method}_{protocol}_seed{args.seed}"

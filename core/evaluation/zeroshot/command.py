@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ...models.checkpoint import load_for_eval, preprocess_of
     from ...registry import resolve_prompt_file
     from ..temporal import check_window
-    from .classify import predict, summarize
     from .config import ZeroShotConfig, check_inputs
     from .windows import window_half
 
@@ -63,6 +62,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if head is not None:
         head.check_model(model, args.head)
     pre = preprocess_of(meta, cfg.image_size)
+    result, preds, labels, probs = score_videos(args, cfg, model, videos, prompts, level, pre, prompt_path, window, head)
+    if head is not None:
+        result["head"] = {"file": str(args.head), **head.describe()}
+    tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
+        (f"_{head.method}" if head is not None else "")
+    return write_outputs(args, cfg, meta, result, videos, prompts, pre, preds, labels, probs, prompt_path, tag)
+
+
+def score_videos(args: argparse.Namespace, cfg: Any, model: Any, videos: list, prompts: Any, level: str, pre: Any,
+                 prompt_path: Any, window: float | None, head: Any = None) -> tuple[dict[str, Any], Any, Any, Any]:
+    """Predict every scored frame (through ``head`` when given) and summarise: the metrics JSON of `hvl zeroshot`
+    and `hvl adapt`, and the per-frame predictions, labels and probabilities behind it."""
+    from .classify import predict, summarize
+
     t0 = time.perf_counter()
     preds, labels, probs = predict(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
                                    batch_size=cfg.batch_size, num_workers=cfg.num_workers,
@@ -74,11 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   seconds=round(time.perf_counter() - t0, 2))
     if window is not None:  # absent: the file is today's, key for key
         result["window"] = window
-    if head is not None:
-        result["head"] = {"file": str(args.head), **head.describe()}
-    tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
-        (f"_{head.method}" if head is not None else "")
-    return write_outputs(args, cfg, meta, result, videos, prompts, pre, preds, labels, probs, prompt_path, tag)
+    return result, preds, labels, probs
 
 
 def write_outputs(args: argparse.Namespace, cfg: Any, meta: dict[str, Any], result: dict[str, Any], videos: list,
