@@ -231,3 +231,69 @@ def test_frames_stay_on_disk(tmp_path, fake_ckpt):
     np.testing.assert_array_equal(idx.emb[10:20], ref[10:20])
     np.testing.assert_allclose(idx.emb @ emb[3], ref @ emb[3], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(idx.video_rows(np.array([2, 0])), np.r_[np.arange(20, 30), np.arange(0, 10)])
+
+
+def test_fp16_rows_are_read_exactly():
+    """as_float32 (FAISS's fp16 decoder) equals numpy's cast on every fp16 value, infinities and NaN included."""
+    from hvl.core.search.store import as_float32
+
+    every = np.resize(np.arange(65536, dtype=np.uint16).view(np.float16), (256, 256))
+    got, want = as_float32(every), every.astype(np.float32)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)  # NaN == NaN here
+    np.testing.assert_array_equal(as_float32(np.ascontiguousarray(every[::3, :48])), every[::3, :48].astype(np.float32))
+
+
+def test_a_split_index_answers_as_one_index_and_is_saved_as_its_parts(tmp_path, fake_ckpt, monkeypatch):
+    """A fast-scan index split into row ranges (a thread each) finds the same rows as the unsplit one; saved, it is
+    one file per part listed in ann.json, and a later single-part build removes them."""
+    from hvl.core.search.ann_measure import split_add
+    from hvl.core.search.ann_specs import index_parts, parts_for
+
+    assert parts_for(10**6, cores=2) == 2 and parts_for(1000, cores=8) == 1 and parts_for(10**8, cores=64) == 8
+    emb = clustered(1500, seed=3)
+    trained = faiss.index_factory(DIM, "PQ16x4fs", faiss.METRIC_INNER_PRODUCT)
+    trained.train(emb)
+    one, three = split_add(faiss.clone_index(trained), emb, 1), split_add(faiss.clone_index(trained), emb, 3)
+    assert len(index_parts(three)) == 3 and three.ntotal == one.ntotal == len(emb)
+    queries = tuning_queries(emb, np.random.default_rng(1))[:30]
+    (s1, i1), (s3, i3) = one.search(queries, 50), three.search(queries, 50)
+    np.testing.assert_allclose(s3, s1, rtol=1e-5, atol=1e-5)
+    assert np.mean([len(set(a) & set(b)) / 50 for a, b in zip(i1, i3)]) > 0.98  # only ties may swap
+
+    monkeypatch.setattr(ann, "ANN_MIN_ROWS", 10_000)
+    monkeypatch.setattr(ann, "parts_for", lambda rows, cores=None: 3)
+    import hvl.core.search.ann_measure as measure
+
+    monkeypatch.setattr(measure, "parts_for", lambda rows, cores=None: 3)
+    root = write_index(tmp_path / "idx", videos_of(emb), fake_ckpt, DIM, shard_videos=500)
+    meta = refresh_ann(root, kind="fastscan")
+    assert meta["parts"] == 3 and len(meta["files"]) == 3
+    assert sorted(p.name for p in (root / "ann").glob("*.faiss")) == sorted(meta["files"])
+    idx, exact = load_index(root), load_index(root, use_ann=False)
+    assert len(index_parts(idx.ann)) == 3 and idx.ann.ntotal == len(emb)
+    for q in queries[:10]:
+        got, want = search(idx, q, k=5), search(exact, q, k=5)
+        assert got["results"][0]["video_id"] == want["results"][0]["video_id"]
+    monkeypatch.setattr(measure, "parts_for", lambda rows, cores=None: 1)
+    (root / "ann" / "ann.json").unlink()
+    meta = refresh_ann(root, kind="fastscan")
+    assert meta["files"] == ["ann.faiss"] and [p.name for p in (root / "ann").glob("*.faiss")] == ["ann.faiss"]
+
+
+@pytest.mark.parametrize("name", ["../outside.faiss", "/tmp/outside.faiss", "sub/x.faiss", ".hidden.faiss", "x.npy"])
+def test_ann_json_cannot_name_a_file_outside_its_folder(tmp_path, fake_ckpt, monkeypatch, name):
+    """ann.json travels with a shared index: a file it names is read only as a plain .faiss name inside ann/;
+    anything else means no approximate index (exact search), never a read elsewhere."""
+    monkeypatch.setattr(ann, "ANN_MIN_ROWS", 10_000)
+    emb = clustered(1200, seed=5)
+    root = write_index(tmp_path / "idx", videos_of(emb), fake_ckpt, DIM, shard_videos=600)
+    refresh_ann(root, kind="fastscan")
+    (tmp_path / "outside.faiss").write_bytes((root / "ann" / "ann.faiss").read_bytes())
+    meta_path = root / "ann" / "ann.json"
+    meta_path.write_text(json.dumps(json.loads(meta_path.read_text()) | {"files": [name]}))
+    reads = []
+    monkeypatch.setattr(faiss, "read_index", lambda path, *a: reads.append(path))
+    idx = load_index(root)
+    assert idx.ann is None and reads == []
+    assert search(idx, emb[0], k=3)["method"] == "exact"

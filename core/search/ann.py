@@ -42,7 +42,9 @@ from .ann_measure import (  # noqa: F401  (re-exported: what benchmarks and test
     exact_topk,
     measure_candidate,
     measure_refined,
+    pool_videos,
     recall_at,
+    rescored_videos,
     tuning_queries,
     video_bounds,
     video_means,
@@ -52,14 +54,18 @@ from .ann_specs import (  # noqa: F401
     ANN_MEMORY_FLOOR,
     ANN_MEMORY_SHARE,
     FASTSCAN_FLAT_MAX_ROWS,
+    PART_MIN_ROWS,
     HNSW_MAX_ROWS,
     KINDS,
     TARGET_RECALL,
     candidate_factories,
     estimate_bytes,
+    index_parts,
+    join_parts,
     kind_of,
     memory_budget,
     parse_memory,
+    parts_for,
     refined,
     set_breadth,
 )
@@ -165,23 +171,52 @@ def _refuse(records: list[dict[str, Any]], budget: int, target: float, n: int) -
     raise HVLInputError("\n".join(lines) + "\nUse " + " or ".join(fix) + ".")
 
 
-def save_ann(root: Path, index: Any, meta: dict[str, Any], shards: list[str]) -> None:
-    """``ann/ann.faiss`` (faiss.write_index, no pickle) + ``ann/ann.json`` naming the shards it covers."""
+def save_ann(root: Path, index: Any, meta: dict[str, Any], shards: list[str]) -> dict[str, Any]:
+    """``ann/ann.faiss`` (faiss.write_index, no pickle) + ``ann/ann.json`` naming the shards it covers. A split
+    index (row ranges searched in parallel) is one file per part, ``ann/<build>.<i>.faiss``, listed in ``files``.
+
+    The files are written first, then ``ann.json`` (the commit record: a crash before it leaves the previous
+    index in use, since a split build never overwrites a file the previous ``ann.json`` lists), then files no
+    longer listed are deleted."""
+    import secrets
+
     import faiss
 
     d = root / "ann"
     d.mkdir(exist_ok=True)
-    tmp = d / ".ann.faiss.tmp"
-    faiss.write_index(index, str(tmp))
-    tmp.replace(d / "ann.faiss")
-    write_json(d / "ann.json", meta | {"shards": shards})
+    parts = index_parts(index)
+    build = secrets.token_hex(4)
+    files = ["ann.faiss"] if len(parts) == 1 else [f"{build}.{i}.faiss" for i in range(len(parts))]
+    for part, name in zip(parts, files):
+        tmp = d / f".{name}.tmp"
+        faiss.write_index(part, str(tmp))
+        tmp.replace(d / name)
+    written = meta | {"shards": shards, "files": files}
+    write_json(d / "ann.json", written)
+    for old in d.glob("*.faiss"):
+        if old.name not in files:
+            old.unlink(missing_ok=True)
+    return written
+
+
+def _files(meta: dict[str, Any]) -> list[str]:
+    """The index files ``ann.json`` lists (indexes written before splitting: ``ann.faiss``), as plain names."""
+    files = meta.get("files", ["ann.faiss"])
+    if not isinstance(files, list) or not files or not all(
+            isinstance(f, str) and f.endswith(".faiss") and Path(f).name == f and not f.startswith(".") for f in files):
+        return []  # a name with a folder in it is not one hvl wrote: no approximate index rather than reading it
+    return files
 
 
 def _read_meta(root: Path) -> dict[str, Any]:
-    meta_path, path = root / "ann" / "ann.json", root / "ann" / "ann.faiss"
-    if not meta_path.is_file() or not path.is_file():
+    meta_path = root / "ann" / "ann.json"
+    if not meta_path.is_file():
         return {}
-    return json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text())
+    files = _files(meta)
+    if not files or not all((root / "ann" / f).is_file() for f in files):
+        return {}
+    return meta
 
 
 def load_ann(root: Path, shards: list[str], rows: int) -> tuple[Any, dict[str, Any]]:
@@ -191,12 +226,11 @@ def load_ann(root: Path, shards: list[str], rows: int) -> tuple[Any, dict[str, A
     meta = _read_meta(root)
     if not meta:
         return None, {}
-    path = root / "ann" / "ann.faiss"
     if meta.get("shards") != shards or meta.get("rows") != rows:
-        print(f"hvl search: {path} is stale (the index changed since it was built); searching exactly. "
+        print(f"hvl search: {root / 'ann'} is stale (the index changed since it was built); searching exactly. "
               "Re-run `hvl index` to rebuild it.", file=sys.stderr)
         return None, {}
-    index = faiss.read_index(str(path))
+    index = join_parts([faiss.read_index(str(root / "ann" / f)) for f in _files(meta)])
     if "param" in meta:
         set_breadth(index, meta["param"], meta["value"])
     return index, meta
@@ -212,7 +246,7 @@ def _try_add(root: Path, emb: np.ndarray, row_video: np.ndarray, meta: dict[str,
         meta["_drift"] = {"added_rows": len(emb) - meta["rows"], "reason": "fast-scan / two-stage: rebuilt, not added"}
         return None
     old = meta["rows"]
-    index = faiss.read_index(str(root / "ann" / "ann.faiss"))
+    index = faiss.read_index(str(root / "ann" / _files(meta)[0]))
     for _, block in _chunks(emb[old:] if isinstance(emb, np.ndarray) else emb[np.arange(old, len(emb))]):
         index.add(block)
     x = emb
@@ -257,11 +291,9 @@ def refresh_ann(root: str | Path, kind: str = "auto", memory: int | str = ANN_ME
     if same_kind and "param" in meta and grown:
         added = _try_add(root, idx.emb, idx.row_video, meta, seed)
         if added is not None:
-            save_ann(root, *added, names)
-            return added[1] | {"shards": names}
+            return save_ann(root, *added, names)
         drift = meta.pop("_drift")
     index, new = build_ann(idx.emb, kind, seed=seed, row_video=idx.row_video, memory=memory)
     if drift is not None:
         new["rebuilt_because"] = drift | {"action": "rebuilt", "target_recall": meta.get("target_recall", TARGET_RECALL)}
-    save_ann(root, index, new, names)
-    return new | {"shards": names}
+    return save_ann(root, index, new, names)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann_specs import TARGET_RECALL, kind_of, set_breadth
+from .ann_specs import TARGET_RECALL, index_parts, join_parts, kind_of, parts_for, set_breadth
 
 SCAN_CHUNK = 1 << 16  # rows read at a time from frames on disk (exact truth, adding to an index, video means)
 
@@ -189,6 +189,31 @@ def video_means(x: Any, row_video: np.ndarray) -> np.ndarray:
     return out
 
 
+def rescored_videos(k: int) -> int:
+    """How many videos of a frame pool are rescored whole for a top ``k`` (see :func:`pool_videos`)."""
+    return max(2 * k, 20)
+
+
+def pool_videos(x: Any, q: np.ndarray, found: np.ndarray, row_video: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` videos (ascending ids) whose best frame *in the pool* ``found`` scores highest, exactly.
+
+    Why not every video of the pool: a pool of thousands of frames touches hundreds of videos, and rescoring all
+    their frames costs their length (a 1-hour recording at 1 fps is 3,600 frames). The pool's own frames scored
+    exactly give each video a lower bound of its best frame; the true top ``k`` are among the ``m`` best bounds
+    whenever their best frames are in the pool, and those ``m`` are then rescored whole (exact scores and moments).
+    What that costs in recall is what the chooser measures: it tunes the pool with this same function."""
+    from .store import score_rows
+
+    rows = np.unique(found[found >= 0])
+    if not len(rows):
+        return rows
+    scores = score_rows(x, rows, np.asarray(q, np.float32))
+    vid = row_video[rows]
+    cut = np.flatnonzero(np.r_[True, vid[1:] != vid[:-1]])  # rows ascending: a video's rows are together
+    best = np.maximum.reduceat(scores, cut)
+    return np.sort(vid[cut][np.argsort(-best, kind="stable")[:m]])
+
+
 def _rescore_top10(x: Any, q: np.ndarray, vids: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """What search() does with candidate videos: every frame scored exactly, videos ranked by best frame."""
     if not len(vids):
@@ -200,13 +225,39 @@ def _rescore_top10(x: Any, q: np.ndarray, vids: np.ndarray, starts: np.ndarray, 
     return vids[np.argsort(-best, kind="stable")[:10]]
 
 
+def index_bytes(index: Any) -> int:
+    import faiss
+
+    return sum(int(faiss.serialize_index(p).nbytes) for p in index_parts(index))
+
+
+def split_add(trained: Any, data: Any, parts: int | None = None) -> Any:
+    """Add ``data`` to ``parts`` copies of the ``trained`` index, each a range of rows (see ``PART_MIN_ROWS``), joined
+    for threaded search; one part: ``trained`` itself with every row."""
+    import faiss
+
+    n = len(data)
+    parts = parts_for(n) if parts is None else max(1, min(parts, n))
+    out = []
+    for p in range(parts):
+        index = trained if p == parts - 1 else faiss.clone_index(trained)
+        lo, hi = p * n // parts, (p + 1) * n // parts
+        for i in range(lo, hi, SCAN_CHUNK):
+            index.add(np.ascontiguousarray(data[i:min(i + SCAN_CHUNK, hi)], np.float32))
+        out.append(index)
+    return join_parts(out)
+
+
 def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECALL, seed: int = 0,
-                    train_size: int = 100_000, timed_queries: int = 50) -> tuple[Any, dict[str, Any]]:
+                    train_size: int = 100_000, timed_queries: int = 50, parts: int | None = None
+                    ) -> tuple[Any, dict[str, Any]]:
     """Build a fast-scan or two-stage ``spec`` and tune its breadth by recall after exact rescoring.
 
-    ``value``: the smallest breadth (frames of the pool, or videos) whose rescored videos hold ``target`` of the
-    true top 10 frames; ``pool_value``: the smallest also holding ``target`` of the true top 10 videos. Latency
-    is timed at ``pool_value``, proposal plus rescoring of the candidates' frames, one query at a time."""
+    ``value``: the smallest breadth (frames of the pool, or videos) whose rescored videos (for a frame pool: its
+    :func:`pool_videos`, as search() takes them) hold ``target`` of the true top 10 frames; ``pool_value``: the
+    smallest also holding ``target`` of the true top 10 videos. Latency
+    is timed at ``pool_value``, proposal plus rescoring of the candidates' frames, one query at a time. The index
+    is split into ``parts`` row ranges searched by a thread each (default: :func:`~.ann_specs.parts_for`)."""
     import faiss
 
     rng = np.random.default_rng(seed)
@@ -221,21 +272,23 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
         train_size = max(train_size, 40 * faiss.extract_index_ivf(index).nlist)
     index.train(np.ascontiguousarray(data[np.sort(rng.choice(len(data), min(len(data), train_size), replace=False))],
                                      np.float32))
-    for _, block in _chunks(data):
-        index.add(block)
-    build_s = time.perf_counter() - t0
     ivf = spec.startswith("IVF")
+    nlist = faiss.extract_index_ivf(index).nlist if ivf else 0
+    index = split_add(index, data, parts)
+    build_s = time.perf_counter() - t0
     if ivf:
-        param, limit = "nprobe", faiss.extract_index_ivf(index).nlist
+        param, limit = "nprobe", nlist
     else:
         param, limit = ("videos", len(data)) if two_stage else ("pool", min(len(data), 16384))
     frame_pool = min(truth.pool, len(data))
 
     def propose(q: np.ndarray, breadth: int) -> list[np.ndarray]:
         if ivf:
-            faiss.extract_index_ivf(index).nprobe = int(breadth)
+            set_breadth(index, "nprobe", int(breadth))
         found = index.search(np.ascontiguousarray(q, np.float32), frame_pool if ivf else int(breadth))[1]
-        return [f[f >= 0] if two_stage else np.unique(rv[f[f >= 0]]) for f in found]
+        if two_stage:
+            return [f[f >= 0] for f in found]
+        return [pool_videos(x, qq, f, rv, rescored_videos(10)) for qq, f in zip(q, found)]
 
     value = pool_value = None
     breadth, frec, vrec = min(1 if ivf else 16 if two_stage else 64, limit), 0.0, 0.0
@@ -253,7 +306,7 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
         _rescore_top10(x, q, propose(q[None], pool_value)[0], starts, lens)
         times.append((time.perf_counter() - t1) * 1000)
     rec = {"kind": kind_of(spec), "factory": spec, "build_seconds": round(build_s, 2),
-           "index_bytes": int(faiss.serialize_index(index).nbytes), "param": param, "value": int(value),
+           "index_bytes": index_bytes(index), "parts": len(index_parts(index)), "param": param, "value": int(value),
            "recall_at_10": round(rec_at, 4), "pool": int(frame_pool if ivf else pool_value), "pool_value": int(pool_value),
            "video_recall_at_10": round(vrec, 4), "refined": True,
            "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}

@@ -24,6 +24,12 @@ HNSW_MAX_ROWS = 2_000_000
 # (../shared/REFERENCES.md, benchmarks/README): above this, auto measures only the IVF fast scan.
 FASTSCAN_FLAT_MAX_ROWS = 2_000_000
 TARGET_RECALL = 0.95
+# A fast-scan or two-stage index is split into row ranges searched by one thread each (faiss.IndexShards): one
+# query's scan of 1M x 128-byte codes takes ~14 ms on one core and ~7 ms on two (benchmarks/README). A part
+# holds at least this many rows (below it a thread costs more than it saves), and there are at most
+# MAX_PARTS (one per core of the machine that builds the index).
+PART_MIN_ROWS = 1 << 17
+MAX_PARTS = 8
 KINDS = ("auto", "ivf", "ivfpq", "hnsw", "fastscan", "two_stage")
 
 
@@ -124,11 +130,44 @@ def estimate_bytes(spec: str, n: int, dim: int) -> int:
     return n * (code + 8) + nlist * dim * 4
 
 
+def parts_for(rows: int, cores: int | None = None) -> int:
+    """How many row ranges a fast-scan or two-stage index of ``rows`` vectors is split into (see ``PART_MIN_ROWS``)."""
+    import os
+
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, min(cores, MAX_PARTS, rows // PART_MIN_ROWS))
+
+
+def index_parts(index: Any) -> list[Any]:
+    """The indexes a split index (faiss.IndexShards) searches, or ``[index]``."""
+    import faiss
+
+    if isinstance(index, faiss.IndexShards):
+        return [faiss.downcast_index(index.at(i)) for i in range(index.count())]
+    return [index]
+
+
+def join_parts(parts: list[Any]) -> Any:
+    """One index searching ``parts`` (row ranges, in order) with a thread each; row ids as in one index."""
+    import faiss
+
+    if len(parts) == 1:
+        return parts[0]
+    joined = faiss.IndexShards(parts[0].d, True, True)  # threaded, successive ids
+    for part in parts:
+        joined.add_shard(part)  # faiss keeps a reference to each part
+    return joined
+
+
 def set_breadth(index: Any, param: str, value: int) -> None:
     """nprobe (IVF) or efSearch (HNSW); a fast-scan pool or a number of videos is the search's ``k``, not a setting."""
     import faiss
 
     if param in ("pool", "videos"):
+        return
+    if len(parts := index_parts(index)) > 1:
+        for part in parts:
+            set_breadth(part, param, value)
         return
     if param == "nprobe":
         faiss.extract_index_ivf(index).nprobe = value

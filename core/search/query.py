@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import HVLInputError
-from .ann import load_ann, set_breadth
-from .store import FrameIndex, read_index
+from .ann import load_ann, pool_videos, rescored_videos, set_breadth
+from .store import FrameIndex, read_index, score_rows
 
 __all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "model_for_index", "rank_all",
            "search", "search_many"]
@@ -108,7 +108,7 @@ def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
 
 # ------------------------------------------------------------------ search
 def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, group: str | None,
-                    exact: bool) -> tuple[list[np.ndarray | None], str]:
+                    exact: bool, agg: str = "max") -> tuple[list[np.ndarray | None], str]:
     """Per query, the rows to score exactly (None: every row), and how they were chosen. The approximate index
     is asked for all queries at once (FAISS batches them)."""
     if idx.ann is not None and not exact and idx.ann_meta.get("kind") == "backend":
@@ -135,23 +135,28 @@ def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, gro
         set_breadth(idx.ann, m["param"], m["pool_value"])
     breadth = int(m["pool_value"]) if m.get("param") == "pool" else max(pool, k * 10, int(m.get("pool", 0)))
     _, found = idx.ann.search(q, min(len(idx.emb), breadth))
+    if agg == "max":  # the pool's frames scored exactly pick the few videos rescored whole (see pool_videos)
+        return [idx.video_rows(pool_videos(idx.emb, qq, f, idx.row_video, rescored_videos(k)))
+                for qq, f in zip(q, found)], method
     return [idx.video_rows(np.unique(idx.row_video[f[f >= 0]])) for f in found], method
 
 
 def _ranked(idx: FrameIndex, q: np.ndarray, rows: np.ndarray | None, k: int, agg: str, topk: int, pool: int,
             group: str | None, method: str, moments: int, scores: np.ndarray | None = None) -> dict[str, Any]:
-    """Rank the videos of ``rows`` (None: every row, scored here unless ``scores`` holds them) exactly."""
+    """Rank the videos of ``rows`` (ascending; None: every row, scored here unless ``scores`` holds them) exactly."""
     if rows is None:
         rows = np.arange(len(idx.emb))
         scores = idx.emb @ q if scores is None else scores
     else:
-        scores = idx.emb[rows] @ q
+        scores = score_rows(idx.emb, rows, q)
     r = aggregate(scores, rows, idx.row_video, agg, topk, pool)
     results = []
     for rank in range(min(k, len(r.video))):
         v = idx.videos[int(r.video[rank])]
         vr = np.arange(v["start"], v["start"] + v["n"])
-        vs = idx.emb[vr] @ q
+        at = int(np.searchsorted(rows, v["start"]))  # rows are ascending and whole videos: its scores are there
+        whole = at + v["n"] <= len(rows) and rows[at] == vr[0] and rows[at + v["n"] - 1] == vr[-1]
+        vs = scores[at:at + v["n"]] if whole else idx.emb[vr] @ q
         top = np.argsort(-vs, kind="stable")[:moments]
         results.append({"rank": rank + 1, "video_id": v["video_id"], "group": v["group"], "path": v["path"],
                         "meta": dict(v.get("meta") or {}),
@@ -166,7 +171,7 @@ def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", to
            group: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
     """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
     q = np.asarray(query, np.float32).reshape(-1)
-    (rows,), method = _candidate_rows(idx, q[None], k, pool, group, exact)
+    (rows,), method = _candidate_rows(idx, q[None], k, pool, group, exact, agg)
     return _ranked(idx, q, rows, k, agg, topk, pool, group, method, moments)
 
 
@@ -176,7 +181,7 @@ def search_many(idx: FrameIndex, queries: np.ndarray, k: int = 10, agg: str = "m
     """:func:`search` for each row of ``queries`` ``[Q, D]``, the same answers; the approximate index is asked
     once for all of them (one batched FAISS search instead of Q single ones)."""
     qs = np.asarray(queries, np.float32).reshape(len(queries), -1)
-    rows, method = _candidate_rows(idx, qs, k, pool, group, exact)
+    rows, method = _candidate_rows(idx, qs, k, pool, group, exact, agg)
     if exact and group is None and len(qs) > 1:  # one pass over the frames for every query
         all_scores = idx.emb @ qs.T
         return [_ranked(idx, q, None, k, agg, topk, pool, group, method, moments, scores=all_scores[:, i])
