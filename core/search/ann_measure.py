@@ -73,12 +73,12 @@ class Truth:
         self.frames = top[:, :10]
         self.videos = None if row_video is None else [_first_videos(r, row_video, 10) for r in top]
 
-    def coverage(self, proposed: list[np.ndarray]) -> tuple[float, float]:
-        """(frame recall@10, video recall@10) once every frame of the ``proposed`` videos (per query) is rescored
+    def coverage(self, proposed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, (frame recall@10, video recall@10) once every frame of the ``proposed`` videos is rescored
         exactly: a true top frame or video is found exactly when its video was proposed."""
         frames = [float(np.isin(self.row_video[f], c).mean()) for f, c in zip(self.frames, proposed)]
         videos = [len(set(v) & set(c.tolist())) / max(len(v), 1) for v, c in zip(self.videos, proposed)]
-        return float(np.mean(frames)), float(np.mean(videos))
+        return np.array(frames), np.array(videos)
 
     def frame_recall(self, index: Any) -> float:
         return recall_at(index.search(self.tq, 10)[1], self.frames)
@@ -248,13 +248,22 @@ def split_add(trained: Any, data: Any, parts: int | None = None) -> Any:
     return join_parts(out)
 
 
+def surely(recalls: np.ndarray) -> float:
+    """The recall a breadth is credited with: the mean over the tuning queries less 1.645 standard errors (a
+    one-sided 95 % bound). A breadth that only just reaches the target on 200 tuning queries does not reach it on
+    other queries as often (1M per-video frames: 0.9525 when tuned, 0.9445 on the benchmark's queries)."""
+    if len(recalls) < 2:
+        return float(np.mean(recalls)) if len(recalls) else 0.0
+    return float(recalls.mean() - 1.645 * recalls.std(ddof=1) / np.sqrt(len(recalls)))
+
+
 def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECALL, seed: int = 0,
                     train_size: int = 100_000, timed_queries: int = 50, parts: int | None = None
                     ) -> tuple[Any, dict[str, Any]]:
     """Build a fast-scan or two-stage ``spec`` and tune its breadth by recall after exact rescoring.
 
     ``value``: the smallest breadth (frames of the pool, or videos) whose rescored videos (for a frame pool: its
-    :func:`pool_videos`, as search() takes them) hold ``target`` of the true top 10 frames; ``pool_value``: the
+    :func:`pool_videos`, as search() takes them) surely (:func:`surely`) hold ``target`` of the true top 10 frames; ``pool_value``: the
     smallest also holding ``target`` of the true top 10 videos. Latency
     is timed at ``pool_value``, proposal plus rescoring of the candidates' frames, one query at a time. The index
     is split into ``parts`` row ranges searched by a thread each (default: :func:`~.ann_specs.parts_for`)."""
@@ -291,13 +300,14 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
         return [pool_videos(x, qq, f, rv, rescored_videos(10)) for qq, f in zip(q, found)]
 
     value = pool_value = None
-    breadth, frec, vrec = min(1 if ivf else 16 if two_stage else 64, limit), 0.0, 0.0
+    breadth = min(1 if ivf else 16 if two_stage else 64, limit)
     while True:
-        frec, vrec = truth.coverage(propose(truth.tq, breadth))
-        if value is None and (frec >= target or breadth >= limit):
+        frames, videos = truth.coverage(propose(truth.tq, breadth))
+        frec, vrec = float(frames.mean()), float(videos.mean())
+        if value is None and (surely(frames) >= target or breadth >= limit):
             value, rec_at = breadth, frec
-        if vrec >= target or breadth >= limit:
-            pool_value = breadth
+        if surely(videos) >= target or breadth >= limit:
+            pool_value, vrec_low = breadth, surely(videos)
             break
         breadth = min(breadth * 2, limit)
     times = []
@@ -308,7 +318,7 @@ def measure_refined(spec: str, x: Any, truth: Truth, target: float = TARGET_RECA
     rec = {"kind": kind_of(spec), "factory": spec, "build_seconds": round(build_s, 2),
            "index_bytes": index_bytes(index), "parts": len(index_parts(index)), "param": param, "value": int(value),
            "recall_at_10": round(rec_at, 4), "pool": int(frame_pool if ivf else pool_value), "pool_value": int(pool_value),
-           "video_recall_at_10": round(vrec, 4), "refined": True,
+           "video_recall_at_10": round(vrec, 4), "video_recall_at_10_lower": round(vrec_low, 4), "refined": True,
            "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
     rec["meets_target"] = rec_at >= target and vrec >= target
     return index, rec
