@@ -134,7 +134,8 @@ def parts_for(rows: int, cores: int | None = None) -> int:
     """How many row ranges a fast-scan or two-stage index of ``rows`` vectors is split into (see ``PART_MIN_ROWS``)."""
     import os
 
-    cores = cores or len(os.sched_getaffinity(0))
+    if not cores:  # the cores this process may run on (Linux), else the machine's
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores, MAX_PARTS, rows // PART_MIN_ROWS))
 
 
