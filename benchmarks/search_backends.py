@@ -17,17 +17,48 @@ Engines:
   through pymilvus as a Milvus server would be used: ``search(group_by_field="video_id")`` (Milvus Lite ignores
   ``group_size``: milvus-lite #214) for the 10 videos, then one filtered search over their frames for the
   moments; its index types ``FLAT`` and ``IVF_FLAT`` (the only ones Milvus Lite builds). Milvus Lite stores rows
-  in SQLite (50-220 rows/s here), so it runs at ``--milvus-rows`` (default 30,000) and says so.
+  in SQLite (50-220 rows/s here), so it runs at ``--milvus-rows`` (default 30,000) and says so;
+* ``milvus-server``: a real Milvus 2.3.5 standalone server (etcd, RocksMQ and local storage embedded), reached
+  by ``--milvus-uri`` (default ``http://127.0.0.1:19530``). The server comes from PyPI's ``milvus`` 2.3.5
+  ("embedded Milvus": the server binary, lzma-compressed, plus a Python starter), its client from pymilvus 2.3.8
+  (the newest 2.3.x). Their dependencies clash with hvl's environment, so in a venv of their own:
+  ``python3 -m venv /work/milvus-venv; /work/milvus-venv/bin/pip install milvus==2.3.5 pymilvus==2.3.8 numpy
+  psutil 'setuptools<81' 'marshmallow<4'`` (pymilvus 2.3 imports ``pkg_resources``; its environs 9.5 breaks
+  on marshmallow 4), start the server with ``/work/milvus-venv/bin/milvus-server --data /work/milvus-data/run
+  --proxy-port 19530`` (stop it with SIGINT; its starter binds ports without ``SO_REUSEADDR`` and, unless told
+  the port, moves to the next free one while the last server's are in TIME_WAIT), and run this script with that
+  venv's python (``common`` only needs torch for the machine description, left out when missing). Collection
+  ``hvl_frames``: ``id``
+  int64 primary, ``video_id`` int64, ``frame`` int32, ``vector`` float_vector; inserted 5,000 rows a call,
+  flushed, then an HNSW index (M 16, efConstruction 64, as Qdrant; metric IP) built and loaded (consistency
+  Bounded). Milvus 2.3 has no group-by search, so each query asks for the ``pool`` best frames (per
+  ``--pools`` value, ``ef`` = ``pool`` x each ``--milvus-ef-per-pool``), groups them into videos by best frame
+  and keeps each video's 3 best returned frames as its moments; the ``rescore`` settings add hvl's Qdrant
+  step: a second search over every frame of the best 30 videos (filter ``video_id in [...]``, limit and ``ef``
+  = their frame count), which re-ranks them and gives their moments. (Fetching those frames' vectors with
+  ``query`` and scoring them here took ~55 ms at 20,000 frames; the filtered search ~3 ms and returned exactly
+  the candidates' best frames in that probe.) Not run unless named in ``--engine``.
+  ``index_s`` ends when pymilvus's ``wait_for_index_building_complete`` returns; by then the server's
+  auto-compaction has usually merged the flushed segments (~118 MB each) into bigger ones that are indexed
+  again (``index_progress.pending_index_rows``), so ``index_settled_s`` waits (up to 20 min more) until no row
+  is pending, to keep that indexing out of the query timings. ``--milvus-data`` (the server's ``--data`` dir)
+  gives the size on disk: ``du`` of its ``data/`` (binlogs and index files, RocksMQ log, etcd: ~122 MiB
+  preallocated), after load (``disk_mib``) and after the queries (``disk_end_mib``), per part; it counts the
+  pre-compaction binlogs and indexes the server has not yet garbage-collected, so measure on a server started
+  fresh for the run. The server process's CPU seconds come with the build times.
 
 Build times are wall seconds and, where the machine is shared, also CPU seconds (``*_cpu_s``: this process's
-threads, plus the Milvus Lite server process).
+threads, plus the Milvus Lite or Milvus server process).
 
     python benchmarks/search_backends.py [--rows 1000000] [--engine qdrant milvus] [--shape ...] > backends.json
-    python benchmarks/search_backends.py --quick        # 20,000 x 512, both engines, every shape
+    python benchmarks/search_backends.py --quick        # 20,000 x 512, qdrant and milvus, every shape
+    /work/milvus-venv/bin/python benchmarks/search_backends.py --engine milvus-server --rows 200000 \
+        --pools 300 1000 2000 --milvus-data /work/milvus-data/run --shape clustered > milvus_server.json
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -40,7 +71,7 @@ import numpy as np
 from common import DEFAULT_WORK, emit, log, machine
 from search import SHAPES, latencies, make_data
 
-ENGINES = ("qdrant", "milvus")
+ENGINES = ("qdrant", "milvus", "milvus-server")
 
 
 def loadavg() -> list[float]:
@@ -214,6 +245,145 @@ def run_milvus(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
     return out
 
 
+def _server_procs():
+    """The Milvus standalone server processes on this machine (started outside this script)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if p.info["name"] == "milvus" and "standalone" in cmd:
+            out.append(p)
+    return out
+
+
+def _cpu(procs) -> float:
+    import psutil
+
+    t = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):  # a process gone: its seconds are lost, the run goes on
+            t += sum(p.cpu_times()[:2])
+    return t
+
+
+def run_milvus_server(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
+    """A Milvus 2.3 standalone server by URI: HNSW, pool search grouped into videos client-side."""
+    try:
+        import pymilvus
+        from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, utility
+    except ImportError as e:
+        return {"skipped": f"{e}: pip install pymilvus==2.3.8 (and run a Milvus 2.3 server: see the docstring)"}
+    try:
+        connections.connect("default", uri=a.milvus_uri, timeout=60)
+    except Exception as e:  # noqa: BLE001 - no server there: say so in the JSON, measure the other engines
+        return {"skipped": f"no Milvus server at {a.milvus_uri}: {e}"}
+    name, dim, k, m, rescore = "hvl_frames", emb.shape[1], 10, 3, 30
+    if utility.has_collection(name):
+        utility.drop_collection(name)
+    data_dir = Path(a.milvus_data) / "data" if a.milvus_data else None
+    disk0 = du(data_dir) if data_dir else None
+    procs = _server_procs()
+    schema = CollectionSchema([FieldSchema("id", DataType.INT64, is_primary=True),
+                               FieldSchema("video_id", DataType.INT64),
+                               FieldSchema("frame", DataType.INT32),
+                               FieldSchema("vector", DataType.FLOAT_VECTOR, dim=dim)])
+    col = Collection(name, schema, consistency_level="Bounded")
+    t0, c0, s0 = time.perf_counter(), time.process_time(), _cpu(procs)
+    ids = np.arange(len(emb), dtype=np.int64)
+    for st in range(0, len(emb), 5000):
+        r = ids[st: st + 5000]
+        col.insert([r.tolist(), (r // frames).tolist(), (r % frames).tolist(), emb[st: st + 5000]])
+    col.flush()
+    insert_s, insert_cpu = time.perf_counter() - t0, time.process_time() - c0 + _cpu(procs) - s0
+    log(f"  milvus-server insert + flush {insert_s:.1f}s, load {loadavg()}")
+    t0, c0, s0 = time.perf_counter(), time.process_time(), _cpu(procs)
+    col.create_index("vector", {"index_type": "HNSW", "metric_type": "IP",
+                                "params": {"M": 16, "efConstruction": 64}}, index_name="vector_hnsw")
+    utility.wait_for_index_building_complete(name, index_name="vector_hnsw", timeout=None)
+    index_s, index_cpu = time.perf_counter() - t0, time.process_time() - c0 + _cpu(procs) - s0
+    progress = utility.index_building_progress(name, index_name="vector_hnsw")
+    log(f"  milvus-server HNSW {index_s:.1f}s ({progress}), load {loadavg()}")
+    # the wait returns once the flushed segments are indexed; auto-compaction may meanwhile have merged them
+    # into new segments that are indexed again: wait (up to 20 min) until no row is pending, so no indexing
+    # runs during the queries
+    while progress.get("pending_index_rows", 0) and time.perf_counter() - t0 < index_s + 1200:
+        time.sleep(2)
+        progress = utility.index_building_progress(name, index_name="vector_hnsw")
+    settled_s, settled_cpu = time.perf_counter() - t0, time.process_time() - c0 + _cpu(procs) - s0
+    log(f"  milvus-server no rows pending after {settled_s:.1f}s ({progress})")
+    t0 = time.perf_counter()
+    col.load()
+    utility.wait_for_loading_complete(name)
+    load_s = time.perf_counter() - t0
+    count = col.query("", output_fields=["count(*)"])[0]["count(*)"]
+    segs = utility.get_query_segment_info(name)
+    disk = du(data_dir) if data_dir else None
+    parts = ({p.name: round(du(p) / 2**20, 1) for p in sorted(data_dir.iterdir()) if p.is_dir()}
+             if data_dir else None)
+    out: dict[str, Any] = {"rows": len(emb), "server_version": utility.get_server_version(),
+                           "pymilvus": pymilvus.__version__, "insert_s": round(insert_s, 1),
+                           "index_s": round(index_s, 1), "build_s": round(insert_s + index_s, 1),
+                           "insert_cpu_s": round(insert_cpu, 1), "index_cpu_s": round(index_cpu, 1),
+                           "index_settled_s": round(settled_s, 1), "index_settled_cpu_s": round(settled_cpu, 1),
+                           "load_s": round(load_s, 1), "index_progress": dict(progress), "count": count,
+                           "segments": len(segs), "segment_index": sorted({str(sg.index_name) for sg in segs}),
+                           "disk_mib": round(disk / 2**20, 1) if disk is not None else None,
+                           "disk_before_mib": round(disk0 / 2**20, 1) if disk0 is not None else None,
+                           "disk_parts_mib": parts, "settings": {}}
+    log(f"  milvus-server loaded {load_s:.1f}s, {count} rows in {len(segs)} segments, disk {out['disk_mib']} MiB")
+
+    def pooled(q, pool, ef):
+        hits = col.search([q.tolist()], "vector", {"metric_type": "IP", "params": {"ef": ef}}, limit=pool,
+                          output_fields=["video_id", "frame"])[0]
+        best: dict[int, float] = {}
+        mom_: dict[int, list[int]] = {}
+        for h in hits:  # best first: a video's first hit is its best pooled frame
+            v = int(h.entity.get("video_id"))
+            if v not in best:
+                best[v], mom_[v] = float(h.distance), []
+            if len(mom_[v]) < m:
+                mom_[v].append(int(h.entity.get("frame")))
+        return sorted(best, key=lambda v: (-best[v], v)), mom_
+
+    def plain(q, pool, ef):
+        vids, mom_ = pooled(q, pool, ef)
+        return [(v, mom_[v]) for v in vids[:k]]
+
+    def rescored(q, pool, ef):  # hvl's Qdrant step: the best `rescore` videos scored exactly from all their frames
+        vids, _ = pooled(q, pool, ef)
+        cand = vids[:rescore]
+        lim = len(cand) * frames  # every frame of the candidates, by a filtered search (see the docstring)
+        hits = col.search([q.tolist()], "vector", {"metric_type": "IP", "params": {"ef": max(lim, 64)}},
+                          limit=lim, expr=f"video_id in {cand}", output_fields=["video_id", "frame"])[0]
+        by: dict[int, list[tuple[float, int]]] = {v: [] for v in cand}
+        for h in hits:
+            by[int(h.entity.get("video_id"))].append((-float(h.distance), int(h.entity.get("frame"))))
+        for fr in by.values():
+            fr.sort()
+        order = sorted((v for v in cand if by[v]), key=lambda v: (by[v][0][0], v))[:k]
+        return [(v, [f for _, f in by[v][:m]]) for v in order]
+
+    for pool in a.pools:
+        for per in a.milvus_ef_per_pool:
+            ef = min(max(per * pool, pool, 64), 32768)
+            for fn, tag in ((plain, ""), (rescored, f" rescore={rescore}")) if a.milvus_rescore else ((plain, ""),):
+                lat, res = latencies(lambda q, fn=fn, pool=pool, ef=ef: fn(q, pool, ef), queries)
+                key = f"pool={pool} ef={ef}{tag}"
+                out["settings"][key] = lat | score(res, top, mom)
+                log(f"  milvus-server {key}: {out['settings'][key]}")
+    # a server keeps working after load (compaction, RocksMQ): disk and segments once the queries are done
+    out["disk_end_mib"] = round(du(data_dir) / 2**20, 1) if data_dir else None
+    out["disk_end_parts_mib"] = ({p.name: round(du(p) / 2**20, 1) for p in sorted(data_dir.iterdir()) if p.is_dir()}
+                                 if data_dir else None)
+    out["segments_end"] = len(utility.get_query_segment_info(name))
+    if not a.keep:
+        col.release()
+        utility.drop_collection(name)
+    connections.disconnect("default")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="20,000 x 512 frames, 50 queries: a smoke run")
@@ -225,9 +395,17 @@ def main() -> None:
     p.add_argument("--topics", type=int, default=1000, help="topics of the clustered shape")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--shape", nargs="+", choices=SHAPES, default=list(SHAPES))
-    p.add_argument("--engine", nargs="+", choices=ENGINES, default=list(ENGINES))
-    p.add_argument("--pools", nargs="+", type=int, default=[300, 1000], help="qdrant: frame pools measured")
+    p.add_argument("--engine", nargs="+", choices=ENGINES, default=["qdrant", "milvus"],
+                   help="milvus-server needs a running server (see above): only when named")
+    p.add_argument("--pools", nargs="+", type=int, default=[300, 1000], help="qdrant, milvus-server: frame pools measured")
     p.add_argument("--nprobes", nargs="+", type=int, default=[32, 128], help="milvus IVF_FLAT: nprobe measured")
+    p.add_argument("--milvus-uri", default="http://127.0.0.1:19530", help="milvus-server: the server's URI")
+    p.add_argument("--milvus-data", type=Path, default=None,
+                   help="milvus-server: the server's data dir (milvus-server --data), for the size on disk")
+    p.add_argument("--milvus-ef-per-pool", nargs="+", type=int, default=[1, 4],
+                   help="milvus-server: HNSW ef = pool x each of these (Qdrant's engine uses 4)")
+    p.add_argument("--milvus-rescore", action=argparse.BooleanOptionalAction, default=True,
+                   help="milvus-server: also measure the best 30 videos rescored exactly (as hvl's Qdrant backend)")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK / "backends")
     p.add_argument("--keep", action="store_true", help="keep the built indexes in --work")
     p.add_argument("--seed", type=int, default=0)
@@ -244,11 +422,15 @@ def main() -> None:
             log(f"[{shape}] {engine}: {rows} x {a.dim}, load average {start}")
             emb, _, queries = make_data(shape, rows // a.frames, a.frames, a.dim, a.topics, a.queries, a.seed)
             top, mom = exact_truth(emb, queries, a.frames)
-            run = run_qdrant if engine == "qdrant" else run_milvus
+            run = {"qdrant": run_qdrant, "milvus": run_milvus, "milvus-server": run_milvus_server}[engine]
             shapes[shape][engine] = {"load_average_at_start": start} | run(emb, queries, a.frames, top, mom,
                                                                             a.work, a)
             del emb
-    emit({"benchmark": "search_backends", "machine": machine() | {"load_average": loadavg()}, "quick": a.quick,
+    try:
+        mach = machine()
+    except ImportError:  # the milvus-server venv has no torch: the machine without torch's fields
+        mach = {"cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
+    emit({"benchmark": "search_backends", "machine": mach | {"load_average": loadavg()}, "quick": a.quick,
           "rows": a.rows, "milvus_rows": a.milvus_rows, "frames_per_video": a.frames, "dim": a.dim,
           "queries": a.queries, "seed": a.seed, "shapes": shapes})
 
