@@ -71,16 +71,13 @@ def _protocol_name(shots: int | None, fraction: float | None) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from ...data.records import load_videos
-    from ...data.schema import load_prompt_file
     from ...errors import HVLInputError
     from ...io import load_config
     from ...models.checkpoint import load_for_eval, preprocess_of
-    from ...registry import resolve_prompt_file
     from ..temporal import check_window
     from ..zeroshot.classify import class_embeddings
-    from ..zeroshot.command import score_videos, write_outputs
+    from ..zeroshot.command import prompts_level_window, score_videos, write_outputs
     from ..zeroshot.config import check_inputs
-    from ..zeroshot.windows import window_half
     from .config import AdaptConfig
     from .embeddings import embed_sequences
     from .fit import check_protocol, train_head
@@ -88,13 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = load_config(args.config, AdaptConfig)
     opts = cfg.adapt
-    if args.prompts:
-        cfg.prompts = args.prompts
-    prompt_path = resolve_prompt_file(cfg.prompts)
-    prompts = load_prompt_file(prompt_path)
-    level = args.level or cfg.level or prompts.level or "phase"
-    window = args.window if args.window is not None else cfg.window
-    window_half(window, cfg.fps)
+    prompt_path, prompts, level, window = prompts_level_window(args, cfg)
     method = args.method or opts.method
     if method == "temporal" and args.shots is not None:
         raise HVLInputError("--shots draws single labelled frames, but the temporal head learns from whole labelled "

@@ -32,22 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from ...data.records import load_videos
-    from ...data.schema import load_prompt_file
     from ...io import load_config
     from ...models.checkpoint import load_for_eval, preprocess_of
-    from ...registry import resolve_prompt_file
     from ..temporal import check_window
     from .config import ZeroShotConfig, check_inputs
-    from .windows import window_half
 
     cfg = load_config(args.config, ZeroShotConfig)
-    if args.prompts:
-        cfg.prompts = args.prompts
-    prompt_path = resolve_prompt_file(cfg.prompts)
-    prompts = load_prompt_file(prompt_path)
-    level = args.level or cfg.level or prompts.level or "phase"
-    window = args.window if args.window is not None else cfg.window
-    window_half(window, cfg.fps)  # a bad --window is refused before anything is read
+    prompt_path, prompts, level, window = prompts_level_window(args, cfg)
     head = None
     if args.head:
         from ..adapt.heads import load_head
@@ -68,6 +59,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
         (f"_{head.method}" if head is not None else "")
     return write_outputs(args, cfg, meta, result, videos, prompts, pre, preds, labels, probs, prompt_path, tag)
+
+
+def prompts_level_window(args: argparse.Namespace, cfg: Any) -> tuple[Path, Any, str, float | None]:
+    """``--prompts`` / ``--level`` / ``--window`` over the config (``hvl zeroshot`` and ``hvl adapt``): the prompt
+    file, its prompts, the level and the window; a bad ``--window`` is refused before anything is read."""
+    from ...data.schema import load_prompt_file
+    from ...registry import resolve_prompt_file
+    from .windows import window_half
+
+    if args.prompts:
+        cfg.prompts = args.prompts
+    prompt_path = resolve_prompt_file(cfg.prompts)
+    prompts = load_prompt_file(prompt_path)
+    level = args.level or cfg.level or prompts.level or "phase"
+    window = args.window if args.window is not None else cfg.window
+    window_half(window, cfg.fps)
+    return prompt_path, prompts, level, window
 
 
 def score_videos(args: argparse.Namespace, cfg: Any, model: Any, videos: list, prompts: Any, level: str, pre: Any,
