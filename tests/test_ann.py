@@ -309,3 +309,13 @@ def test_a_breadth_is_credited_with_a_one_sided_95_percent_lower_bound_of_its_re
     recalls = np.random.default_rng(0).choice([0.8, 0.9, 1.0], size=200, p=[0.1, 0.2, 0.7])
     assert surely(recalls) == pytest.approx(recalls.mean() - stats.norm.ppf(0.95) * stats.sem(recalls), abs=1e-4)
     assert surely(np.ones(200)) == 1.0 and surely(np.array([0.5])) == 0.5
+
+
+def test_a_corrupt_approximate_index_is_one_clear_error(tmp_path, fake_ckpt, monkeypatch):
+    monkeypatch.setattr(ann, "ANN_MIN_ROWS", 10_000)
+    emb = clustered(1200, seed=6)
+    root = write_index(tmp_path / "idx", videos_of(emb), fake_ckpt, DIM, shard_videos=600)
+    refresh_ann(root, kind="fastscan")
+    (root / "ann" / "ann.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(HVLInputError, match=r"ann\.faiss: unreadable approximate index.*re-run `hvl index`"):
+        load_index(root)

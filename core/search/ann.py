@@ -230,7 +230,14 @@ def load_ann(root: Path, shards: list[str], rows: int) -> tuple[Any, dict[str, A
         print(f"hvl search: {root / 'ann'} is stale (the index changed since it was built); searching exactly. "
               "Re-run `hvl index` to rebuild it.", file=sys.stderr)
         return None, {}
-    index = join_parts([faiss.read_index(str(root / "ann" / f)) for f in _files(meta)])
+    parts = []
+    for f in _files(meta):
+        try:
+            parts.append(faiss.read_index(str(root / "ann" / f)))
+        except RuntimeError as e:
+            raise HVLInputError(f"{root / 'ann' / f}: unreadable approximate index ({str(e).splitlines()[-1][:200]}); "
+                                f"delete {root / 'ann'} and re-run `hvl index` to rebuild it") from None
+    index = join_parts(parts)
     if "param" in meta:
         set_breadth(index, meta["param"], meta["value"])
     return index, meta
