@@ -4,22 +4,30 @@ A leaf beside :mod:`hvl.core.errors`: every part of hvl may import it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import HVLInputError, format_validation_error
 
-__all__ = ["atomic_write_bytes", "load_config", "read_yaml", "write_json"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_writer", "confined_dir", "load_config",
+           "open_append", "open_lock", "read_yaml", "remove_inside", "write_json"]
 
 M = TypeVar("M", bound=BaseModel)
 # libyaml's SafeLoader where PyYAML was built with it: the same safe subset (no tags that build objects), ~10x
 # faster on a query set of 20,000 entries
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# mkstemp creates 0600 files; written files get the mode open() would give them (read once, at import, since
+# reading the umask means setting it)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -43,19 +51,157 @@ def load_config(path: str | Path, model: type[M]) -> M:
         raise HVLInputError(format_validation_error(e, path)) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temporary file, fsync, rename, fsync the folder: a reader never sees half a file, a crash keeps the old one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """An open, new, exclusive file in ``path``'s folder, named ``.<name>.<random>.tmp`` (what orphan cleanups
+    match)."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path) -> Iterator[IO[bytes]]:
+    """The one way hvl creates a temporary file: yields a binary file that becomes ``path`` when the block ends.
+
+    The temporary file is made by :func:`tempfile.mkstemp` in ``path``'s folder: an unpredictable name opened
+    with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a link planted in a shared folder under any name hvl might pick is
+    never followed, and no other process's file is overwritten. Then fsync, an atomic rename over ``path`` (which
+    replaces a link at ``path`` itself, never its target) and an fsync of the folder: a reader never sees half a
+    file, a crash keeps the old one, and an exception leaves nothing behind."""
+    path = Path(path)
+    fd, tmp = _temp_beside(path)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """``data`` written to ``path`` through :func:`atomic_writer`."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """For a writer that takes a file name, not a file (PyAV, FFmpeg): the name of a new temporary file beside
+    ``path``, created as :func:`atomic_writer` creates its own (so a planted link is never followed), that
+    becomes ``path`` when the block ends; an exception leaves nothing behind. The writer opens an existing
+    regular file that this process just made under an unpredictable name."""
+    path = Path(path)
+    fd, tmp = _temp_beside(path)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        os.close(fd)
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """A folder's counterpart of :func:`atomic_path`: a new, empty, exclusive folder beside ``path``
+    (:func:`tempfile.mkdtemp`: ``mkdir`` never follows a link), filled in the block, then renamed over ``path``
+    (an earlier folder there is replaced, and a link there is removed as a link, never followed)."""
+    import shutil
+
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        yield tmp
+        if path.is_symlink():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def open_append(path: str | Path, what: str = "files it appends to") -> IO[bytes]:
+    """``path`` opened to append (created if missing), never through a link (``O_NOFOLLOW``): a planted
+    ``x.jsonl -> ~/.bashrc`` is refused instead of creating or growing the file it points at."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError:
+        if path.is_symlink():
+            raise HVLInputError(f"{path}: is a symbolic link; hvl opens its {what} only as regular files "
+                                "(delete the link)") from None
+        raise
+    return os.fdopen(fd, "ab")
+
+
+def open_lock(path: str | Path) -> IO[bytes]:
+    """A lock file opened for ``flock``, never through a link (``O_NOFOLLOW``): a planted ``x.lock -> ~/.bashrc``
+    is refused instead of creating or touching the file it points at."""
+    return open_append(path, "lock files")
+
+
+def confined_dir(root: str | Path, *parts: str, create: bool = False) -> Path:
+    """``root/parts...``, refused with one error when any part is a symbolic link or the folder resolves outside
+    ``root``: a shared index folder decides nothing about where hvl writes, deletes or reads. ``root`` itself
+    may be a link (the user named it); what lies inside it is data. ``create`` makes missing folders."""
+    root = Path(root)
+    real_root = root.resolve()
+    d = root
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\\" in part:
+            raise ValueError(f"not a plain folder name: {part!r}")
+        d = d / part
+        if d.is_symlink():
+            raise HVLInputError(f"{d}: is a symbolic link (to {os.readlink(d)!r}); hvl reads and writes only real "
+                                f"folders inside {root} — replace the link by a folder, or delete it and re-run")
+        if not d.exists():
+            if not create:
+                return d
+            d.mkdir(exist_ok=True)
+        elif not d.is_dir():
+            raise HVLInputError(f"{d}: expected a folder, found a file; delete it and re-run")
+    if not d.resolve().is_relative_to(real_root):
+        raise HVLInputError(f"{d}: resolves outside {root}; hvl reads and writes only inside the folder it is given")
+    return d
+
+
+def remove_inside(folder: str | Path, name: str) -> bool:
+    """Delete the file ``folder/name`` that hvl itself recorded: a plain name (no separator, not ``..``) in a
+    confined folder. A link is removed as a link, never its target. Returns whether something was deleted."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        return False
+    p = Path(folder) / name
+    try:
+        if p.is_dir() and not p.is_symlink():
+            return False
+        p.unlink()
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
