@@ -82,22 +82,42 @@ def du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def exact_truth(emb: np.ndarray, queries: np.ndarray, frames: int, k: int = 10, moments: int = 3
+def exact_truth(emb: np.ndarray, queries: np.ndarray, lengths: np.ndarray, k: int = 10, moments: int = 3
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` videos by best frame ``[nq, k]`` and each one's best ``moments`` frame numbers ``[nq, k, m]``."""
-    n_videos = len(emb) // frames
-    top = np.empty((len(queries), k), np.int64)
-    mom = np.empty((len(queries), k, moments), np.int64)
-    for s in range(0, len(queries), 50):
-        sc = np.empty((min(50, len(queries) - s), len(emb)), np.float32)
-        for r in range(0, len(emb), 200_000):
-            sc[:, r: r + 200_000] = queries[s: s + 50] @ emb[r: r + 200_000].T
-        per = sc.reshape(len(sc), n_videos, frames)
-        best = per.max(-1)
-        order = np.lexsort((np.broadcast_to(np.arange(n_videos), best.shape), -best), axis=-1)[:, :k]
-        top[s: s + len(sc)] = order
-        mom[s: s + len(sc)] = np.argsort(-np.take_along_axis(per, order[..., None], 1), -1, kind="stable")[..., :moments]
+    """Top-``k`` videos by best frame ``[nq, k]`` (the full scan: every video's best frame over every frame) and
+    each one's best ``moments`` frame numbers ``[nq, k, m]``."""
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    try:
+        from hvl.core.search.ann_measure import exact_videos
+    except ImportError:  # the milvus-server venv has no hvl: the same scan, every frame in memory at once
+        best = np.maximum.reduceat(queries @ emb.T, starts, axis=1)
+        top = np.lexsort((np.broadcast_to(np.arange(len(lengths)), best.shape), -best), axis=-1)[:, :k]
+    else:
+        top, _ = exact_videos(emb, np.repeat(np.arange(len(lengths)), lengths), queries, k)
+    mom = np.full((len(queries), k, moments), -1, np.int64)
+    for i, (q, t) in enumerate(zip(queries, top)):
+        for j, v in enumerate(t):
+            best = np.argsort(-(emb[starts[v]: starts[v] + lengths[v]] @ q), kind="stable")[:moments]
+            mom[i, j, :len(best)] = best
     return top, mom
+
+
+def make_frames(shape: str, rows: int, frames: int | str, a) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames, each video's frame count and queries: ``search.make_data`` for videos of one length (the data of
+    the earlier runs); ``mixed``: 10-frame clips and 3,600-frame recordings as ``search_scale.py`` writes them,
+    queries half near clips, half near recordings."""
+    if frames != "mixed":
+        emb, _, queries = make_data(shape, rows // frames, frames, a.dim, a.topics, a.queries, a.seed)
+        return emb, np.full(rows // frames, frames, np.int64), queries
+    import tempfile
+
+    from hvl.core.search.store import read_index
+    from search_scale import queries_for, write_index
+
+    with tempfile.TemporaryDirectory(dir=a.work) as d:
+        centres, lengths = write_index(Path(d) / "idx", shape, rows, frames, a.dim, a.topics, a.seed)
+        emb = read_index(Path(d) / "idx").emb.materialize()
+    return emb, lengths, queries_for(centres, a.queries, a.seed, lengths)
 
 
 def score(results: list[list[tuple[int, list[int]]]], top: np.ndarray, mom: np.ndarray) -> dict[str, float]:
@@ -115,19 +135,25 @@ def score(results: list[list[tuple[int, list[int]]]], top: np.ndarray, mom: np.n
 
 
 # ------------------------------------------------------------------ engines
-def run_qdrant(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
-    from hvl.core.search.backends import open_backend
+def run_qdrant(emb, queries, lengths, top, mom, work: Path, a) -> dict[str, Any]:
+    from hvl.core.search.backends import open_backend, qdrant
+
+    for name, value in (("HNSW_M", a.hnsw_m), ("HNSW_EF_CONSTRUCT", a.ef_construct), ("EF_PER_POOL", a.ef_per_pool)):
+        if value:  # the settings measured, in place of the backend's defaults
+            setattr(qdrant, name, value)
 
     d = work / "qdrant_index"
     shutil.rmtree(d, ignore_errors=True)
-    n_videos = len(emb) // frames
+    n_videos = len(lengths)
+    ends = np.cumsum(lengths)
     be = open_backend(d, {"backend": "qdrant", "dim": emb.shape[1]}, create=True)
     t0, c0 = time.perf_counter(), time.process_time()
     step = 5000
     for s in range(0, n_videos, step):
+        e = min(s + step, n_videos)
         vids = [{"video_id": str(v), "group": f"g{v % 10}", "key": "", "path": "",
-                 "t": [float(j) for j in range(frames)]} for v in range(s, min(s + step, n_videos))]
-        be.add(vids, emb[s * frames: (s + len(vids)) * frames])
+                 "t": [float(j) for j in range(lengths[v])]} for v in range(s, e)]
+        be.add(vids, emb[(ends[s - 1] if s else 0): ends[e - 1]])
     insert_s, insert_cpu = time.perf_counter() - t0, time.process_time() - c0
     log(f"  qdrant insert {insert_s:.1f}s, load {loadavg()}")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -139,7 +165,8 @@ def run_qdrant(emb, queries, frames, top, mom, work: Path, a) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": len(emb), "insert_s": round(insert_s, 1), "index_s": round(index_s, 1),
                            "build_s": round(insert_s + index_s, 1), "insert_cpu_s": round(insert_cpu, 1),
                            "index_cpu_s": round(index_cpu, 1), "disk_mib": round(du(d) / 2**20, 1),
-                           "count": be.count(), "settings": {}}
+                           "count": be.count(), "hnsw_m": qdrant.HNSW_M, "ef_construct": qdrant.HNSW_EF_CONSTRUCT,
+                           "ef_per_pool": qdrant.EF_PER_POOL, "settings": {}}
     for pool in a.pools:
         def one(q, pool=pool):
             return [(int(h.video_id), [int(t) for t, _ in h.moments]) for h in be.search(q, 10, 3, pool=pool)]
@@ -390,7 +417,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000, help="frames (10 per video)")
     p.add_argument("--milvus-rows", type=int, default=30_000,
                    help="frames for Milvus Lite (its SQLite insert: 50-220 rows/s on the shared 2-core machine)")
-    p.add_argument("--frames", type=int, default=10, help="frames per video")
+    p.add_argument("--frames", default="10", help="frames per video, or mixed (10-frame clips and 3,600-frame "
+                                                    "recordings, qdrant only)")
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--topics", type=int, default=1000, help="topics of the clustered shape")
     p.add_argument("--queries", type=int, default=200)
@@ -398,6 +426,9 @@ def main() -> None:
     p.add_argument("--engine", nargs="+", choices=ENGINES, default=["qdrant", "milvus"],
                    help="milvus-server needs a running server (see above): only when named")
     p.add_argument("--pools", nargs="+", type=int, default=[300, 1000], help="qdrant, milvus-server: frame pools measured")
+    p.add_argument("--hnsw-m", type=int, help="qdrant: HNSW m (default: the backend's HNSW_M)")
+    p.add_argument("--ef-construct", type=int, help="qdrant: HNSW ef_construct (default: the backend's)")
+    p.add_argument("--ef-per-pool", type=int, help="qdrant: search ef = pool x this (default: the backend's)")
     p.add_argument("--nprobes", nargs="+", type=int, default=[32, 128], help="milvus IVF_FLAT: nprobe measured")
     p.add_argument("--milvus-uri", default="http://127.0.0.1:19530", help="milvus-server: the server's URI")
     p.add_argument("--milvus-data", type=Path, default=None,
@@ -410,6 +441,7 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the built indexes in --work")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    a.frames = a.frames if a.frames == "mixed" else int(a.frames)
     if a.quick:
         a.rows, a.milvus_rows, a.queries = 20_000, min(a.milvus_rows, 20_000), 50
     a.work.mkdir(parents=True, exist_ok=True)
@@ -420,10 +452,13 @@ def main() -> None:
             rows = min(a.rows, a.milvus_rows) if engine == "milvus" else a.rows
             start = loadavg()
             log(f"[{shape}] {engine}: {rows} x {a.dim}, load average {start}")
-            emb, _, queries = make_data(shape, rows // a.frames, a.frames, a.dim, a.topics, a.queries, a.seed)
-            top, mom = exact_truth(emb, queries, a.frames)
+            emb, lengths, queries = make_frames(shape, rows, a.frames, a)
+            top, mom = exact_truth(emb, queries, lengths)
             run = {"qdrant": run_qdrant, "milvus": run_milvus, "milvus-server": run_milvus_server}[engine]
-            shapes[shape][engine] = {"load_average_at_start": start} | run(emb, queries, a.frames, top, mom,
+            if engine != "qdrant" and a.frames == "mixed":
+                raise SystemExit("search_backends.py: --frames mixed is measured for qdrant only")
+            per = lengths if engine == "qdrant" else a.frames  # the Milvus engines take videos of one length
+            shapes[shape][engine] = {"load_average_at_start": start} | run(emb, queries, per, top, mom,
                                                                             a.work, a)
             del emb
     try:

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import HVLInputError, format_validation_error
 
-__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_writer", "confined_dir", "load_config",
-           "open_append", "open_lock", "read_yaml", "remove_inside", "write_json"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_writer", "confined_dir", "file_sha256",
+           "hash_file", "load_config", "npy_bytes", "open_append", "open_lock", "read_json", "read_npy", "read_yaml",
+           "remove_inside", "write_json", "write_npy"]
 
 M = TypeVar("M", bound=BaseModel)
 # libyaml's SafeLoader where PyYAML was built with it: the same safe subset (no tags that build objects), ~10x
@@ -49,6 +50,42 @@ def load_config(path: str | Path, model: type[M]) -> M:
         return model.model_validate(data or {})
     except ValidationError as e:
         raise HVLInputError(format_validation_error(e, path)) from None
+
+
+_JSON_TYPES = {dict: "an object ({...})", list: "an array ([...])"}
+
+
+def read_json(path: str | Path, what: str = "the file", fix: str = "restore it or delete it",
+              top: type = dict) -> Any:
+    """``path`` parsed as JSON whose top level is a ``top``; anything else is one HVLInputError naming the file,
+    what is wrong with it, ``what`` it should hold and the ``fix``: a missing file, bytes that are not UTF-8 (a
+    BOM is allowed), text that is not JSON or holds a number too long to read, nesting deeper than the parser
+    recurses (shared files are read by hvl, so their shape must not decide whether it crashes), and a top level
+    of another type."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise HVLInputError(f"{path}: file not found; {fix}") from None
+    except IsADirectoryError:
+        raise HVLInputError(f"{path}: a folder where {what} should be; {fix}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise HVLInputError(f"{path}: not UTF-8 text (byte {e.start}), so not {what}; {fix}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HVLInputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}), so not {what}; {fix}") from None
+    except RecursionError:
+        raise HVLInputError(f"{path}: nested too deeply to read (more levels than Python recurses), so not {what}; "
+                            f"{fix}") from None
+    except ValueError as e:  # an integer of more than 4300 digits
+        raise HVLInputError(f"{path}: not readable as JSON ({str(e)[:120]}), so not {what}; {fix}") from None
+    if not isinstance(data, top):
+        found = next((v for k, v in _JSON_TYPES.items() if isinstance(data, k)), f"a {type(data).__name__}")
+        raise HVLInputError(f"{path}: expected {what} as {_JSON_TYPES.get(top, top.__name__)}, found {found}; {fix}")
+    return data
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -202,6 +239,44 @@ def remove_inside(folder: str | Path, name: str) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def hash_file(h: Any, path: str | Path) -> Any:
+    """``h`` (a :mod:`hashlib` object) updated with the bytes of ``path``, read in 1 MiB blocks; returns ``h``."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes (what ``sha256sum`` prints)."""
+    import hashlib
+
+    return hash_file(hashlib.sha256(), path).hexdigest()
+
+
+def npy_bytes(arr: Any) -> bytes:
+    """``arr`` as the bytes of a ``.npy`` file (no pickled objects), for :func:`atomic_write_bytes`."""
+    import io
+
+    import numpy as np  # here, not at the top: `hvl --help` imports this module and never needs numpy
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_npy(path: str | Path, arr: Any) -> None:
+    """``arr`` written atomically as a ``.npy`` file."""
+    atomic_write_bytes(path, npy_bytes(arr))
+
+
+def read_npy(path: str | Path, mmap: bool = False) -> Any:
+    """A ``.npy`` file, never unpickling objects (``mmap``: memory-mapped, read-only)."""
+    import numpy as np
+
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

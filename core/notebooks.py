@@ -4,7 +4,6 @@ papermill command that runs it. A leaf: imports :mod:`hvl.core.errors`, :mod:`hv
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import shlex
@@ -15,7 +14,7 @@ from pathlib import Path
 from .errors import HVLInputError
 from .recipes import copy_shipped
 
-__all__ = ["available", "parameters", "title"]
+__all__ = ["available", "copy_notebook", "list_notebooks", "parameters", "title"]
 
 PACKAGE = "hvl.notebooks"
 
@@ -48,26 +47,21 @@ def parameters(nb: Traversable) -> list[str]:
     return []
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action")
-    sub.add_parser("list", help="list the shipped notebooks (the default)")
-    c = sub.add_parser("copy", help="write a shipped notebook into a folder, to run with papermill or Jupyter")
-    c.add_argument("name", help="e.g. clinical_evaluation (see `hvl notebook`)")
-    c.add_argument("dir", nargs="?", default=".", help="folder to write <name>.ipynb into (default: here)")
-    c.add_argument("--force", action="store_true", help="overwrite an existing file")
+def list_notebooks() -> None:
+    """``hvl notebook``: each shipped notebook's name and title, one a line."""
+    for name, nb in available().items():
+        print(f"{name}  {title(nb)}")
 
 
-def run(args: argparse.Namespace) -> None:
+def copy_notebook(name: str, folder: str | Path = ".", force: bool = False) -> Path:
+    """``hvl notebook copy``: ``<folder>/<name>.ipynb``, and the papermill command that runs it, printed."""
     notebooks = available()
-    if args.action != "copy":
-        for name, nb in notebooks.items():
-            print(f"{name}  {title(nb)}")
-        return
-    if args.name not in notebooks:
-        raise HVLInputError(f"unknown notebook '{args.name}'; shipped notebooks: {', '.join(notebooks)}")
-    nb = notebooks[args.name]
-    dest = copy_shipped(nb, Path(args.dir) / f"{args.name}.ipynb", args.force)
-    out = shlex.quote(str(dest.with_name(f"{args.name}_out.ipynb")))
+    if name not in notebooks:
+        raise HVLInputError(f"unknown notebook '{name}'; shipped notebooks: {', '.join(notebooks)}")
+    nb = notebooks[name]
+    dest = copy_shipped(nb, Path(folder) / f"{name}.ipynb", force)
+    out = shlex.quote(str(dest.with_name(f"{name}_out.ipynb")))
     print(f"wrote {dest}; run it headless (needs `pip install 'hvl[notebook]'`), from the folder holding your data:\n"
           f"  papermill {shlex.quote(str(dest))} {out}\n"
           f"parameters (-p NAME VALUE; defaults in its `parameters` cell): {', '.join(parameters(nb))}")
+    return dest

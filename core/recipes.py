@@ -11,7 +11,6 @@ editable copy. A leaf: imports only :mod:`hvl.core.errors` and :mod:`hvl.core.io
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -22,7 +21,8 @@ import yaml
 from .errors import HVLInputError
 from .io import atomic_write_bytes
 
-__all__ = ["available", "command_for", "copy_shipped", "describe", "resolve_config", "resolve_config_args"]
+__all__ = ["available", "command_for", "copy_recipe", "copy_shipped", "describe", "list_recipes", "resolve_config",
+           "resolve_config_args"]
 
 PACKAGE = "hvl.recipes"
 # The option that names a config: the module commands' --config, and LightningCLI's --config / -c.
@@ -90,30 +90,25 @@ def copy_shipped(source: Traversable, dest: Path, force: bool) -> Path:
 
 
 # ----------------------------------------------------------------- `hvl recipes`
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = ("Run one by name: `hvl fit --config surgical/demo_pretrain`. Paths inside a recipe (data, "
-                "checkpoints) are relative to the working directory.")
-    sub = p.add_subparsers(dest="action")
-    sub.add_parser("list", help="list the shipped recipes (the default)")
-    c = sub.add_parser("copy", help="write an editable copy of a shipped recipe")
-    c.add_argument("name", help="e.g. surgical/demo_pretrain (see `hvl recipes`)")
-    c.add_argument("dest", nargs="?", help="file or existing folder (default: ./<domain>_<name>.yaml)")
-    c.add_argument("--force", action="store_true", help="overwrite an existing file")
-
-
-def run(args: argparse.Namespace) -> None:
+def copy_recipe(name: str, dest: str | None = None, force: bool = False) -> Path:
+    """``hvl recipes copy``: an editable copy of a shipped recipe (default ``./<domain>_<name>.yaml``; a folder:
+    that file in it), and the command that runs it, printed."""
     recipes = available()
-    if args.action == "copy":
-        if args.name not in recipes:
-            raise HVLInputError(f"unknown recipe '{args.name}'; shipped recipes: {', '.join(recipes)}")
-        default = args.name.replace("/", "_") + ".yaml"
-        dest = Path(args.dest) if args.dest else Path(default)
-        if dest.is_dir():
-            dest = dest / default
-        copy_shipped(recipes[args.name], dest, args.force)
-        command = command_for(yaml.safe_load(recipes[args.name].read_text(encoding="utf-8")) or {})
-        print(f"wrote {dest} (a copy of {args.name}); run it with: hvl {command} --config {dest}")
-        return
+    if name not in recipes:
+        raise HVLInputError(f"unknown recipe '{name}'; shipped recipes: {', '.join(recipes)}")
+    default = name.replace("/", "_") + ".yaml"
+    path = Path(dest) if dest else Path(default)
+    if path.is_dir():
+        path = path / default
+    copy_shipped(recipes[name], path, force)
+    command = command_for(yaml.safe_load(recipes[name].read_text(encoding="utf-8")) or {})
+    print(f"wrote {path} (a copy of {name}); run it with: hvl {command} --config {path}")
+    return path
+
+
+def list_recipes() -> None:
+    """``hvl recipes``: each shipped recipe's name, the command it is for and what it does, one a line."""
+    recipes = available()
     width = max(map(len, recipes), default=0)
     for name, f in recipes.items():
         text = f.read_text(encoding="utf-8")

@@ -1,25 +1,29 @@
 """Domains are plugins found through the ``hvl.domains`` entry-point group, so core never imports one."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import HVLInputError
 
 
 @dataclass
 class Domain:
-    """What a domain brings: a demo generator, eval readers (name → records), shipped prompt files."""
+    """What a domain brings: a demo generator (and the options of its ``hvl demo <name>``), eval readers
+    (name → records), shipped prompt files."""
 
     name: str
     demo: Callable[..., dict[str, Any]]
     readers: dict[str, Callable[..., list]] = field(default_factory=dict)
     prompts_dir: Path | None = None
     description: str = ""
-    has_presets: bool = False  # whether ``demo`` takes ``preset=`` and ``procedure=`` (the surgical demo)
     query_types: tuple[str, ...] = ()  # kinds of search query its query sets use (gameplay: bug, simple, compound)
+    # declares the options of ``hvl demo <name>`` beyond --out and --seed on the parser it is given (calls of
+    # ``add_argument``); their values reach ``demo`` as keywords, by ``dest``
+    add_demo_arguments: Callable[[Any], None] | None = None
 
 
 def available() -> dict[str, Any]:
@@ -34,6 +38,21 @@ def get_domain(name: str) -> Domain:
     return eps[name].load()
 
 
+def generate_demo(name: str, out: str | Path, seed: int = 0, **options: Any) -> dict[str, Any]:
+    """``hvl demo <name>``: the domain's seeded demo dataset under ``out``, and its summary printed as JSON."""
+    import json
+
+    summary = get_domain(name).demo(str(out), seed=seed, **options)
+    print(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def describe_domains() -> None:
+    """``hvl domains``: each installed domain and what it is for, one a line."""
+    for name in sorted(available()):
+        print(f"{name}: {get_domain(name).description}")
+
+
 DEFAULT_QUERY_TYPES = ("simple", "compound")
 
 
@@ -43,7 +62,7 @@ def query_types() -> tuple[str, ...]:
     for name in sorted(available()):
         try:
             out += [t for t in get_domain(name).query_types if t not in out]
-        except Exception:  # a broken third-party plugin must not take search down with it
+        except Exception:  # noqa: BLE001, S112 (a broken third-party plugin must not take search down with it)
             continue
     return tuple(out) or DEFAULT_QUERY_TYPES
 

@@ -85,7 +85,7 @@ def log_metrics(run_id: str, metrics: dict[str, float], params: dict[str, Any] |
     for k, v in (params or {}).items():
         try:
             client.log_param(run_id, k, v)
-        except Exception:  # a param already logged with another value: keep the first, record the new one as a tag
+        except Exception:  # noqa: BLE001 (a param already logged with another value: keep the first, tag the new one)
             client.set_tag(run_id, k, str(v))
 
 

@@ -32,3 +32,10 @@ def trained_demo(tmp_path_factory):
                  "--json", "metrics.json", "--no-progress"]) == 0
     mp.undo()
     yield work, ckpt, json.loads((work / "metrics.json").read_text())
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the trained demo costs its training (minutes, once per session): it is slow."""
+    for item in items:
+        if "trained_demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -45,7 +45,7 @@ def build_app(data: ServeData, tmp: Path, **kw):
     """``hvl serve``'s app over ``data`` (as the command builds it), with its writable files under ``tmp``."""
     import argparse
 
-    from hvl.core.search.serve.command import add_arguments, build
+    from hvl.core.cli.serve import add_arguments, build
 
     p = argparse.ArgumentParser()
     add_arguments(p)

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+# every test here needs the trained demo (marked slow by tests/conftest.py) or learns: test_tiny_model.py is the
+# fast cover of the same paths
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("accuracy", "f1_macro", "jaccard")
 SAME = KEYS + ("pooled", "per_video", "n_videos", "n_frames", "classes", "level", "fps")

@@ -194,7 +194,8 @@ def test_server_code_path_through_the_client(tmp_path):
     pytest.importorskip("qdrant_client")
     videos, emb = make_videos(30, seed=5)
     (tmp_path / "index.json").write_text(json.dumps(header(backend_url=":memory:", collection="t")))
-    with open_backend(tmp_path, header(backend_url=":memory:", collection="t"), create=True) as be:
+    with open_backend(tmp_path, header(backend_url=":memory:", collection="t"), create=True,
+                      backend_url=":memory:") as be:
         be.add(videos, emb)
         assert be.count() == len(emb)
         for q in queries(3):

@@ -240,6 +240,7 @@ def test_skip_policy_lists_every_skipped_video(ds):
     assert "empty" in dm.skipped[0]["reason"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, what", [
     (["--model.init_args.loss", "softmax"], "model.loss: unknown 'softmax'; use 'infonce' (CLIP, HecVL) or 'sigmoid'"),
     (["--model.init_args.levels", "[clip,scene]"], "model.levels: unknown ['scene']"),

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.benchmark
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -60,7 +64,8 @@ def test_search_quick_measures_every_candidate_on_every_shape():
             for rec in (t["recall_at_10"], t["video_recall_at_10"], fs["recall_at_10"], vs["video_recall_at_10_vs_exact"]):
                 assert 0.0 <= rec <= 1.0
             assert 0 < fs["p50_ms"] <= fs["p95_ms"] and 0 < vs["p50_ms"] <= vs["p95_ms"]
-            assert vs["recall_queries"] == 10 and isinstance(shape["meets_target"][c["factory"]], bool)
+            assert vs["recall_queries"] == shape["data"]["queries"] == 30  # every query against the full scan
+            assert isinstance(shape["meets_target"][c["factory"]], bool)
         ok = [c for c in measured if c["tuned"]["meets_target"] and c["tuned"]["within_memory"]]
         if ok:  # the one hvl index keeps: the fastest measured among those reaching the target
             assert shape["chosen"] == min(ok, key=lambda c: (c["tuned"]["p50_ms"], c["tuned"]["index_bytes"]))["factory"]
@@ -70,14 +75,20 @@ def test_search_quick_measures_every_candidate_on_every_shape():
 
 def test_search_scale_quick_searches_from_disk_in_its_own_process(tmp_path):
     out = run_bench("search_scale.py", "--quick", "--hard-shapes", "isotropic", "--work", str(tmp_path), timeout=400)
-    assert out["benchmark"] == "search_scale" and [r["shape"] for r in out["runs"]] == ["clustered", "isotropic"]
+    assert out["benchmark"] == "search_scale"
+    # the long-video shape: 100 videos of 200 frames, whose best frames are a few videos'
+    assert [(r["shape"], r["frames_per_video"]) for r in out["runs"]] == [("clustered", 10), ("isotropic", 10),
+                                                                         ("per_video", 200)]
     for r in out["runs"]:
         s = r["search"]
         assert r["rows"] == 20_000 and 0 < s["p50_ms"] <= s["p95_ms"] and s["queries"] == 100
-        assert 0.9 <= s["video_recall_at_10"] <= 1.0  # the chosen index reached 0.95 on its tuning queries
+        # against the full scan; the chosen index reached 0.95 on its tuning and held-out queries
+        assert 0.9 <= s["video_recall_at_10"] <= 1.0
+        assert min(r["ann"]["held_out_video_recall_at_10"].values()) >= 0.95
         assert s["rss_anon_mib"] > 0 and s["search_many_qps"] > 0 and s["one_at_a_time_qps"] > 0
         assert "exact rescoring" in s["method"] and r["ann"]["factory"] in s["method"]
-    assert out["runs"][1]["search"]["bound"]["p50_ms"] > 0 and out["runs"][1]["search"]["p50_over_bound"] > 0
+    for r in out["runs"][1:]:  # the shapes measured against a fast-scan pass
+        assert r["search"]["bound"]["p50_ms"] > 0 and r["search"]["p50_over_bound"] > 0
 
 
 def test_decoders_quick_reports_ratios(tmp_path):
@@ -201,3 +212,17 @@ def test_ladder_quick_scores_every_rung_in_each_space_paired_with_zeroshot(tmp_p
         assert all(v == {"delta": 0.0, "lo": 0.0, "hi": 0.0} for r in zero for v in r["vs_zeroshot"].values())
         probe = next(r for r in rows if r["level"] == "phase" and r["rung"] == "linear probe, 100% of videos")
         assert probe["accuracy"]["mean"] > s["chance"], name  # labels teach even a 40-step model
+
+
+def test_temporal_quick_measures_every_method_at_every_length():
+    out = run_bench("temporal.py", "--quick", timeout=300)  # seconds of work; imports on a busy machine are slow
+    assert out["benchmark"] == "temporal" and out["quick"] and out["config"]["lengths"] == [16, 64]
+    assert len(out["machine"]["load_average"]) == 3
+    assert set(out["methods"]) == set(out["growth"]) == {"mean", "full", "windowed", "windowed_dense_mask"}
+    for method, rows in out["methods"].items():
+        assert set(rows) == {"16", "64"}, method
+        for row in rows.values():
+            for mode in ("inference", "train"):
+                assert row[mode]["ms"] > 0 and (row[mode]["peak_mib"] is None or row[mode]["peak_mib"] >= 0)
+        assert set(out["growth"][method]) == {"inference_time", "inference_memory", "train_time", "train_memory"}
+        assert out["growth"][method]["train_time"]["fit"] is not None  # times are always > 0

@@ -2,12 +2,15 @@
 import os
 from functools import partial
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from helpers import ddp_averaged, free_port
 from hvl.core.models.losses import hierarchical_loss, infonce, milnce, sigmoid_milnce, sigmoid_pairs, text_keys
+
+pytestmark = pytest.mark.distributed
 
 B, D, K = 4, 6, 2
 

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from hvl.core.data.schema import load_manifest
 from hvl.domains.surgical.demo import generate
+
+pytestmark = pytest.mark.distributed
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pretrain.yaml"
 

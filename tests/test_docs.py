@@ -82,7 +82,7 @@ def broken_links(md: Path) -> list[str]:
     target; each as 'file:line: target (why)'."""
     problems = []
     for n, target in links(md.read_text(encoding="utf-8")):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):   # http:, https:, mailto: … are not checked
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):   # http:, https:, mailto: … are not checked
             continue
         if target.startswith("#"):                             # an anchor in the same file: not checked
             continue
@@ -91,9 +91,9 @@ def broken_links(md: Path) -> list[str]:
         where = f"{md.relative_to(ROOT) if md.is_relative_to(ROOT) else md}:{n}: {target}"
         if not resolved.exists():
             problems.append(f"{where} (no such file: {resolved})")
-        elif fragment and resolved.suffix.lower() == ".md":
-            if fragment not in anchors(resolved.read_text(encoding="utf-8")):
-                problems.append(f"{where} (no heading with anchor #{fragment} in {path})")
+        elif (fragment and resolved.suffix.lower() == ".md"
+              and fragment not in anchors(resolved.read_text(encoding="utf-8"))):
+            problems.append(f"{where} (no heading with anchor #{fragment} in {path})")
     return problems
 
 
@@ -148,24 +148,57 @@ def test_readme_test_command_is_what_ci_runs():
     ci_commands = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     assert ci_commands[-1] == "make test", f".ci/run should end with `make test`, ends with {ci_commands[-1]!r}"
     readme = README.read_text(encoding="utf-8")
-    assert re.search(r"^make test\b", readme, re.M), "README.md's quick start no longer shows `make test`"
-    assert re.search(r"^make demo\b", readme, re.M), "README.md's quick start no longer shows `make demo`"
+    assert re.search(r"^make test\b", readme, re.MULTILINE), "README.md's quick start no longer shows `make test`"
+    assert re.search(r"^make demo\b", readme, re.MULTILINE), "README.md's quick start no longer shows `make demo`"
 
 
 def _docs_map(readme: str) -> str:
-    """The README section that maps the docs: the '## Documentation' heading to the next '## '."""
-    m = re.search(r"^## Documentation\s*$(.*?)(?=^## |\Z)", readme, re.M | re.S)
-    assert m, "README.md has no '## Documentation' section (the docs map)"
+    """The README section that points at the docs: the '## Documentation' heading to the next '## '."""
+    m = re.search(r"^## Documentation\s*$(.*?)(?=^## |\Z)", readme, re.MULTILINE | re.DOTALL)
+    assert m, "README.md has no '## Documentation' section"
     return m.group(1)
 
 
-def test_every_docs_page_is_in_the_readme_map():
-    linked = set()
-    for _, target in links(_docs_map(README.read_text(encoding="utf-8"))):
-        path = target.partition("#")[0]
-        if path:
-            linked.add((ROOT / path).resolve())
+def test_one_docs_table_in_docs_readme_and_the_front_page_links_it():
+    """The table of pages lives once, in docs/README.md (it drifted when the README held a second copy)."""
+    section = _docs_map(README.read_text(encoding="utf-8"))
+    assert "docs/README.md" in [t.partition("#")[0] for _, t in links(section)]
+    assert not re.search(r"^\|", section, re.MULTILINE), "README.md holds a docs table again: keep it in docs/README.md"
+
+
+def test_every_docs_page_is_in_the_docs_table():
+    index = ROOT / "docs" / "README.md"
+    linked = {(index.parent / t.partition("#")[0]).resolve() for _, t in links(index.read_text(encoding="utf-8"))}
     pages = sorted((ROOT / "docs").glob("*.md"))
-    assert pages, "docs/ has no pages"
-    missing = [str(p.relative_to(ROOT)) for p in pages if p.resolve() not in linked]
-    assert not missing, f"docs pages missing from README.md's docs map: {missing}"
+    assert len(pages) > 5, "docs/ has too few pages"
+    missing = [str(p.relative_to(ROOT)) for p in pages if p != index and p.resolve() not in linked]
+    assert not missing, f"docs pages missing from the table in docs/README.md: {missing}"
+    for page in ("benchmarks/README.md", "CHANGELOG.md"):
+        assert (ROOT / page).resolve() in linked, f"docs/README.md should link {page}"
+
+
+# ---- docs/architecture.md names every package and module -------------------------------------------------------
+
+def _architecture_rows() -> dict[str, str]:
+    """folder (``core/search/``) -> the rest of its row, from the packages table of docs/architecture.md."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\|\s*`(hvl[\w.]*)`\s*\|\s*`([\w/]+/)`\s*\|(.*)\|\s*$", text, re.MULTILINE)
+    return {folder: modules for _, folder, modules in rows}
+
+
+def _packages() -> list[Path]:
+    return sorted(p.parent for top in ("core", "domains") for p in (ROOT / top).rglob("__init__.py"))
+
+
+def test_architecture_names_every_package_and_its_modules():
+    rows = _architecture_rows()
+    assert len(_packages()) > 10
+    missing = [f"{p.relative_to(ROOT)}/" for p in _packages() if f"{p.relative_to(ROOT)}/" not in rows]
+    assert not missing, f"docs/architecture.md has no row for these packages: {missing}"
+    unnamed = [f"{p.relative_to(ROOT)}/{m.name}" for p in _packages() for m in sorted(p.glob("*.py"))
+               if m.stem != "__init__" and f"`{m.stem}`" not in rows[f"{p.relative_to(ROOT)}/"]]
+    assert not unnamed, f"docs/architecture.md's package rows do not name these modules: {unnamed}"
+    stale = [folder for folder in rows if not (ROOT / folder / "__init__.py").is_file()]
+    assert not stale, f"docs/architecture.md has rows for packages that no longer exist: {stale}"
+    for folder in rows:  # the row's import name is the folder's
+        assert f"`hvl.{folder.rstrip('/').replace('/', '.')}`" in (ROOT / "docs/architecture.md").read_text()

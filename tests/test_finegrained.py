@@ -111,7 +111,7 @@ def test_gradients_flow_to_real_entries_only():
 
 
 def test_loss_prefers_matched_pairs():
-    v, vm, w, _ = _data(a=4, b=4, t=4, l_=4)
+    v, vm, _, _ = _data(a=4, b=4, t=4, l_=4)
     tm = torch.ones(4, 4, dtype=torch.bool)
     matched = finegrained_infonce(v, vm, v.clone(), torch.ones(4, 4, dtype=torch.bool), 20.0)
     shuffled = finegrained_infonce(v, vm, v.clone()[[1, 2, 3, 0]], tm, 20.0)
@@ -166,6 +166,7 @@ def _worker(rank, port, out):
 
 
 
+@pytest.mark.distributed
 def test_gathered_negatives_match_single_process():
     wv, wt = (p.clone().requires_grad_() for p in _params())
     loss = _loss_inputs(wv, wt, slice(0, 2 * B))

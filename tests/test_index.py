@@ -86,6 +86,7 @@ def test_format_and_incremental_rerun_adds_only_new_videos(tmp_path, ckpt, fast_
     assert sorted(v["group"] for v in idx.videos) == ["game0"] * 3 + ["game1"] * 2 + ["game2"]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_index_then_resume_has_no_duplicates_and_same_embeddings(tmp_path, ckpt, fast_load):
     n = 24
     videos = video_tree(tmp_path / "videos", games=4, per_game=n // 4)
@@ -134,8 +135,8 @@ def test_bad_video_stops_or_is_skipped_and_listed(tmp_path, ckpt, fast_load):
     videos = video_tree(tmp_path / "videos", games=1, per_game=3)
     (videos / "game0" / "v001.mp4").write_bytes(b"not a video at all" * 20)
     with pytest.raises(HVLInputError, match=r"(?s)v001.mp4: cannot decode video.*--on-bad-video skip"):
-        build_index(videos, ckpt, tmp_path / "a", fps=5, num_workers=0, progress=False)
-    res = build_index(videos, ckpt, tmp_path / "b", fps=5, num_workers=1, progress=False, on_bad_video="skip")
+        build_index(videos, ckpt, tmp_path / "a", fps=5, num_workers=0, progress=False, on_bad_video="error")
+    res = build_index(videos, ckpt, tmp_path / "b", fps=5, num_workers=1, progress=False)  # skip: the default
     assert (res["indexed"], res["skipped"]) == (2, 1)
     assert indexed_keys(tmp_path / "b") == {"game0/v000.mp4", "game0/v002.mp4"}
     [line] = (tmp_path / "b" / "skipped.jsonl").read_text().splitlines()

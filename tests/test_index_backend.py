@@ -11,7 +11,6 @@ from hvl.core.search.query import load_index, search
 from serve_helpers import LOCAL, serve_data
 
 
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return serve_data(tmp_path_factory)
@@ -51,7 +50,7 @@ def test_search_answers_like_exact_search_on_the_gameplay_demo(qindex, data, cap
 def test_serve_on_a_qdrant_index(qindex, tmp_path):
     import argparse
 
-    from hvl.core.search.serve.command import add_arguments, build
+    from hvl.core.cli.serve import add_arguments, build
 
     p = argparse.ArgumentParser()
     add_arguments(p)
@@ -69,7 +68,7 @@ def test_a_moved_video_leaves_the_database_too(data, tmp_path):
     args = ["index", str(videos), "--ckpt", str(data.ckpt), "--out", str(out), "--fps", "1", "--backend", "qdrant",
             "--num-workers", "0", "--no-progress"]
     assert main(args) == 0
-    first = sorted(videos.glob("*/*.mp4"))[0]
+    first = min(videos.glob("*/*.mp4"))
     first.unlink()
     assert main(args) == 0
     idx = load_index(out)

@@ -1,5 +1,4 @@
 """Multi-device `hvl index`: videos dealt to ranks by duration, so that uneven lengths do not leave ranks waiting."""
-import json
 import os
 import subprocess
 import sys
@@ -8,6 +7,8 @@ import pytest
 from hvl.core.search.index import deal_by_duration
 from hvl.core.search.store import committed_shards, read_index, read_shard_meta
 from index_helpers import colour_video, tiny_checkpoint
+
+pytestmark = pytest.mark.distributed
 
 
 def test_longest_first_to_the_least_loaded():

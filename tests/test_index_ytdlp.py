@@ -40,7 +40,7 @@ def test_a_ytdlp_folder_indexes_with_ids_and_metadata(tmp_path, capsys):
 
     import argparse
 
-    from hvl.core.search.serve.command import add_arguments, build
+    from hvl.core.cli.serve import add_arguments, build
 
     p = argparse.ArgumentParser()
     add_arguments(p)

@@ -1,10 +1,14 @@
 """The architecture as a test: core never imports a domain or the CLI, and its parts import one way
-(data <- models <- evaluation / search), with no import cycle between modules or subpackages; a domain imports core
-and itself, never another domain; no import cycle among the modules of core and the domains together; and no
-library module grows past MAX_LINES."""
+(data <- models <- evaluation / search), with no import cycle between modules or subpackages (at every depth); a
+domain imports core and itself, never another domain; no import cycle among the modules of core and the domains
+together; argparse lives in the CLI package only, and `hvl --help` imports no torch; and no library module grows
+past MAX_LINES."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,12 +18,13 @@ CORE = ROOT / "core"
 DOMAINS = ROOT / "domains"
 PACKAGES = {"core": CORE, "domains": DOMAINS}  # hvl.<name> lives in <folder>
 MAX_LINES = 600  # a module longer than this does more than one job
-# recipes / notebooks: the shipped recipes and notebooks (package data) by name, `hvl recipes`, `hvl notebook`
-LEAVES = {"errors", "io", "registry", "tracking", "_lazy", "recipes", "notebooks"}
+# recipes / notebooks: the shipped recipes and notebooks (package data) by name, `hvl recipes`, `hvl notebook`;
+# outputs: what a command prints and writes at its end (--json, the evaluation tail)
+LEAVES = {"errors", "extras", "io", "registry", "tracking", "_lazy", "recipes", "notebooks", "outputs"}
 # what each part of hvl.core may import, besides itself
 ALLOWED = {
-    "errors": set(), "_lazy": set(), "tracking": set(), "io": {"errors"}, "registry": {"errors"},
-    "recipes": {"errors", "io"}, "notebooks": {"errors", "recipes"},
+    "errors": set(), "_lazy": set(), "tracking": set(), "io": {"errors"}, "registry": {"errors"}, "extras": {"errors"},
+    "recipes": {"errors", "io"}, "notebooks": {"errors", "recipes"}, "outputs": {"io", "tracking"},
     "data": LEAVES - {"tracking"},
     "models": {"data"} | LEAVES,
     "evaluation": {"models", "data"} | LEAVES,
@@ -75,6 +80,10 @@ DOMAIN_GRAPH = {module_name(f): imports(f) for f in DOMAIN_FILES}
 ALL_GRAPH = GRAPH | DOMAIN_GRAPH
 
 
+def in_cli(mod: str) -> bool:
+    return mod == "hvl.core.cli" or mod.startswith("hvl.core.cli.")
+
+
 def domain(mod: str) -> str | None:
     """``hvl.domains.surgical.demo.render`` -> ``surgical``; None outside a domain."""
     parts = mod.split(".")
@@ -94,8 +103,7 @@ def test_the_walk_sees_the_imports_it_checks():
 
 def test_core_never_imports_a_domain_or_the_cli():
     bad = [f"{m} line {n} imports {t}" for m, edges in GRAPH.items() for t, n in edges
-           if t.startswith("hvl.domains") or (t == "hvl.core.cli" and m != "hvl.core.cli")
-           or not t.startswith("hvl.core")]
+           if t.startswith("hvl.domains") or (in_cli(t) and not in_cli(m)) or not t.startswith("hvl.core")]
     assert not bad, "\n".join(bad)
 
 
@@ -152,6 +160,83 @@ def test_no_import_cycle_between_parts():
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
+def subpackage_graphs(graph: dict[str, set[str]]) -> dict[str, dict[str, set[str]]]:
+    """For every package P (``hvl.core``, ``hvl.core.evaluation``, ``hvl.domains.surgical``, ...): the imports
+    between its children, each child module or subpackage collapsed to one node (``hvl.core.evaluation.zeroshot.
+    classify`` is ``zeroshot`` inside ``hvl.core.evaluation``)."""
+    packages = {m for m in graph if any(o.startswith(m + ".") for o in graph)}
+    out: dict[str, dict[str, set[str]]] = {}
+    for pkg in packages:
+        depth = pkg.count(".") + 2
+
+        def child(mod: str, depth: int = depth) -> str:
+            return ".".join(mod.split(".")[:depth])
+
+        edges: dict[str, set[str]] = {}
+        for m, targets in graph.items():
+            if m.startswith(pkg + "."):
+                edges.setdefault(child(m), set()).update(
+                    child(t) for t in targets if t.startswith(pkg + ".") and child(t) != child(m))
+        out[pkg] = edges
+    return out
+
+
+def test_subpackage_graphs_collapse_modules_to_their_child_of_each_package():
+    graph = {"hvl.core.evaluation.zeroshot.run": {"hvl.core.evaluation.adapt.heads"},
+             "hvl.core.evaluation.adapt.fit": {"hvl.core.evaluation.zeroshot.frames"},
+             "hvl.core.evaluation.adapt.heads": set(), "hvl.core.evaluation.zeroshot.frames": set()}
+    graph |= {"hvl.core.evaluation": set(), "hvl.core.evaluation.adapt": set(), "hvl.core.evaluation.zeroshot": set()}
+    parts = subpackage_graphs(graph)
+    assert _cycle(parts["hvl.core.evaluation"]) is not None  # the cycle the module graph alone does not see
+    assert _cycle({m: {t for t in ts if t in graph} for m, ts in graph.items()}) is None
+
+
+@pytest.mark.parametrize("package", sorted(subpackage_graphs({m: {t for t, _ in e} for m, e in ALL_GRAPH.items()})))
+def test_no_import_cycle_between_subpackages_at_any_depth(package):
+    """Inside every package, its modules and subpackages import one way (evaluation.adapt may use
+    evaluation.zeroshot, or the other way round, never both)."""
+    graph = subpackage_graphs({m: {t for t, _ in e if t in ALL_GRAPH} for m, e in ALL_GRAPH.items()})[package]
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def _imports_argparse(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "argparse" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "argparse":
+            return True
+    return False
+
+
+def test_argparse_only_in_the_cli_package():
+    """Commands declare their options in hvl.core.cli; the library takes typed options, never a Namespace."""
+    assert _imports_argparse(CORE / "cli" / "options.py")  # guards the check itself
+    bad = [str(f.relative_to(ROOT)) for f in FILES + DOMAIN_FILES
+           if not in_cli(module_name(f)) and (_imports_argparse(f) or "Namespace" in f.read_text())]
+    assert not bad, "argparse (or a Namespace) outside hvl.core.cli:\n" + "\n".join(bad)
+
+
+def test_every_command_is_a_module_of_the_cli_package():
+    from hvl.core.cli import MODULE_COMMANDS
+
+    for name, (module, help_) in MODULE_COMMANDS.items():
+        assert module.startswith("hvl.core.cli."), f"hvl {name}: its module {module} is outside hvl.core.cli"
+        assert module in GRAPH and help_, name
+
+
+def test_help_imports_no_torch():
+    """`hvl --help` and the parsing of a command's options load only the command's module, not torch."""
+    probe = ("import json, sys\nfrom hvl.core.cli import build_parser, main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "build_parser('zeroshot').parse_args(['zeroshot', '--config', 'c.yaml', '--ckpt', 'x'])\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning') "
+             "or m.startswith('hvl.core.cli.'))))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not [m for m in loaded if not m.startswith("hvl.")], loaded
+    assert set(loaded) == {"hvl.core.cli.lightning", "hvl.core.cli.options", "hvl.core.cli.zeroshot"}, loaded
+
+
 def test_every_subpackage_documents_itself_and_its_public_names():
     import importlib
 
@@ -165,7 +250,7 @@ def test_every_subpackage_documents_itself_and_its_public_names():
 
 def test_domains_import_core_and_themselves_never_another_domain_or_the_cli():
     bad = [f"{m} line {n} imports {t}" for m, edges in DOMAIN_GRAPH.items() for t, n in edges
-           if not (t.startswith("hvl.core") or domain(t) == domain(m)) or t == "hvl.core.cli"]
+           if not (t.startswith("hvl.core") or domain(t) == domain(m)) or in_cli(t)]
     assert not bad, "a domain may import hvl.core (not its CLI) and its own modules:\n" + "\n".join(bad)
 
 

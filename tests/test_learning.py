@@ -12,6 +12,8 @@ from hvl.core.data.schema import load_prompt_file
 from hvl.core.evaluation.zeroshot import evaluate
 from hvl.core.registry import resolve_prompt_file
 
+pytestmark = pytest.mark.slow
+
 CHANCE = 1 / 7
 MARGIN = 3.0  # the learning claim: ≥ 3× chance for 7 phases
 

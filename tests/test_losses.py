@@ -236,6 +236,7 @@ def test_keyed_sigmoid_pairs_and_sigmoid_milnce_by_hand():
     assert LogitBias()().item() == -10.0 and not LogitBias(learnable=False).bias.requires_grad
 
 
+@pytest.mark.slow
 def test_sigmoid_loss_learns_to_pair_two_views():
     """Two noisy linear views of the same 64 latent items: linear heads trained only with the sigmoid loss must
     retrieve each held-out item's partner at R@1 well above chance (1/64); untrained heads stay near chance."""

@@ -12,6 +12,8 @@ import pytest
 from helpers import free_port
 from hvl.domains.surgical.demo import generate
 
+pytestmark = pytest.mark.server
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pretrain.yaml"
 BIN = Path(sys.executable).parent
 

@@ -95,6 +95,7 @@ def test_audio_is_decoded_at_16k_mono(tmp_path):
         decode_audio(write_av(tmp_path / "silent.mp4", 1.0, audio=False))
 
 
+@pytest.mark.slow
 def test_prepare_transcribes_videos_without_transcripts(tmp_path, whisper_dir, monkeypatch):
     raw = tmp_path / "raw"
     write_av(raw / "videos" / "talk.mp4", SECONDS)

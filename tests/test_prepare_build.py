@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -160,9 +161,15 @@ def test_each_problem_stops_the_run_or_is_repaired_under_warn(raw, tmp_path, bre
     where = break_it(raw)
     out = tmp_path / "out"
     with pytest.raises(HVLInputError, match=where) as e:
-        prepare(raw, out, progress=False)
+        prepare(raw, out, PrepareConfig(on_bad_video="error"), progress=False)
     assert f"--warn {kind}" in str(e.value) and "nothing was written" in str(e.value)
     assert not (out / "train.jsonl").exists()
+    # by default the video with the problem is left out, named, and the others are written (issue 34)
+    run = prepare(raw, out, progress=False)["_run"]
+    assert re.search(where, run["left_out"]) and f"--warn {kind}" in run["left_out"]
+    kept = set(records(out))
+    broken = "ghost" if kind == "transcript_without_video" else re.search(r"case\d", where)[0]
+    assert broken not in kept and len(kept) == (4 if broken == "ghost" else 3)
     report = prepare(raw, out, PrepareConfig(warn=[kind]), progress=False)
     assert report["problems"]["by_kind"] == {kind: 1}
     assert report["problems"]["first"][0]["kind"] == kind

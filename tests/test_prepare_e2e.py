@@ -1,6 +1,8 @@
 """From a raw folder (the surgical demo written as .srt / .vtt / chapters / abstracts) to two training steps."""
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from hvl.domains.surgical import demo
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "surgical" / "demo_pretrain.yaml"
 
 
+@pytest.mark.slow
 def test_demo_raw_layout_then_prepare_then_fit(tmp_path, monkeypatch, capsys):
     raw = tmp_path / "raw"
     demo.generate(raw, seed=0, n_train=3, n_val=2, n_test=1, size=64, fps=4.0, progress=False, raw_layout=True)
@@ -26,6 +29,13 @@ def test_demo_raw_layout_then_prepare_then_fit(tmp_path, monkeypatch, capsys):
     r = train[0]
     assert r.meta["sources"] == ["asr", "clean"] and len(r.phases) == 7 and r.texts
     assert all(len(c.texts) == 3 for c in r.clips)  # ASR anchor + 2 clean positives (k = 2)
+    # --json PATH writes the report beside the table; --json - prints it alone (the old bare --json, deprecated)
+    assert main(["prepare", str(raw), "--out", str(out), "--no-progress", "--json", str(tmp_path / "r.json")]) == 0
+    assert capsys.readouterr().out.startswith(table.split("\n")[0]) and (tmp_path / "r.json").is_file()
+    assert main(["prepare", str(raw), "--out", str(out), "--no-progress", "--json"]) == 0
+    piped = capsys.readouterr()
+    assert json.loads(piped.out) == json.loads((tmp_path / "r.json").read_text())
+    assert "--json without a value is deprecated" in piped.err
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -45,10 +55,10 @@ def test_demo_subtitles_read_back_as_the_demo_texts(tmp_path, fmt):
     """The raw layout is lossless for the clip texts: each cue is the demo's narration of that clip."""
     from hvl.core.data.prepare.subtitles import read_transcript
 
-    frames, rec = demo.render_video("v", __import__("numpy").random.SeedSequence([0, 0, 0]), size=32, fps=2.0)
+    _, rec = demo.render_video("v", __import__("numpy").random.SeedSequence([0, 0, 0]), size=32, fps=2.0)
     demo.write_raw_layout(tmp_path, {"train": [rec]})
     source, k = ("asr", 0) if fmt == "srt" else ("clean", 1)
     cues = read_transcript(tmp_path / "transcripts" / f"v.{source}.{fmt}")
     assert [c.text for c in cues] == [c.texts[k] for c in rec.clips]
     assert [c.start for c in cues] == [c.start for c in rec.clips]
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:]))  # no overlapping cues
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))  # no overlapping cues

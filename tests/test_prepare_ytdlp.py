@@ -230,6 +230,7 @@ def test_ytdlp_folder_layout_is_recognised_with_strays_listed(tmp_path):
     assert layout.splits == {"dQw4w9WgXcQ": "train", "a-b_C1d2e3f": "val", "Zz9_8-7yXwV": "test"}
 
 
+@pytest.mark.slow
 def test_hvl_prepare_on_a_ytdlp_folder_with_no_flags(tmp_path, capsys, monkeypatch):
     raw = tmp_path / "ytdl"
     raw.mkdir()

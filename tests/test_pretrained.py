@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from pretrained_helpers import IMAGE, make_clip, make_clip_towers, make_siglip
-
 from hvl.core.cli import main
 from hvl.core.data.transforms import FrameTransform, Preprocess
 from hvl.core.errors import HVLInputError
 from hvl.core.models.checkpoint import load_model, load_pretrained
+from pretrained_helpers import IMAGE, make_clip, make_clip_towers, make_siglip
 
 TEXTS = ["a car flying in the air", "a wheel stuck inside a tree", "the gallbladder is dissected", "ok"]
 
@@ -77,6 +76,7 @@ def test_step0_embeddings_and_logits_equal_transformers(kind, tiny_models):
         json.loads((Path(path) / "preprocessor_config.json").read_text())).model_dump(mode="json")
 
 
+@pytest.mark.slow
 def test_siglip_sigmoid_loss_starts_at_the_models_own_loss_and_trains(tiny_models):
     """``model.loss: sigmoid`` on a SigLIP backbone: each level's bias starts at the model's ``logit_bias``, the
     step-0 clip-level loss equals SiglipModel(return_loss=True) on the same pixels and texts, and training lowers it."""
@@ -228,6 +228,7 @@ def demos(tmp_path_factory):
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_every_evaluation_command_takes_a_pretrained_model(demos, tiny_models, monkeypatch, capsys):
     clip = str(tiny_models["clip"][0])
     monkeypatch.chdir(demos)
@@ -255,6 +256,7 @@ def test_every_evaluation_command_takes_a_pretrained_model(demos, tiny_models, m
     assert json.loads(Path("b.json").read_text())["overall"]["n_queries"] > 0
 
 
+@pytest.mark.slow
 def test_search_refuses_an_index_of_another_model(demos, tiny_models, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(demos)
     other = make_clip(tmp_path / "other", seed=5)
@@ -301,6 +303,7 @@ def tiny_vit_bert(tmp_path_factory):
     return make_vit(root / "vit"), make_bert(root / "bert")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gameplay/gamephysics_clip.yaml", "sign/how2sign_clip.yaml",
                                   "surgical/svl_pretrain.yaml"])
 def test_real_scale_recipes_train_two_steps_on_tiny_models(name, demos, tiny_models, tiny_vit_bert, tmp_path,
@@ -350,6 +353,7 @@ def finetuned(demos, tiny_models, tmp_path_factory):
     return out, cfg, out / "ckpt" / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_finetuning_moves_the_heads_and_the_unlocked_blocks_only(finetuned, tiny_models):
     _, _, ckpt = finetuned
     model, _ = load_model(ckpt)
@@ -361,6 +365,7 @@ def test_finetuning_moves_the_heads_and_the_unlocked_blocks_only(finetuned, tiny
                                          "backbone.vision_proj")) for k in changed), sorted(changed)[:5]
 
 
+@pytest.mark.slow
 def test_finetuned_checkpoint_rebuilds_without_the_model_directory_and_resumes(finetuned, tiny_models, tmp_path,
                                                                                monkeypatch):
     out, cfg, ckpt = finetuned
@@ -383,6 +388,7 @@ def test_finetuned_checkpoint_rebuilds_without_the_model_directory_and_resumes(f
     assert torch.load(ckpt, weights_only=True)["global_step"] == 5
 
 
+@pytest.mark.slow
 def test_wise_ft_interpolates_between_zero_shot_and_finetuned(finetuned, tiny_models, tmp_path):
     _, _, ckpt = finetuned
     px = torch.randn(3, 3, IMAGE, IMAGE)
@@ -408,6 +414,7 @@ def test_wise_ft_interpolates_between_zero_shot_and_finetuned(finetuned, tiny_mo
         wise_ft(ckpt, 1.5, tmp_path / "x.ckpt")
 
 
+@pytest.mark.slow
 def test_clinical_review_takes_a_pretrained_model_and_agrees_with_zeroshot(demos, tiny_models, tmp_path,
                                                                             monkeypatch):
     from hvl.domains.surgical import clinical
@@ -482,6 +489,7 @@ def test_feature_cache_gives_the_loss_of_decoding_and_follows_the_preprocessing(
         list(key_dir.glob("*.idx.npy"))) > 0
 
 
+@pytest.mark.slow
 def test_feature_cache_is_refused_when_the_frame_encoder_trains_or_frames_are_augmented(demos, tiny_models,
                                                                                         tmp_path, monkeypatch):
     clip = str(tiny_models["clip"][0])

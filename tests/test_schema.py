@@ -4,6 +4,7 @@ import json
 import pytest
 from hvl.core.data.schema import VideoRecord, load_manifest, load_prompt_file, write_manifest
 from hvl.core.errors import HVLInputError
+from pydantic import ValidationError
 
 GOOD = {"video_id": "v1", "path": "videos/v1.mp4", "texts": ["an abstract"], "duration": 10.0,
         "phases": [{"start": 0, "end": 5, "text": "first", "label": "A"}, {"start": 5, "end": 10, "text": "b"}],
@@ -105,5 +106,5 @@ def test_shipped_prompt_files_are_valid():
 
 
 def test_video_record_is_strict():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         VideoRecord(video_id="", path="x")

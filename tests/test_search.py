@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hvl.core.cli import main
 from hvl.core.errors import HVLInputError
-from hvl.core.io import write_json
+from hvl.core.io import file_sha256, write_json
 from hvl.core.search.ann import build_ann, exact_topk, recall_at, refresh_ann
 from hvl.core.search.query import aggregate, load_index, search
-from hvl.core.search.store import FORMAT, VERSION, file_sha256
+from hvl.core.search.store import FORMAT
 from index_helpers import tiny_checkpoint
 
 # ------------------------------------------------------------------ aggregation
@@ -126,6 +126,12 @@ def test_search_json_schema_and_exact_ranking(tmp_path, ckpt, capsys):
     assert main(["search", "a car", "--index", str(root)]) == 0  # the text table
     table = capsys.readouterr().out
     assert "rank" in table and "vid" in table
+    # --json PATH: the table, and the JSON in the file; --json -: the JSON alone on stdout, as the bare --json was
+    assert main(["search", "a car", "--index", str(root), "--json", str(tmp_path / "hits.json")]) == 0
+    assert capsys.readouterr().out == table + f"wrote {tmp_path / 'hits.json'}\n"
+    assert main(["search", "a car", "--index", str(root), "--json", "-"]) == 0
+    piped = capsys.readouterr()
+    assert json.loads(piped.out) == json.loads((tmp_path / "hits.json").read_text()) and "deprecated" not in piped.err
 
     assert main(["search", "x", "--index", str(root), "--game", "nope"]) == 2
     assert "--group 'nope' is not in the index" in capsys.readouterr().err
@@ -144,6 +150,7 @@ def clustered(n_videos: int, frames: int, dim: int, seed: int = 0) -> np.ndarray
     return unit(np.repeat(centres, frames, 0) + 0.3 * unit(rng.normal(size=(n_videos * frames, dim))))
 
 
+@pytest.mark.slow
 def test_ivf_reaches_target_recall_and_search_matches_exact(tmp_path, ckpt):
     emb = clustered(600, 10, 32)
     index, meta = build_ann(emb, "ivf")

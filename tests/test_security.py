@@ -50,7 +50,7 @@ def small(tmp_path_factory):
 
 
 def small_app(small, tmp_path, **kw):
-    from hvl.core.search.serve.command import add_arguments, build
+    from hvl.core.cli.serve import add_arguments, build
 
     import argparse
 
@@ -140,7 +140,7 @@ def test_serve_on_an_index_built_with_model(tmp_path, small):
     clip = make_clip(tmp_path / "clip")
     assert main(["index", str(videos), "--model", str(clip), "--out", str(tmp_path / "idx"), "--no-progress",
                  "--num-workers", "0"]) == 0
-    from hvl.core.search.serve.command import add_arguments, build
+    from hvl.core.cli.serve import add_arguments, build
     import argparse
 
     p = argparse.ArgumentParser()
@@ -300,18 +300,18 @@ def test_decoding_is_reduced_and_bounded(monkeypatch):
     assert max(media.decode_upload(buf.getvalue(), "image/jpeg").shape[:2]) <= media.UPLOAD_MAX_SIDE
     # at most DECODE_SLOTS uploads are decoded at once, however many arrive
     busy, peak, gate = [0], [0], threading.Lock()
-    real = Image.Image.convert
+    real = media._reduced_rgb
 
-    def slow_convert(self, *a, **k):
+    def slow_decode(*a, **k):
         with gate:
             busy[0] += 1
             peak[0] = max(peak[0], busy[0])
         threading.Event().wait(0.05)
         with gate:
             busy[0] -= 1
-        return real(self, *a, **k)
+        return real(*a, **k)
 
-    monkeypatch.setattr(Image.Image, "convert", slow_convert)
+    monkeypatch.setattr(media, "_reduced_rgb", slow_decode)
     small_png = png(np.zeros((64, 64, 3), np.uint8))
     threads = [threading.Thread(target=media.decode_upload, args=(small_png, "image/png")) for _ in range(8)]
     for t in threads:

@@ -10,12 +10,12 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them a
 """
 import json
 import os
-from contextlib import contextmanager
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+pytestmark = pytest.mark.browser
 
 
 def free_port() -> int:
@@ -304,7 +306,7 @@ def test_another_sites_page_cannot_drive_the_server(model_server, browser, tmp_p
     import http.server
     import threading
 
-    url, work = model_server
+    url, _ = model_server
     (tmp_path / "attack.html").write_text(f"""<!doctype html>
 <form id="f" method="post" enctype="multipart/form-data" action="{url}/api/search/image">
 <input name="k" value="3"></form><script>document.getElementById('f').submit()</script>""")
@@ -317,5 +319,38 @@ def test_another_sites_page_cannot_drive_the_server(model_server, browser, tmp_p
         wait(drv, lambda d: d.current_url.startswith(url), what="the form to post")
         wait(drv, lambda d: "detail" in d.find_element(By.TAG_NAME, "body").text, what="the server's answer")
         assert "cross-origin request refused" in drv.find_element(By.TAG_NAME, "body").text
+    finally:
+        attacker.shutdown()
+
+
+def test_another_sites_page_cannot_embed_thumbnails_or_videos(server, browser, tmp_path):
+    """A page on another origin embeds ``<img src=http://127.0.0.1:PORT/api/thumbnail/...>`` and a ``<video>``: the
+    browser sends ``Sec-Fetch-Site: cross-site`` and gets 403 (and CORP forbids the bytes anyway), so the page
+    learns nothing and the server decodes and caches nothing."""
+    import http.server
+    import threading
+
+    url, work, _ = server
+    hit = requests.post(f"{url}/api/search", json={"query": "a box falling", "k": 1}).json()["results"][0]
+    t = hit["moments"][-1]["t"]
+    media = {"img": f"{url}/api/thumbnail/{hit['video_id']}?t={t}", "video": f"{url}/api/video/{hit['video_id']}"}
+    (tmp_path / "embed.html").write_text(f"""<!doctype html><body>
+<img src="{media['img']}" onload="document.body.dataset.img='loaded'" onerror="document.body.dataset.img='refused'">
+<video src="{media['video']}" preload="metadata" onloadedmetadata="document.body.dataset.video=this.duration"
+ onerror="document.body.dataset.video='refused'"></video></body>""")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    cached = set((work / "thumbs").glob("*.jpg"))
+    try:
+        drv = browser
+        drv.get(f"http://localhost:{attacker.server_address[1]}/embed.html")  # another site than 127.0.0.1
+        wait(drv, lambda d: js(d, "return document.body.dataset.img && document.body.dataset.video"),
+             what="the embedded media to load or fail")
+        assert js(drv, "return document.body.dataset.img") == "refused"
+        assert js(drv, "return document.body.dataset.video") == "refused"
+        assert set((work / "thumbs").glob("*.jpg")) == cached  # no decode, no cache write
+        for what, src in media.items():  # the server's own page may still show them
+            assert requests.get(src, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200, what
     finally:
         attacker.shutdown()

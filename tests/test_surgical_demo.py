@@ -143,6 +143,7 @@ def _colour_features(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(feats), np.array(labels)
 
 
+@pytest.mark.slow
 def test_nearest_colour_centroid_recognises_phases(dataset):
     root, _ = dataset
     x_train, y_train = _colour_features(root, "train")

@@ -98,4 +98,4 @@ def test_unknown_procedure_and_mixed_lookalike_are_clear_errors(tmp_path, capsys
     assert "unknown procedure 'appendectomy'" in capsys.readouterr().err
     assert not (tmp_path / "x" / "train.jsonl").exists()
     assert main(["demo", "sign", "--out", str(tmp_path / "s"), "--procedure", "hysterectomy"]) == 2
-    assert "--procedure: the sign demo has no presets or procedures" in capsys.readouterr().err
+    assert "--procedure: the sign demo has no such option (it is the surgical demo's)" in capsys.readouterr().err

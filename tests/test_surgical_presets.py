@@ -136,4 +136,4 @@ def test_cli_passes_the_preset_to_the_surgical_demo(tmp_path, capsys):
     assert not (tmp_path / "x" / "train.jsonl").exists()
     # a domain without presets says so, instead of a TypeError
     assert main(["demo", "sign", "--out", str(tmp_path / "s"), "--preset", "realistic"]) == 2
-    assert "the sign demo has no presets" in capsys.readouterr().err
+    assert "the sign demo has no such option" in capsys.readouterr().err

@@ -269,7 +269,9 @@ def test_lock_freezes_early_stages_and_their_batchnorm(ckpt, text_dir):
     stages = m.resnet.encoder.stages
     assert all(p.requires_grad for p in stages[3].parameters()) and m.global_embedder.weight.requires_grad
     assert not any(p.requires_grad for p in stages[2].parameters())
-    bn = lambda stage: stage.layers[0].layer[0].normalization
+    def bn(stage):
+        return stage.layers[0].layer[0].normalization
+
     assert not bn(stages[2]).training and bn(stages[3]).training  # frozen statistics stay frozen in train()
     layers = m.bert.encoder.layer
     assert layers[-1].output.dense.weight.requires_grad and not layers[-3].output.dense.weight.requires_grad
@@ -304,6 +306,7 @@ def test_preprocessing_matches_resize_centercrop_normalise():
     assert levels.max() <= 2.0 + 1e-4 and levels.mean() < 0.5
 
 
+@pytest.mark.slow
 def test_hvl_zeroshot_runs_a_published_checkpoint_with_its_preprocessing(ckpt, text_dir, tmp_path, monkeypatch):
     """`hvl zeroshot --model surgvlp:<file> --text-model <dir>`: the published model used directly, its
     Resize((360, 640)) -> CenterCrop(224) -> ImageNet preprocessing selected and recorded in the results."""
@@ -323,11 +326,11 @@ def test_hvl_zeroshot_runs_a_published_checkpoint_with_its_preprocessing(ckpt, t
     assert m["preprocess"]["crop"] == 224 and m["preprocess"]["mean"] == [0.485, 0.456, 0.406]
 
 
+@pytest.mark.slow
 def test_fit_starts_from_a_published_checkpoint(ckpt, text_dir, tmp_path, monkeypatch):
     """The shipped fine-tuning recipe, model swapped for the random published-layout checkpoint, trains 2 steps;
     the heads start at the published space and the checkpoint records the published preprocessing."""
     import yaml
-
     from hvl.core.cli import main
     from hvl.domains.surgical.demo import generate
 

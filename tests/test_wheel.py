@@ -1,5 +1,7 @@
 """hvl as a user installs it: the built wheel in a fresh virtual environment, run from a folder outside the
 checkout with named recipes (demo -> fit -> zeroshot), plus `hvl recipes`, `hvl recipes copy`, `hvl notebook copy`.
+It is the plain install (`pip install hvl`, no extras): every package is in the wheel, every module that needs no
+extra imports, and a command whose extra is missing (`hvl index`, `hvl serve`, `hvl demo gameplay`) says which.
 
 The wheel is built (`pip wheel --no-deps`, with build isolation, as a user or CI builds it) from the files a
 clean clone has (tracked + untracked-not-ignored), so a file hidden by .gitignore is missed here as it would be
@@ -25,6 +27,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+pytestmark = pytest.mark.wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,6 +145,57 @@ def test_the_wheel_carries_code_recipes_and_notebook(installed):
     missing = [f for f in shipped if f"hvl/{f}" not in names]
     assert not missing, f"not in the wheel (add the package or its data to pyproject.toml): {missing}"
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "core/", "recipes/"))]
+
+
+def test_every_package_is_in_the_wheel_under_hvl_and_nothing_bare(installed):
+    """setup.py finds the packages: every folder with an __init__.py under core/ and domains/ ships as hvl.<path>."""
+    _, _, wheel = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = sorted({str(Path(f).parent) for f in _clone_files()
+                       if f.startswith(("core/", "domains/")) and Path(f).name == "__init__.py"})
+    assert {"core", "core/cli", "core/search/serve", "domains/surgical/demo"} <= set(packages)
+    missing = [p for p in packages if f"hvl/{p}/__init__.py" not in names]
+    assert not missing, f"packages missing from the wheel: {missing}"
+    assert {n.split("/")[0] for n in names} == {"hvl", f"hvl-{wheel.name.split('-')[1]}.dist-info"}
+
+
+# what only an extra brings (the core dependencies bring some extras' other modules along: MLflow needs FastAPI)
+NOT_IN_THE_PLAIN_INSTALL = ["faiss", "pymunk", "qdrant_edge", "qdrant_client", "python_multipart", "papermill"]
+
+
+def test_the_plain_install_has_no_extra_and_every_other_module_imports(installed, work):
+    """`pip install hvl` without extras: every module of hvl imports, except the one that needs an extra to exist
+    at all (the gameplay demo generator: pymunk), which says which extra."""
+    venv, env, _ = installed
+    probe = ("import importlib, importlib.util, json, pkgutil, hvl.core, hvl.domains\n"
+             f"absent = [m for m in {NOT_IN_THE_PLAIN_INSTALL!r} if importlib.util.find_spec(m) is None]\n"
+             "failed = {}\n"
+             "for pkg in (hvl.core, hvl.domains):\n"
+             "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+             "        if m.name.endswith('.__main__'):  # a program: importing it runs it\n"
+             "            continue\n"
+             "        try:\n"
+             "            importlib.import_module(m.name)\n"
+             "        except Exception as e:\n"
+             "            failed[m.name] = f'{type(e).__name__}: {e}'\n"
+             "print(json.dumps({'absent': absent, 'failed': failed}))\n")
+    out = json.loads(_run([str(venv / "bin" / "python"), "-c", probe], work, env).stdout.splitlines()[-1])
+    assert out["absent"] == NOT_IN_THE_PLAIN_INSTALL, "the plain install's environment holds an extra's package"
+    assert set(out["failed"]) == {"hvl.domains.gameplay.demo"}, out["failed"]
+    assert out["failed"]["hvl.domains.gameplay.demo"].startswith("MissingExtraError")
+    assert "pip install 'hvl[gameplay]'" in out["failed"]["hvl.domains.gameplay.demo"]
+
+
+@pytest.mark.parametrize(("argv", "install"), [
+    (["index", "videos", "--ckpt", "best.ckpt", "--out", "idx"], "pip install 'hvl[search]'"),
+    (["search", "a car", "--index", "idx"], "pip install 'hvl[search]'"),
+    (["serve", "--index", "idx"], "pip install 'hvl[serve,search]'"),
+    (["demo", "gameplay", "--out", "data/demo_gameplay"], "pip install 'hvl[gameplay]'"),
+])
+def test_a_command_without_its_extra_says_which_to_install(installed, work, argv, install):
+    r = _hvl(installed, work, *argv, ok=False)
+    assert r.returncode == 2 and install in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (work / "idx").exists() and not (work / "data/demo_gameplay").exists()
 
 
 def test_the_installed_code_is_the_wheels_not_the_checkout(installed, work):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import HVLInputError
-from ..io import atomic_write_bytes, write_json
+from ..io import read_npy, write_json, write_npy
 
 __all__ = ["FeatureCache", "cache_key"]
 
@@ -29,14 +29,6 @@ __all__ = ["FeatureCache", "cache_key"]
 def cache_key(encoder_fingerprint: str, preprocess: dict[str, Any]) -> str:
     blob = json.dumps({"encoder": encoder_fingerprint, "preprocess": preprocess}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _npy(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
 
 
 class FeatureCache:
@@ -56,7 +48,7 @@ class FeatureCache:
         feats, idx = self._paths(video_id)
         if not idx.is_file() or not feats.is_file():
             return False
-        have = np.load(idx, allow_pickle=False)
+        have = read_npy(idx)
         return bool(np.isin(np.fromiter(indices, np.int64), have).all())
 
     def build(self, videos: dict[str, tuple[Any, list[int]]], read: Callable[[Any, list[int]], torch.Tensor],
@@ -77,8 +69,8 @@ class FeatureCache:
                 for i in range(0, len(needed), chunk):
                     parts.append(encode(read(src, needed[i:i + chunk])).float().cpu())
             feats, idx = self._paths(vid)
-            atomic_write_bytes(feats, _npy(torch.cat(parts).numpy().astype(np.float16)))
-            atomic_write_bytes(idx, _npy(np.asarray(needed, np.int64)))  # last: it commits the video
+            write_npy(feats, torch.cat(parts).numpy().astype(np.float16))
+            write_npy(idx, np.asarray(needed, np.int64))  # last: it commits the video
             self._open.pop(vid, None)
             built += 1
         return {"built": built, "reused": skipped, "dir": str(self.dir)}
@@ -90,8 +82,7 @@ class FeatureCache:
             if not idx.is_file():
                 raise HVLInputError(f"{self.dir}: no cached features for video '{video_id}'; the cache was built "
                                     "for other data: delete the folder to rebuild it")
-            self._open[video_id] = (np.load(feats, mmap_mode="r", allow_pickle=False),
-                                    np.load(idx, allow_pickle=False))
+            self._open[video_id] = (read_npy(feats, mmap=True), read_npy(idx))
         feats, have = self._open[video_id]
         pos = np.searchsorted(have, indices)
         if (pos >= len(have)).any() or not np.array_equal(have[np.minimum(pos, len(have) - 1)], indices):

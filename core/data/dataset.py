@@ -23,6 +23,8 @@ from .video import ReaderCache
 
 __all__ = ["Augment", "HierarchicalDataset", "augment_config", "collate"]
 
+MAX_SENTENCES = 16  # clip sentences a whole-video sample carries, spread over the video (each is a text to embed)
+
 
 class Augment(BaseModel):
     """Training-time augmentation (``data.augment``: ``true`` = these defaults, ``false`` = none)."""
@@ -128,12 +130,23 @@ class HierarchicalDataset(Dataset):
         start, end = rec.span or (0.0, rec.duration or self._video(rec).duration)
         kids = [p.text for p in rec.phases if p.text.strip()]
         return {"level": "video", **self._frames(rec, start, end, cfg.frames, seed),
-                "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]]}
+                "parent": rng.choice(rec.texts), "children": _spread(kids, self.max_children) or [rec.texts[0]],
+                **self._sentences(rec, start, end, cfg.frames)}
+
+    def _sentences(self, rec: VideoRecord, start: float, end: float, num: int) -> dict[str, Any]:
+        """A whole-video sample's clip sentences, their spans and the sampled frames' times: what the temporal
+        contrastive loss needs to pair each sentence with the frames nearest it in time."""
+        clips = _spread([c for c in rec.clips if start <= (c.start + c.end) / 2 < end], MAX_SENTENCES)
+        video = self._video(rec)
+        times = [video.time_of(i) for i in video.indices(start, end, num=num)]
+        return {"sentences": [c.texts[0] for c in clips],
+                "sentence_spans": torch.tensor([[c.start, c.end] for c in clips], dtype=torch.float32).view(-1, 2),
+                "frame_times": torch.tensor(times, dtype=torch.float32)}
 
 
 def _pad(lists: list[list[str]]) -> tuple[list[list[str]], torch.Tensor]:
     k = max(len(x) for x in lists)
-    mask = torch.tensor([[i < len(x) for i in range(k)] for x in lists])
+    mask = torch.tensor([[i < len(x) for i in range(k)] for x in lists], dtype=torch.bool)
     return [x + [""] * (k - len(x)) for x in lists], mask
 
 
@@ -150,7 +163,8 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Group by level: ``{level: {frames [B,T,C,H,W] (8-bit with ``affine`` [B,3,2], see :func:`normalize_batch`,
-    or float), texts/children (padded) + masks, parent}}``."""
+    or float), texts/children (padded) + masks, parent}}``; the video level also ``sentences`` (padded) +
+    ``sentence_mask``, ``sentence_spans [B,K,2]`` and ``frame_times [B,T]`` (seconds)."""
     out: dict[str, dict[str, Any]] = {}
     for lv in LEVELS:
         group = [s for s in samples if s["level"] == lv]
@@ -164,5 +178,11 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         else:
             b["parent"] = [s["parent"] for s in group]
             b["children"], b["child_mask"] = _pad([s["children"] for s in group])
+        if "sentences" in group[0]:  # whole videos: clip sentences with their spans, frames with their times
+            b["sentences"], b["sentence_mask"] = _pad([s["sentences"] for s in group])
+            spans = torch.zeros(len(group), b["sentence_mask"].shape[1], 2)
+            for i, s in enumerate(group):
+                spans[i, :len(s["sentence_spans"])] = s["sentence_spans"]
+            b["sentence_spans"], b["frame_times"] = spans, torch.stack([s["frame_times"] for s in group])
         out[lv] = b
     return out

@@ -1,5 +1,4 @@
-"""What hvl sees in each video, without training (the library of `hvl probe <folder|manifest>`; its command line
-is :mod:`.probe_command`).
+"""What hvl sees in each video, without training (`hvl probe <folder|manifest|video>`: :func:`run_probe`).
 
 Per video: container, codec, size as displayed, rotation, constant or variable frame rate, duration
 and the decoder ``video_backend`` picks for it (and why) — the table a training run prints at setup
@@ -7,6 +6,8 @@ and stores as ``data/video_probe.json``.
 """
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,4 +45,31 @@ def probe(source: str | Path, backend: str = "auto", size: tuple[int, int] | Non
             rows.append({**head, **describe_video(path, backend, size)})
         except HVLInputError as e:
             rows.append({**head, "path": str(path), "error": str(e).split(": ", 1)[-1]})
+    return rows
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """``hvl probe``: what to probe, the decoder choice and decode size of the run, and ``--json``."""
+
+    source: str
+    video_backend: str = "auto"
+    image_size: int | None = None  # auto's choice can depend on it
+    json: str | None = None
+    progress: bool = True
+
+
+def run_probe(opts: ProbeOptions) -> list[dict[str, Any]]:
+    """The table (and ``--json``) of :func:`probe`; an unreadable video is an error once the table is out."""
+    from ..outputs import emit
+    from .records import format_probe_table
+
+    size = (opts.image_size, opts.image_size) if opts.image_size else None
+    rows = probe(opts.source, opts.video_backend, size, progress=opts.progress)
+    emit({"source": str(opts.source), "videos": rows}, format_probe_table(rows), opts.json)
+    bad = [r for r in rows if "error" in r]
+    if bad:
+        raise HVLInputError(f"{len(bad)} of {len(rows)} video(s) unreadable, first: {bad[0]['path']}: "
+                            f"{bad[0]['error']}")
+    sys.stdout.flush()
     return rows

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import HVLInputError, format_validation_error
-from ..io import read_yaml
+from ..io import atomic_write_bytes, read_yaml
 
 
 class _Strict(BaseModel):
@@ -52,6 +52,15 @@ class ClipSegment(_Span):
     _check = field_validator("texts")(_nonempty_texts)
 
 
+class PoseSource(_Strict):
+    """The signer's keypoints beside a video: a ``.pose`` file or a folder of OpenPose ``*_keypoints.json``."""
+
+    path: str = Field(min_length=1, description="a .pose file or an OpenPose JSON folder, relative to the manifest")
+    fps: float | None = Field(default=None, gt=0, description="frame rate of an OpenPose JSON folder (its files "
+                                                              "record none); default: the video's")
+    start: float = Field(default=0.0, ge=0, description="seconds into the video at which pose frame 0 is shown")
+
+
 class VideoRecord(_Strict):
     video_id: str = Field(min_length=1)
     path: str = Field(min_length=1, description="video file or frame folder, relative to the manifest")
@@ -63,6 +72,7 @@ class VideoRecord(_Strict):
     span: tuple[float, float] | None = Field(
         default=None, description="[start, end] seconds of the file this record is (e.g. one sentence cut from a "
                                   "long video); phase and clip times stay in the file's timeline")
+    pose: PoseSource | None = Field(default=None, description="the signer's keypoints (sign corpora), if any")
 
     @model_validator(mode="after")
     def _within_duration(self):
@@ -144,9 +154,7 @@ def write_manifest(path: str | Path, videos: list[VideoRecord]) -> Path:
     """Atomic write: a reader never sees half a manifest."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(v.model_dump_json(exclude_defaults=True) + "\n" for v in videos), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_bytes(path, "".join(v.model_dump_json(exclude_defaults=True) + "\n" for v in videos).encode("utf-8"))
     return path
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import HVLInputError
+from ..io import atomic_path, read_json
 from .decoders import BACKENDS, DecordVideo, PyAVVideo, choose_backend, open_video, stream_info
 
 __all__ = ["BACKENDS", "BackgroundWriter", "DecordVideo", "FrameFolder", "FrameSource", "PyAVVideo", "ReaderCache",
@@ -72,12 +73,12 @@ def _folder_fps(path: Path) -> float:
     """A frame folder's rate: ``frames.json`` written beside the frames (``hvl prepare --frames``), else 25."""
     meta = path / "frames.json"
     if meta.is_file():
-        import json
-
+        what = "a JSON object with a numeric 'fps'"
+        fix = "re-run `hvl prepare --frames`, or write the folder's frame rate there"
         try:
-            return float(json.loads(meta.read_text())["fps"])
+            return float(read_json(meta, what=what, fix=fix)["fps"])
         except (ValueError, KeyError, TypeError):
-            raise HVLInputError(f"{meta}: expected a JSON object with a numeric 'fps'") from None
+            raise HVLInputError(f"{meta}: expected {what}; {fix}") from None
     return 25.0
 
 
@@ -189,8 +190,21 @@ def read_frames(path: str | Path, start: float = 0.0, end: float | None = None, 
     return Video(open_source(path, size=size, backend=backend)).read(start, end, fps=fps, num=num)
 
 
+# FFmpeg picks a container by the file name's extension; a temporary file's name ends in .tmp, so it is named
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+
+
+def muxer_for(path: Path) -> str:
+    """The container FFmpeg would choose for ``path`` by its extension."""
+    try:
+        return MUXERS[path.suffix.lower()]
+    except KeyError:
+        raise HVLInputError(f"{path}: hvl writes videos as {', '.join(MUXERS)}; name the file with one of "
+                            "these extensions") from None
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18, keyframe_every: int = 10) -> Path:
-    """Write ``uint8 [T, H, W, 3]`` frames as H.264 (yuv420p); atomic via a temporary file.
+    """Write ``uint8 [T, H, W, 3]`` frames as H.264 (yuv420p); atomic via :func:`~hvl.core.io.atomic_path`.
 
     Short GOPs (a keyframe every ``keyframe_every`` frames) keep random access cheap:
     a seek decodes from the previous keyframe, and x264's default GOP is 250 frames.
@@ -199,9 +213,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
     t, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w") as box:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=muxer_for(path)) as box:
         stream = box.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
@@ -211,7 +224,6 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18,
                 box.mux(packet)
         for packet in stream.encode():
             box.mux(packet)
-    tmp.replace(path)
     return path
 
 

@@ -1,8 +1,10 @@
 """Embeddings → metrics.
 
-Zero-shot classification from prompt files (:mod:`.zeroshot`, the ``hvl zeroshot`` command), phase
+Zero-shot classification from prompt files (:mod:`.zeroshot`), heads on frozen embeddings (:mod:`.adapt`), phase
 metrics (:mod:`.metrics`, torchmetrics), temporal smoothing of frame-wise predictions (:mod:`.temporal`),
-bootstrap intervals over videos (:mod:`.stats`) and text ↔ video retrieval (:mod:`.retrieval`, ``hvl retrieval``).
+bootstrap intervals over videos (:mod:`.stats`), text ↔ video retrieval (:mod:`.retrieval`), the scoring
+``hvl zeroshot`` and ``hvl adapt`` share (:mod:`.scoring`) and the runs of ``hvl zeroshot`` / ``adapt`` /
+``retrieval`` (:mod:`.runs`, each one typed set of options).
 May import :mod:`hvl.core.models`, :mod:`hvl.core.data` and the leaves; never search or the CLI.
 """
 from .._lazy import lazy_exports
@@ -16,6 +18,8 @@ _EXPORTS = {
     "bootstrap_ci": "stats",
     **dict.fromkeys(["RetrievalConfig", "embed_sentences", "embed_videos", "evaluate_retrieval",
                      "group_by_sentence", "retrieval_metrics", "retrieval_ranks", "summarize_ranks"], "retrieval"),
+    **dict.fromkeys(["AdaptOptions", "RetrievalOptions", "ZeroshotOptions", "run_adapt", "run_retrieval",
+                     "run_zeroshot"], "runs"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
+from .spec import HF_KIND, parse_model_spec
 
 __all__ = ["BACKBONES", "TOKENIZER_FILE_NAMES", "Backbone", "BackboneOptions", "backbone_from_spec", "check_tokenizer_files",
            "load_backbone"]
@@ -90,17 +91,15 @@ def enable_checkpointing(model: nn.Module) -> None:
 
 
 # kind -> module defining ``load(path, **kwargs) -> Backbone``; imported on use (each pulls its own libraries)
-BACKBONES: dict[str, str] = {"hf": "hvl.core.models.hf_backbones", "surgvlp": "hvl.core.models.surgvlp"}
+BACKBONES: dict[str, str] = {HF_KIND: "hvl.core.models.hf_backbones", "surgvlp": "hvl.core.models.surgvlp"}
 
 
 def load_backbone(spec: str, **kwargs: Any) -> Backbone:
     """``<kind>:<path>`` (e.g. ``surgvlp:/models/HecVL.pth``) or a local HF model directory (kind ``hf``)."""
-    kind, sep, path = spec.partition(":")
-    if not sep or len(kind) == 1:  # "C:\\..." is a path, not a kind
-        kind, path = "hf", spec
+    kind, path = (parsed := parse_model_spec(spec)).kind, parsed.path
     if kind not in BACKBONES:
         raise HVLInputError(f"--model '{spec}': unknown backbone kind '{kind}'; use a local HF model directory "
-                            f"or one of {[k + ':<path>' for k in BACKBONES if k != 'hf']}")
+                            f"or one of {[k + ':<path>' for k in BACKBONES if k != HF_KIND]}")
     if not Path(path).exists():
         raise HVLInputError(f"--model '{spec}': {path} does not exist (hvl loads models offline: point it at a "
                             "local directory or checkpoint file)")

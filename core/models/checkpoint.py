@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from ..errors import HVLInputError
-from .arguments import add_model_arguments  # noqa: F401  (its old home; commands import it from .arguments)
+from ..io import atomic_writer, hash_file
+from .spec import parse_model_spec
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -21,7 +21,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise HVLInputError(f"{path}: checkpoint not found; train one with `hvl fit` or pass --ckpt <file>")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (whatever torch.load raises on a bad file is one error naming it)
         raise HVLInputError(f"{path}: not a loadable checkpoint ({str(e).splitlines()[0][:200]})") from None
 
 
@@ -33,6 +33,59 @@ def _asks_remote_code(hparams: dict[str, Any]) -> list[str]:
         if isinstance(sub, dict) and sub.get("trust_remote_code"):
             found.append(f"{name}.trust_remote_code")
     return found
+
+
+# The sizes a checkpoint's hyperparameters give the model it builds, and the largest any hvl model has: a shared
+# checkpoint must not make loading allocate what no hvl model needs (embed_dim 1e9: 64 GB for one layer). "[]": each
+# entry of a list.
+MAX_WIDTH = 16384
+SIZE_FIELDS: dict[str, tuple[int, int]] = {
+    "embed_dim": (1, MAX_WIDTH), "head_hidden": (1, MAX_WIDTH), "text_encoder.max_length": (1, 65536),
+    "video_encoder.temporal_layers": (0, 64), "video_encoder.temporal_heads": (1, 256),
+    "video_encoder.temporal_windows[]": (1, 65536), "video_encoder.frame_encoder.widths[]": (1, MAX_WIDTH),
+    "video_encoder.frame_encoder.convs_per_stage": (1, 64), "video_encoder.frame_encoder.in_channels": (1, 64),
+    "video_encoder.frame_encoder.grid": (0, 64),
+}
+MAX_CONFIG_INT = 2**20  # any integer of a transformers config a checkpoint builds with random weights
+
+
+def _values(tree: Any, field: str) -> list[tuple[str, Any]]:
+    """``(name, value)`` of ``field`` (dotted, ``[]`` for each list entry) in the nested dicts ``tree``."""
+    found = [("", tree)]
+    for part in field.split("."):
+        key, each = part.removesuffix("[]"), part.endswith("[]")
+        found = [(f"{name}.{key}".lstrip("."), node[key]) for name, node in found
+                 if isinstance(node, dict) and node.get(key) is not None]
+        if each:
+            found = [(f"{name}[{i}]", v) for name, seq in found for i, v in enumerate(seq if isinstance(seq, list) else
+                                                                                     [seq])]
+    return found
+
+
+def _config_ints(tree: Any, name: str) -> list[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        return [x for k, v in tree.items() for x in _config_ints(v, f"{name}.{k}")]
+    if isinstance(tree, list):
+        return [x for i, v in enumerate(tree) for x in _config_ints(v, f"{name}[{i}]")]
+    return [(name, tree)] if isinstance(tree, int) and not isinstance(tree, bool) else []
+
+
+def check_sizes(path: str | Path, hparams: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse, before anything is built, a size no hvl model has (:data:`SIZE_FIELDS`, and the integers of the
+    transformers configs it builds with random weights), naming the field."""
+    fix = "The checkpoint is damaged or not hvl's: use the file `hvl fit` wrote, or re-train"
+    for field, (lo, hi) in SIZE_FIELDS.items():
+        for name, value in _values(hparams, field):
+            if type(value) is not int or not lo <= value <= hi:
+                raise HVLInputError(f"{path}: field 'hyper_parameters.{name}' is {str(value)[:40]}; a size must be a "
+                                    f"whole number from {lo} to {hi}. {fix}")
+    configs = [(f"hyper_parameters.{n}", c) for n, c in _values(hparams, "video_encoder.frame_encoder.config")]
+    configs += [(f"hvl.{n}", c) for n, c in _values(meta, "backbone_spec.configs")]
+    for where, config in configs:
+        for name, value in _config_ints(config, where):
+            if abs(value) > MAX_CONFIG_INT:
+                raise HVLInputError(f"{path}: field '{name}' is {str(value)[:40]}, more than any size of a model "
+                                    f"config ({MAX_CONFIG_INT}). {fix}")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust_remote_code: bool = False):
@@ -70,6 +123,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust
         raise HVLInputError(f"{path}: its hyperparameters set {', '.join(asks)}: loading it would run code shipped "
                             "with a model, and a checkpoint cannot decide that. Read that code, then pass "
                             "--trust-remote-code")
+    check_sizes(path, hparams, meta)
     if "backbone_spec" in meta:
         from .backbones import backbone_from_spec
 
@@ -79,8 +133,17 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu", trust
     except TypeError as e:  # a nested field (text_encoder, video_encoder, ...) with a key its class does not take
         raise HVLInputError(f"{path}: its hyperparameters do not build {name} ({str(e).splitlines()[0][:200]}); the "
                             "checkpoint was written by another hvl version (install that one, or re-train)") from None
+    except (RuntimeError, MemoryError) as e:  # sizes within the limits that together exceed this machine
+        raise HVLInputError(f"{path}: its hyperparameters build a {name} larger than this machine's memory "
+                            f"({str(e).splitlines()[0][:200]}); the checkpoint is damaged or not hvl's: use the file "
+                            "`hvl fit` wrote, or re-train") from None
     model.on_load_checkpoint(ckpt)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as e:  # sizes that do not match the weights stored beside them
+        raise HVLInputError(f"{path}: its weights do not fit the model its hyperparameters build "
+                            f"({' '.join(str(e).split())[:300]}); the checkpoint is damaged or not hvl's: use the "
+                            "file `hvl fit` wrote, or re-train") from None
     meta.setdefault("image_size", ckpt.get("datamodule_hyper_parameters", {}).get("image_size"))
     meta.setdefault("schedule", ckpt.get("datamodule_hyper_parameters", {}).get("schedule"))  # frames per level
     meta.setdefault("source", str(path))
@@ -124,7 +187,7 @@ def preprocess_of(meta: dict[str, Any], image_size: int | None = None):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written to a temporary file, synced, then renamed over the target.
+    """Checkpoints written through :func:`~hvl.core.io.atomic_writer` (a temporary file, synced, renamed).
 
     A process killed mid-write leaves the previous ``last.ckpt`` intact instead of a
     truncated one that ``--ckpt_path last`` would then fail to resume from.
@@ -133,23 +196,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_writer(path) as f:
+            torch.save(checkpoint, f)
 
 
 def fingerprint(source: str | Path) -> str:
     """sha256 of what a model's outputs depend on: a checkpoint file, or a model directory's config, weights and
     tokenizer / preprocessor files (``<kind>:<file>`` specs: the file)."""
-    s = str(source)
-    kind, sep, rest = s.partition(":")
-    path = Path(rest if sep and len(kind) > 1 and not Path(s).exists() else s)
+    path = Path(parse_model_spec(source).path)
     files = [path] if path.is_file() else sorted(
         p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model"))
     if not files:
@@ -158,7 +212,5 @@ def fingerprint(source: str | Path) -> str:
     for f in files:
         if f != path:  # a directory: names count too; a file: its bytes alone (= sha256sum)
             h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        hash_file(h, f)
     return h.hexdigest()

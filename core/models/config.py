@@ -16,10 +16,11 @@ from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel
 
+from ..errors import HVLInputError
 from .encoders import FRAME_ENCODERS
 
-__all__ = ["FrameEncoderConfig", "HFVisionConfig", "LossWeights", "SmallCNNConfig", "TextEncoderConfig",
-           "VideoEncoderConfig", "as_config", "as_plain", "frame_encoder_config"]
+__all__ = ["FrameEncoderConfig", "HFVisionConfig", "LossWeights", "SmallCNNConfig", "TemporalLossConfig",
+           "TextEncoderConfig", "VideoEncoderConfig", "as_config", "as_plain", "frame_encoder_config"]
 
 T = TypeVar("T")
 
@@ -102,15 +103,19 @@ class VideoEncoderConfig:
     Args:
         frame_encoder: small_cnn (from scratch) or hf (a pretrained vision model); null = small_cnn's defaults, or
             the backbone's image tower when model.backbone is set
-        temporal: mean (HecVL, CLIP4Clip's meanP) or transformer (seqTransf, zero-initialised: step 0 = mean)
-        temporal_layers: transformer layers (temporal: transformer)
-        temporal_heads: attention heads (temporal: transformer)
+        temporal: mean (HecVL, CLIP4Clip's meanP), transformer (seqTransf, full attention over at most 128 frames)
+            or windowed (LF-VILA's windows growing with depth, rotary positions: any length, memory linear in it);
+            the two with attention start at zero: step 0 = mean
+        temporal_layers: transformer layers (temporal: transformer), layers per window (temporal: windowed)
+        temporal_heads: attention heads (temporal: transformer or windowed)
+        temporal_windows: frames a frame attends to on either side, one stage per entry (temporal: windowed)
     """
 
     frame_encoder: FrameEncoderConfig | None = None
-    temporal: Literal["mean", "transformer"] = "mean"
+    temporal: Literal["mean", "transformer", "windowed"] = "mean"
     temporal_layers: int = 1
     temporal_heads: int = 4
+    temporal_windows: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32])
 
     def __post_init__(self) -> None:
         self.frame_encoder = frame_encoder_config(self.frame_encoder)
@@ -118,7 +123,8 @@ class VideoEncoderConfig:
     def encoder_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~hvl.core.models.encoders.VideoEncoder` (without ``frames``)."""
         return {"frame_encoder": as_plain(self.frame_encoder), "temporal": self.temporal,
-                "temporal_layers": self.temporal_layers, "temporal_heads": self.temporal_heads}
+                "temporal_layers": self.temporal_layers, "temporal_heads": self.temporal_heads,
+                "temporal_windows": list(self.temporal_windows)}
 
 
 @dataclass
@@ -130,11 +136,34 @@ class LossWeights:
         clip: weight of the clip level
         phase: weight of the phase level
         video: weight of the video level
+        temporal: weight of the temporal contrastive term on video-level batches (0 = off; LF-VILA: 0.25), with
+            model.temporal_loss's settings
     """
 
     clip: float = 1.0
     phase: float = 1.0
     video: float = 1.0
+    temporal: float = 0.0
+
+
+@dataclass
+class TemporalLossConfig:
+    """``model.temporal_loss``: the temporal contrastive term (:func:`~hvl.core.models.losses.temporal_nce`), on
+    when ``model.loss_weights.temporal`` > 0: chunks of a video-level sample's frames against the sentences of
+    the video's clips, each sentence's positive the chunk nearest to it in time, in the clip level's space.
+
+    Args:
+        temperature: fixed softmax temperature (LF-VILA: 0.05)
+        chunk_frames: consecutive frames of the video-level sample pooled into one chunk (LF-VILA: 8)
+    """
+
+    temperature: float = 0.05
+    chunk_frames: int = 8
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0 or self.chunk_frames < 1:
+            raise HVLInputError(f"model.temporal_loss: temperature ({self.temperature}) must be > 0 and chunk_frames "
+                                f"({self.chunk_frames}) ≥ 1, e.g. {{temperature: 0.05, chunk_frames: 8}}")
 
 
 def as_config(cls: type[T], value: T | dict[str, Any] | None) -> T | None:

@@ -188,8 +188,119 @@ class TemporalTransformer(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.out(self.encoder(x + self.pos[:, : x.shape[1]]))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask [B, T]``: True on real frames; padded frames are never attended to."""
+        pad = None if mask is None else ~mask
+        return x + self.out(self.encoder(x + self.pos[:, : x.shape[1]], src_key_padding_mask=pad))
+
+
+def rotary_tables(length: int, dim: int, device: torch.device, dtype: torch.dtype,
+                  base: float = 10000.0) -> tuple[Tensor, Tensor]:
+    """Cosines and sines ``[length, dim/2]`` of rotary position embedding (RoFormer): channel pair ``(i, i + dim/2)``
+    of the frame at ``pos`` turns by ``pos · base^(-2i/dim)``. Computed in float64 on the CPU: at 4,096 frames a
+    float32 angle is off by ~5e-4 rad, which would make the same offset score differently at different places."""
+    half = dim // 2
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * base ** (-torch.arange(half, dtype=torch.float64) / half)
+    return angles.cos().to(device, dtype), angles.sin().to(device, dtype)
+
+
+def rotate_positions(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """``x [..., T, d]`` rotated by :func:`rotary_tables`: the dot product of two rotated vectors depends on their
+    positions only through their difference, so attention learnt at one length means the same at any other."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def local_attention(q: Tensor, k: Tensor, v: Tensor, window: int, valid: Tensor | None = None,
+                    block: int = 64) -> Tensor:
+    """Attention of ``q, k, v [B, H, T, d]`` where each frame sees the frames at most ``window`` away;
+    ``valid [B, T]`` (True on real frames) keeps padding from being attended to.
+
+    Computed by blocks of ``max(block, window)`` queries, each against its own keys plus ``window`` on either side,
+    so memory grows linearly with ``T`` (a ``T × T`` band mask at 4,096 frames is 16M entries per video and head);
+    a window that reaches the whole sequence is plain full attention."""
+    b, h, t, d = q.shape
+    if window >= t - 1:  # every frame sees every frame
+        mask = None
+        if valid is not None:  # a padded query attends to itself: a row with nothing allowed would be NaN
+            mask = valid[:, None, None, :] | torch.eye(t, dtype=torch.bool, device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    size = min(max(block, window), t)
+    n, span = -(-t // size), size + 2 * window
+    tail = n * size - t
+    real = torch.ones(b, t, dtype=torch.bool, device=q.device) if valid is None else valid
+    # block i's queries are frames [i*size, (i+1)*size), its keys [i*size - window, (i+1)*size + window)
+    qs = F.pad(q, (0, 0, 0, tail)).view(b, h, n, size, d)
+    ks, vs = (F.pad(x, (0, 0, window, tail + window)).unfold(2, span, size).transpose(-1, -2) for x in (k, v))
+    key_real = F.pad(real, (window, tail + window), value=False).unfold(1, span, size)           # [B, n, span]
+    offset = (torch.arange(span, device=q.device)[None, :] - window
+              - torch.arange(size, device=q.device)[:, None])                                     # key - query
+    mask = ((offset.abs() <= window) & key_real[:, :, None, :]) | (offset == 0)                  # [B, n, size, span]
+    out = F.scaled_dot_product_attention(qs.transpose(1, 2).reshape(b * n, h, size, d),
+                                         ks.transpose(1, 2).reshape(b * n, h, span, d),
+                                         vs.transpose(1, 2).reshape(b * n, h, span, d),
+                                         attn_mask=mask.reshape(b * n, 1, size, span))
+    return out.view(b, n, h, size, d).transpose(1, 2).reshape(b, h, n * size, d)[:, :, :t]
+
+
+class WindowedLayer(nn.Module):
+    """A pre-norm transformer layer whose self-attention reaches ``window`` frames either side, with rotary
+    positions."""
+
+    def __init__(self, dim: int, heads: int, window: int):
+        super().__init__()
+        if dim % heads or (dim // heads) % 2:
+            raise ValueError(f"temporal_heads={heads} must split the feature size {dim} into even-sized heads "
+                             "(rotary positions rotate pairs of channels)")
+        self.heads, self.window = heads, window
+        self.block = 64  # queries per block of local_attention (memory ∝ T · (block + 2 · window))
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: Tensor, rotary: tuple[Tensor, Tensor], valid: Tensor | None = None) -> Tensor:
+        """``rotary``: :func:`rotary_tables` for this length and the head size."""
+        b, t, dim = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        a = local_attention(rotate_positions(q, *rotary), rotate_positions(k, *rotary), v, self.window, valid,
+                            self.block)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, dim))
+        return x + self.mlp(self.norm2(x))
+
+
+class WindowedTemporal(nn.Module):
+    """Hierarchical temporal window attention (LF-VILA): stages whose attention window grows with depth
+    (``windows``, e.g. 2 → 4 → 8 → 16 → 32 frames either side), time never downsampled, rotary positions, so cost
+    and memory grow linearly with the number of frames and a model trained on 64 frames runs on 1,024.
+
+    As :class:`TemporalTransformer`, a residual whose output layer starts at zero: at step 0 the video embedding
+    is exactly the mean of its frames'. A frame's output depends only on frames within ``sum(windows)`` of it
+    (times ``layers`` per stage)."""
+
+    def __init__(self, dim: int, windows: tuple[int, ...] | list[int] = (2, 4, 8, 16, 32), heads: int = 4,
+                 layers: int = 1):
+        super().__init__()
+        if not windows or any(int(w) < 1 for w in windows):
+            raise ValueError(f"temporal_windows {list(windows)} must be one or more windows of ≥ 1 frame")
+        self.stages = nn.ModuleList(WindowedLayer(dim, heads, int(w)) for w in windows for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def receptive_field(self) -> int:
+        """How many frames away, at most, a frame's output can be influenced from."""
+        return sum(s.window for s in self.stages)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask [B, T]``: True on real frames; padded frames are never attended to."""
+        h = x
+        rotary = rotary_tables(x.shape[1], x.shape[2] // self.stages[0].heads, x.device, x.dtype)
+        for stage in self.stages:
+            h = stage(h, rotary, mask)
+        return x + self.out(self.norm(h))
 
 
 class BackboneFrames(nn.Module):
@@ -234,27 +345,40 @@ class BackboneText(nn.Module):
 
 
 class VideoEncoder(nn.Module):
-    """Frame encoder applied per frame, then temporal aggregation (HecVL: mean; optionally a small transformer)."""
+    """Frame encoder applied per frame, then temporal aggregation (HecVL: mean; optionally a small transformer, or
+    windowed attention over long videos)."""
 
     def __init__(self, frame_encoder: dict[str, Any] | None = None, temporal: str = "mean",
-                 temporal_layers: int = 1, temporal_heads: int = 4, frames: nn.Module | None = None):
+                 temporal_layers: int = 1, temporal_heads: int = 4, frames: nn.Module | None = None,
+                 temporal_windows: tuple[int, ...] | list[int] = (2, 4, 8, 16, 32)):
         """``frames``: an already built frame encoder (a pretrained backbone's), instead of ``frame_encoder``."""
         super().__init__()
         self.frames = frames if frames is not None else build_frame_encoder(**(frame_encoder or {}))
         self.dim: int = self.frames.dim
-        if temporal not in ("mean", "transformer"):
-            raise ValueError(f"temporal '{temporal}' is unknown; use 'mean' or 'transformer'")
-        self.temporal = TemporalTransformer(self.dim, temporal_layers, temporal_heads) if temporal == "transformer" else None
+        if temporal not in ("mean", "transformer", "windowed"):
+            raise ValueError(f"temporal '{temporal}' is unknown; use 'mean', 'transformer' or 'windowed'")
+        self.temporal: nn.Module | None = None
+        if temporal == "transformer":
+            self.temporal = TemporalTransformer(self.dim, temporal_layers, temporal_heads)
+        elif temporal == "windowed":
+            self.temporal = WindowedTemporal(self.dim, temporal_windows, temporal_heads, temporal_layers)
 
-    def frame_features(self, x: Tensor) -> Tensor:
-        """``[B, T, C, H, W]`` → per-frame features ``[B, T, D]`` (after temporal context, if any)."""
+    def frame_features(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``[B, T, C, H, W]`` → per-frame features ``[B, T, D]`` (after temporal context, if any); ``mask [B, T]``
+        marks the real frames of videos padded to one length."""
         b, t = x.shape[:2]
         # [B, T, D]: features a frozen frame encoder already computed (the feature cache); skip it
         f = x if x.ndim == 3 else self.frames(x.flatten(0, 1)).view(b, t, -1)
-        return self.temporal(f) if self.temporal is not None else f
+        if self.temporal is None:
+            return f
+        return self.temporal(f) if mask is None else self.temporal(f, mask)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.frame_features(x).mean(1)
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        f = self.frame_features(x, mask)
+        if mask is None:
+            return f.mean(1)
+        m = mask.unsqueeze(-1).to(f.dtype)
+        return (f * m).sum(1) / m.sum(1).clamp_min(1)
 
 
 class Head(nn.Module):

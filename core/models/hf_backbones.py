@@ -8,7 +8,6 @@ model's ``max_position_embeddings``, as SigLIP was trained); ``logit_bias`` and 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from ..data.transforms import Preprocess
 from ..errors import HVLInputError
+from ..io import read_json
 from .backbones import Backbone, enable_checkpointing, tokenizer_files, tokenizer_from_files
 
 __all__ = ["HFBackbone", "load"]
@@ -39,10 +39,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not cfg.is_file():
         raise HVLInputError(f"--model {path}: no config.json; point --model at a transformers model directory "
                             "(save_pretrained / a downloaded hub snapshot)")
-    try:
-        return json.loads(cfg.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HVLInputError(f"{cfg}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    return read_json(cfg, what="a transformers model config", fix="copy config.json from the model's hub snapshot")
 
 
 def _refuse_remote_code(path: Path, cfg: dict[str, Any], trust_remote_code: bool) -> None:
@@ -56,7 +53,8 @@ def _preprocess(path: Path) -> Preprocess:
     if not f.is_file():
         raise HVLInputError(f"--model {path}: no preprocessor_config.json; hvl takes the model's resize, crop and "
                             "mean/std from it (copy it from the model's hub snapshot)")
-    return Preprocess.from_image_processor(json.loads(f.read_text(encoding="utf-8")))
+    return Preprocess.from_image_processor(read_json(f, what="a transformers image processor config",
+                                                     fix="copy it from the model's hub snapshot"))
 
 
 def _layers(tower: nn.Module) -> list[nn.Module]:

@@ -222,3 +222,44 @@ def hierarchical_loss(segment: Tensor, parent: Tensor, children: Tensor, child_m
     terms = (pair(segment, parent, scale, parent_keys), pair(segment, child, scale, child_keys),
              pair(parent, child, scale, parent_keys))
     return sum(w * t for w, t in zip(weights, terms)) / sum(weights)
+
+
+def temporal_nce(chunks: Tensor, chunk_times: Tensor, sentences: Tensor, sentence_times: Tensor,
+                 sentence_mask: Tensor, temperature: float, tie_tolerance: float = 1e-3) -> Tensor:
+    """LF-VILA's multimodal temporal contrastive loss: within a long video, each sentence against the chunks of the
+    video's own encoder output, its positive the chunk nearest to it in time.
+
+    A video-level loss (video ↔ abstract) only asks that the whole recording match its text; nothing in it makes
+    the part of the encoder's output where something happens match the sentence that says so, and a model that
+    ignores order scores every part of a video alike. Here the candidates of a sentence are every chunk of the
+    batch: the other chunks of its own video, which share its look, so telling them apart needs *when*, and the
+    chunks of the other videos. Positives come from timestamps, not from list order, so sentences that skip or
+    overlap parts of the video still find their place.
+
+    ``chunks [B, C, D]`` (L2-normalised) with their times ``chunk_times [B, C]`` (seconds, e.g. the mean time of
+    their frames); ``sentences [B, K, D]`` (L2-normalised) with ``sentence_times [B, K]`` (e.g. the centre of the
+    clip a sentence narrates) and ``sentence_mask [B, K]`` (True for real ones). Row ``b`` of both is one video.
+
+    Sentence → chunk: cross-entropy over all ``B·C`` chunks. Chunk → sentence: each chunk that is the positive of
+    some sentence against all kept sentences, those that chose it positives (log of their summed probability). A
+    sentence equally near two chunks of its video (within ``tie_tolerance`` seconds: times travel as float32) is
+    left out (LF-VILA ignores ties). The mean of the two
+    directions, logits divided by a fixed ``temperature`` (LF-VILA: 0.05). This rank's batch only: its
+    candidates are local, so no gather (DDP averages the ranks' gradients)."""
+    b, c, _ = chunks.shape
+    k = sentences.shape[1]
+    dist = (sentence_times[:, :, None] - chunk_times[:, None, :]).abs()                    # [B, K, C]
+    nearest = dist.argmin(-1)
+    ties = (dist <= dist.min(-1, keepdim=True).values + tie_tolerance).sum(-1) > 1
+    keep = (sentence_mask & ~ties).reshape(-1)
+    if not keep.any():
+        return chunks.sum() * 0.0  # nothing to align in this batch; keeps the graph
+    target = (torch.arange(b, device=chunks.device)[:, None] * c + nearest).reshape(-1)[keep]   # [S]
+    chunk_all = chunks.reshape(b * c, -1)
+    kept = sentences.reshape(b * k, -1)[keep]                                             # [S, D]
+    logits = kept @ chunk_all.T / temperature                                             # [S, B*C]
+    sentence_to_chunk = F.cross_entropy(logits, target)
+    chosen = target.unique()
+    positives = chosen[:, None] == target[None, :]                                       # [chosen, S]
+    chunk_to_sentence = multi_positive_nce(logits.T[chosen], positives)
+    return 0.5 * (sentence_to_chunk + chunk_to_sentence)

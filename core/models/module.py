@@ -15,7 +15,7 @@ from ..data.levels import LEVELS
 from ..data.transforms import normalize_batch
 from ..errors import HVLInputError
 from .backbones import BackboneOptions
-from .config import LossWeights, TextEncoderConfig, VideoEncoderConfig, as_config, as_plain
+from .config import LossWeights, TemporalLossConfig, TextEncoderConfig, VideoEncoderConfig, as_config, as_plain
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
 from .losses import (
@@ -27,6 +27,7 @@ from .losses import (
     milnce,
     sigmoid_milnce,
     sigmoid_pairs,
+    temporal_nce,
     text_keys,
 )
 
@@ -58,6 +59,10 @@ class HierarchicalVLM(pl.LightningModule):
     ``loss``: ``infonce`` (softmax over the batch, CLIP / HecVL) or ``sigmoid`` (SigLIP: every pair a binary
     match, with a learnable bias per level that starts at the backbone's ``logit_bias``, else ``init_bias``).
     Continue a SigLIP model with the loss it was trained with.
+
+    ``loss_weights.temporal`` > 0 adds LF-VILA's temporal contrastive term to video-level steps
+    (:func:`~hvl.core.models.losses.temporal_nce`, settings in ``temporal_loss``): chunks of the video encoder's
+    per-frame output (with its temporal context) against the video's clip sentences, in the clip level's space.
     """
 
     def __init__(self, text_encoder: TextEncoderConfig | None = None, video_encoder: VideoEncoderConfig | None = None,
@@ -68,7 +73,7 @@ class HierarchicalVLM(pl.LightningModule):
                  min_lr_ratio: float = 0.05, finegrained: dict[str, FineGrainedConfig] | None = None,
                  same_text_positives: bool = True, backbone: BackboneOptions | None = None,
                  backbone_lr: float = 1e-5, loss: str = "infonce", init_bias: float = -10.0,
-                 prebuilt_backbone: nn.Module | None = None):
+                 temporal_loss: TemporalLossConfig | None = None, prebuilt_backbone: nn.Module | None = None):
         """``prebuilt_backbone``: an already built backbone for ``backbone`` (loading a checkpoint rebuilds it from
         what the checkpoint stored, so the original model directory need not exist).
 
@@ -82,10 +87,11 @@ class HierarchicalVLM(pl.LightningModule):
         fg_cfgs = None if finegrained is None else {lv: as_config(FineGrainedConfig, cfg) or FineGrainedConfig()
                                                     for lv, cfg in finegrained.items()}
         bb_opts = as_config(BackboneOptions, backbone)
+        temporal_cfg = as_config(TemporalLossConfig, temporal_loss)
         # save_hyperparameters stores these arguments as they are now: plain values (dicts, lists, numbers), as
         # checkpoints have always held them (torch.load(weights_only=True) reads nothing else)
         text_encoder, video_encoder, loss_weights = as_plain(text_cfg), as_plain(video_cfg), as_plain(weights)
-        finegrained, backbone = as_plain(fg_cfgs), as_plain(bb_opts)
+        finegrained, backbone, temporal_loss = as_plain(fg_cfgs), as_plain(bb_opts), as_plain(temporal_cfg)
         self.save_hyperparameters(ignore=["prebuilt_backbone"])
         video_cfg = video_cfg or VideoEncoderConfig()
         self.levels = list(levels or LEVELS)
@@ -119,6 +125,12 @@ class HierarchicalVLM(pl.LightningModule):
         if loss == "sigmoid":  # only then: checkpoints of InfoNCE models keep their exact parameter set
             self.biases = nn.ModuleDict({lv: LogitBias(init_bias, learnable=learn_temperature) for lv in self.levels})
         self.loss_weights = {lv: getattr(weights or LossWeights(), lv) for lv in self.levels}
+        self.temporal_weight = (weights or LossWeights()).temporal
+        self.temporal_cfg = temporal_cfg or TemporalLossConfig()
+        if self.temporal_weight and not {"clip", "video"} <= set(self.levels):
+            raise HVLInputError(f"model.loss_weights.temporal ({self.temporal_weight}) pairs video-level chunks with "
+                                f"clip sentences in the clip level's space: model.levels {self.levels} needs both "
+                                "'clip' and 'video' (or set loss_weights.temporal: 0)")
         self.finegrained: dict[str, FineGrainedConfig] = {}
         for lv, cfg in (fg_cfgs or {}).items():
             if loss == "sigmoid":
@@ -217,10 +229,14 @@ class HierarchicalVLM(pl.LightningModule):
         kids = ["\x1f".join(t for t, m in zip(r, mr) if m) for r, mr in zip(batch["children"], batch["child_mask"].tolist())]
         return {"parent": text_keys(batch["parent"], self.device), "children": text_keys(kids, self.device)}
 
-    def level_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
+    def level_loss(self, level: str, batch: dict[str, Any], frame_features: Tensor | None = None) -> Tensor:
+        """``frame_features``: the batch's per-frame features when already computed (shared with the temporal term)."""
         if level in self.finegrained:
             return self._finegrained_loss(level, batch)
-        v = self.embed_video(normalize_batch(batch), level)
+        if frame_features is not None:
+            v = self.video_heads[level](frame_features.mean(1))
+        else:
+            v = self.embed_video(normalize_batch(batch), level)
         scale, keys = self.scales[level](), self._keys(batch)
         sigmoid = self.hparams.loss == "sigmoid"
         if level == "clip":
@@ -247,17 +263,41 @@ class HierarchicalVLM(pl.LightningModule):
         w = tuple(self.hparams.hier_weights)
         return sum(wi * t for wi, t in zip(w, terms)) / sum(w)
 
+    def temporal_term(self, batch: dict[str, Any], frame_features: Tensor) -> Tensor | None:
+        """The temporal contrastive loss of a video-level batch (:func:`temporal_nce`): its per-frame features in
+        chunks of ``temporal_loss.chunk_frames``, each chunk's time the mean of its frames' times, against the
+        sentences of the video's clips at the centres of their spans; None when the batch has no sentence."""
+        if not batch.get("sentences") or not batch["sentences"][0]:
+            return None
+        n = self.temporal_cfg.chunk_frames
+        chunks = torch.stack([f.mean(1) for f in frame_features.split(n, dim=1)], dim=1)          # [B, C, D]
+        times = batch["frame_times"].to(self.device)
+        chunk_times = torch.stack([t.mean(1) for t in times.split(n, dim=1)], dim=1)               # [B, C]
+        sentences = self._embed_padded(batch["sentences"], "clip")
+        centres = batch["sentence_spans"].to(self.device).mean(-1)
+        return temporal_nce(self.video_heads["clip"](chunks), chunk_times, sentences, centres,
+                            batch["sentence_mask"].to(self.device), self.temporal_cfg.temperature)
+
     def _step(self, batch: dict[str, dict[str, Any]], stage: str) -> Tensor:
         total, weight = 0.0, 0.0
         for lv in self.levels:
             if lv not in batch:
                 continue
-            loss = self.level_loss(lv, batch[lv])
+            feats, temporal = None, None
+            if lv == "video" and self.temporal_weight and batch[lv].get("sentences"):
+                feats = self.video.frame_features(normalize_batch(batch[lv]))  # one encoder pass for both terms
+                temporal = self.temporal_term(batch[lv], feats)
+            loss = self.level_loss(lv, batch[lv], feats)
             bs = batch[lv]["frames"].shape[0]
             self.log(f"{stage}/loss_{lv}", loss, batch_size=bs, sync_dist=True,
                      on_step=stage == "train", on_epoch=True)
             total = total + self.loss_weights[lv] * loss
             weight += self.loss_weights[lv]
+            if temporal is not None:
+                self.log(f"{stage}/loss_temporal", temporal, batch_size=bs, sync_dist=True,
+                         on_step=stage == "train", on_epoch=True)
+                total = total + self.temporal_weight * temporal
+                weight += self.temporal_weight
         if weight == 0:
             raise RuntimeError(f"batch has none of the model's levels {self.levels}: got {list(batch)}")
         loss = total / weight

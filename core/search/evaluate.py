@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..data import records as datasets
 from ..errors import HVLInputError, format_validation_error
-from ..io import read_yaml
+from ..io import confined_dir, read_yaml
 
 QUERY_TYPE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 KS = (1, 5, 10)
@@ -165,12 +165,14 @@ def evaluate(cfg: SearchEvalConfig, ckpt: str | Path | None, progress: bool = Tr
             raise HVLInputError(f"{cfg.queries}: query '{q.id}' field 'relevant' names video(s) {missing[:5]} that are "
                                 f"not in {cfg.dataset.path}; fix the query set or point dataset.path at its videos")
     loaded = load_for_eval(ckpt, model, text_model, trust_remote_code)
-    index_dir = Path(cfg.index) / (f"{fingerprint(ckpt or model)[:12]}_{cfg.level}_{cfg.fps:g}fps"
-                                   + (f"_{cfg.backend}" if cfg.backend != "faiss" else ""))
+    # the sub-folder is hvl's, inside the folder the config names: a link there is refused as any index subfolder
+    index_dir = confined_dir(cfg.index, f"{fingerprint(ckpt or model)[:12]}_{cfg.level}_{cfg.fps:g}fps"
+                             + (f"_{cfg.backend}" if cfg.backend != "faiss" else ""))
     t0 = time.perf_counter()
     built = build_index(cfg.dataset.path, ckpt, index_dir, fps=cfg.fps, level=cfg.level, batch_size=cfg.batch_size,
                         num_workers=cfg.num_workers, progress=progress, videos=entries, loaded=loaded, model=model,
-                        text_model=text_model, backend=cfg.backend, backend_url=cfg.backend_url)
+                        text_model=text_model, backend=cfg.backend, backend_url=cfg.backend_url,
+                        replace_videos_root=True)  # hvl's own cache of the configured dataset: follows it
     index_s = time.perf_counter() - t0
     idx = load_index(index_dir, use_ann=False)
     pos = {v["video_id"]: i for i, v in enumerate(idx.videos)}

@@ -32,8 +32,19 @@ from tqdm.auto import tqdm
 from ..data.transforms import FrameTransform, Preprocess
 from ..data.video import Video, open_source
 from ..errors import HVLInputError
-from .ann import ANN_MEMORY_DEFAULT, parse_memory, refresh_ann
-from .store import DEFAULT_SHARD_ROWS, FORMAT, VERSION, ensure_header, indexed_keys, prune, remove_orphans, write_shard
+from ..io import open_append, write_json
+from .ann import ANN_MEMORY_DEFAULT, ann_dir, parse_memory, refresh_ann
+from .store import (
+    DEFAULT_SHARD_ROWS,
+    FORMAT,
+    VERSION,
+    ensure_header,
+    indexed_keys,
+    prune,
+    remove_orphans,
+    shards_dir,
+    write_shard,
+)
 from .videos import VideoEntry, scan_videos
 
 
@@ -183,8 +194,8 @@ class ShardWriter(BasePredictionWriter):
         entry = {"key": v.key, "path": v.path, "reason": reason}
         self.skipped.append(entry)
         print(f"hvl index: skipping {v.path}: {reason}", file=sys.stderr)
-        with open(self.index_dir / "skipped.jsonl", "a") as f:  # one short O_APPEND write per line
-            f.write(json.dumps(entry) + "\n")
+        with open_append(self.index_dir / "skipped.jsonl") as f:  # one short O_APPEND write per line
+            f.write((json.dumps(entry) + "\n").encode())
         self.bar.update(1)
 
     def commit(self) -> None:
@@ -215,14 +226,19 @@ class ShardWriter(BasePredictionWriter):
 
 def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path, fps: float = 1.0,
                 level: str = "clip", batch_size: int = 64, num_workers: int = 2, devices: int | str = 1,
-                accelerator: str = "auto", shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "error",
+                accelerator: str = "auto", shard_rows: int = DEFAULT_SHARD_ROWS, on_bad_video: str = "skip",
                 progress: bool = True, ann: str = "auto", video_backend: str = "auto",
                 ann_memory: int | str = ANN_MEMORY_DEFAULT,
                 videos: list[VideoEntry] | None = None, loaded: tuple[Any, dict[str, Any]] | None = None,
                 model: str | None = None, text_model: str | None = None,
                 trust_remote_code: bool = False, backend: str = "faiss",
-                backend_url: str | None = None) -> dict[str, Any]:
+                backend_url: str | None = None, replace_videos_root: bool = False) -> dict[str, Any]:
     """Index the videos not yet in ``out``; returns counts. Safe to re-run and to interrupt.
+
+    A video that cannot be decoded is skipped (listed in ``skipped.jsonl`` and ``skipped_videos``, retried next run)
+    and the others are indexed; ``on_bad_video="error"`` stops at the first one instead. A file whose name gives no
+    usable video id ('..') is left out and listed in ``refused``. An ``out`` that indexes another videos folder is
+    refused unless ``replace_videos_root`` (then that folder's videos leave the index).
 
     The frames are embedded by ``ckpt`` (an hvl checkpoint) or ``model`` (a pretrained image-text model used
     directly, frame-level: GamePhysics' no-training baseline). ``videos`` replaces the folder scan (e.g. a
@@ -232,7 +248,8 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
     if fps <= 0:
         raise HVLInputError(f"--fps must be > 0 (got {fps})")
     ann_memory = parse_memory(ann_memory)  # before hours of embedding, not after
-    videos = scan_videos(videos_dir) if videos is None else videos
+    refused: list[dict[str, str]] = []
+    videos = scan_videos(videos_dir, refused) if videos is None else videos
     out = Path(out)
     net, meta = loaded or load_for_eval(ckpt, model, text_model, trust_remote_code)
     if level not in net.video_heads:
@@ -250,14 +267,21 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
         raise HVLInputError(f"{out / 'index.json'}: the index's vectors are in backend {header.get('backend', 'faiss')!r}"
                             f"{' at ' + header['backend_url'] if header.get('backend_url') else ''}; index into it "
                             "with the same --backend / --backend-url, or use a new --out")
-    (out / "shards").mkdir(parents=True, exist_ok=True)
+    header = _same_videos_root(out, header, str(Path(videos_dir).resolve()), replace_videos_root)
+    shards_dir(out, create=True)
+    ann_dir(out)  # a linked ann/ is refused now, not after the embedding
+    if (out / "skipped.jsonl").is_symlink():  # refused by open_append too, but only at the first bad video
+        raise HVLInputError(f"{out / 'skipped.jsonl'}: is a symbolic link; hvl appends only to a regular file "
+                            "there (delete the link)")
     pruned = _prune_gone(out, videos) if _is_first_process() else []
     done = indexed_keys(out)
     todo = [v for v in videos if v.key not in done]
     result = {"index": str(out), "videos": len(videos), "already_indexed": len(videos) - len(todo),
               "indexed": 0, "skipped": 0, "pruned": len(pruned), "level": level, "fps": fps, "dim": header["dim"]}
+    if refused:
+        result["refused"] = refused
     if not todo:
-        result |= _search_structure(out, header, ann, ann_memory)
+        result |= _search_structure(out, header, ann, ann_memory, backend_url)
         return result
     share = RankShare(todo)
     writer = ShardWriter(out, share, shard_rows, on_bad_video, progress)
@@ -268,8 +292,10 @@ def build_index(videos_dir: str | Path, ckpt: str | Path | None, out: str | Path
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(embedder, return_predictions=False)
     result.update(indexed=writer.committed_videos, skipped=len(writer.skipped))
+    if writer.skipped:
+        result["skipped_videos"] = writer.skipped
     if trainer.global_rank == 0:
-        result |= _search_structure(out, header, ann, ann_memory)
+        result |= _search_structure(out, header, ann, ann_memory, backend_url)
     return result
 
 
@@ -287,14 +313,33 @@ def _backend_fields(backend: str, backend_url: str | None) -> dict[str, Any]:
     return {"backend": backend} | ({"backend_url": backend_url} if backend_url else {})
 
 
-def _search_structure(out: Path, header: dict[str, Any], kind: str, memory: int | str) -> dict[str, Any]:
+def _search_structure(out: Path, header: dict[str, Any], kind: str, memory: int | str,
+                      backend_url: str | None = None) -> dict[str, Any]:
     """What searches the frames: the FAISS approximate index (default), or the vector database mirrored from
     the shards (then no FAISS index is built)."""
     if header.get("backend", "faiss") == "faiss":
         return {"ann": _refresh_ann(out, kind, memory)}
     from .backends.mirror import mirror
 
-    return {"ann": None, "backend": mirror(out, header)}
+    return {"ann": None, "backend": mirror(out, header, backend_url)}
+
+
+def _same_videos_root(out: Path, header: dict[str, Any], root: str, replace: bool) -> dict[str, Any]:
+    """The header, when the index is of the folder ``root``; an index of another folder is refused (indexing this
+    one into it would prune every video of the other, and hvl serve would look for these under the other), or, with
+    ``replace``, made this folder's index."""
+    have = header.get("videos_root")
+    if have is None or have == root:
+        return header
+    if not replace:
+        raise HVLInputError(f"{out / 'index.json'}: field 'videos_root' is {have}, but this run indexes {root}; an "
+                            "index holds the videos of one folder (indexing this one here would drop every video of the "
+                            "other). Use a new --out for this folder, or pass --replace-videos-root to make it this "
+                            "folder's index (the other folder's videos leave it)")
+    header = header | {"videos_root": root}
+    write_json(out / "index.json", header)
+    print(f"hvl index: {out} now indexes {root} (was {have}); the videos of {have} leave it", file=sys.stderr)
+    return header
 
 
 def _is_first_process() -> bool:

@@ -13,9 +13,10 @@ Ties, and under ``count`` videos with no frame in the pool, are ordered by the b
 Exact search scores every frame (a float32 matmul; or only the frames of one ``--group``, like
 GamePhysics' per-game index). Indexes of ``ANN_MIN_ROWS`` frames or more also get an
 approximate FAISS index (``<index>/ann/``, chosen by measured recall and latency, see :mod:`.ann`): it
-proposes a frame pool, and every frame of the videos in that pool is then rescored exactly,
-so only a video whose frames all miss the pool can be lost. Its recall@10 against exact
-search is measured when it is built and stored in ``ann/ann.json``.
+proposes candidate videos (:mod:`.candidates`: a frame pool gathered until it holds enough distinct videos,
+whatever their length), and every frame of the best of them is then rescored exactly, so scores and moments
+are exact and only a video the candidates miss can be lost. Its recall@10 against a full scan is measured when
+it is built and stored in ``ann/ann.json``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import HVLInputError
-from .ann import load_ann, pool_videos, rescored_videos, set_breadth
+from .ann import load_ann
+from .candidates import propose_videos
 from .store import FrameIndex, read_index, score_rows
 
 __all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "model_for_index", "rank_all",
@@ -91,16 +93,21 @@ class _OneAtATime:
             return self.backend.search(*args, **kw)
 
 
-def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
+def load_index(path: str | Path, use_ann: bool = True, backend_url: str | None = None) -> FrameIndex:
     """The index at ``path``, with its approximate index when one covers exactly its shards (or, for an index
-    whose vectors are in a vector database, that database)."""
+    whose vectors are in a vector database, that database: a server only at ``backend_url``, the user's
+    ``--backend-url``, which must be the one ``index.json`` records; see :func:`.backends.server_url`)."""
     idx = read_index(path)
     name = idx.header.get("backend", "faiss")
     if use_ann and name != "faiss":
         from .backends import open_backend
 
-        idx.ann = _OneAtATime(open_backend(idx.root, idx.header))
-        idx.ann_meta = {"kind": "backend", "factory": name, "where": idx.header.get("backend_url") or "embedded"}
+        idx.ann = _OneAtATime(open_backend(idx.root, idx.header, backend_url=backend_url))
+        idx.ann_meta = {"kind": "backend", "factory": name, "where": backend_url or "embedded"}
+    elif backend_url is not None:  # exact search connects to nothing, but another index's --backend-url is a mistake
+        from .backends import server_url
+
+        server_url(idx.root, idx.header, backend_url)
     elif use_ann:
         idx.ann, idx.ann_meta = load_ann(idx.root, idx.shards, len(idx.emb))
     return idx
@@ -108,7 +115,7 @@ def load_index(path: str | Path, use_ann: bool = True) -> FrameIndex:
 
 # ------------------------------------------------------------------ search
 def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, group: str | None,
-                    exact: bool, agg: str = "max") -> tuple[list[np.ndarray | None], str]:
+                    exact: bool, agg: str = "max", topk: int = 3) -> tuple[list[np.ndarray | None], str]:
     """Per query, the rows to score exactly (None: every row), and how they were chosen. The approximate index
     is asked for all queries at once (FAISS batches them)."""
     if idx.ann is not None and not exact and idx.ann_meta.get("kind") == "backend":
@@ -127,18 +134,9 @@ def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, gro
         return [None] * len(queries), "exact"
     m = idx.ann_meta
     method = f"{m['kind']} ({m['factory']}) + exact rescoring"
-    q = np.ascontiguousarray(queries, np.float32)
-    if m.get("kind") == "two_stage":  # the index holds one vector per video: it proposes videos
-        _, found = idx.ann.search(q, min(len(idx.videos), int(m["pool_value"])))
-        return [idx.video_rows(np.unique(f[f >= 0])) for f in found], method
-    if "pool_value" in m:  # a frame pool reaches across more of the index than the 10 nearest frames
-        set_breadth(idx.ann, m["param"], m["pool_value"])
-    breadth = int(m["pool_value"]) if m.get("param") == "pool" else max(pool, k * 10, int(m.get("pool", 0)))
-    _, found = idx.ann.search(q, min(len(idx.emb), breadth))
-    if agg == "max":  # the pool's frames scored exactly pick the few videos rescored whole (see pool_videos)
-        return [idx.video_rows(pool_videos(idx.emb, qq, f, idx.row_video, rescored_videos(k)))
-                for qq, f in zip(q, found)], method
-    return [idx.video_rows(np.unique(idx.row_video[f[f >= 0]])) for f in found], method
+    # candidate videos, not a fixed number of frames: a few long videos would fill a frame pool (see .candidates)
+    found = propose_videos(idx.ann, m, idx.emb, idx.row_video, queries, k, agg, topk, pool)
+    return [idx.video_rows(v) for v in found], method
 
 
 def _ranked(idx: FrameIndex, q: np.ndarray, rows: np.ndarray | None, k: int, agg: str, topk: int, pool: int,
@@ -171,7 +169,7 @@ def search(idx: FrameIndex, query: np.ndarray, k: int = 10, agg: str = "max", to
            group: str | None = None, exact: bool = False, moments: int = 3) -> dict[str, Any]:
     """Top ``k`` videos for one L2-normalised query embedding, each with its best moments."""
     q = np.asarray(query, np.float32).reshape(-1)
-    (rows,), method = _candidate_rows(idx, q[None], k, pool, group, exact, agg)
+    (rows,), method = _candidate_rows(idx, q[None], k, pool, group, exact, agg, topk)
     return _ranked(idx, q, rows, k, agg, topk, pool, group, method, moments)
 
 
@@ -181,7 +179,7 @@ def search_many(idx: FrameIndex, queries: np.ndarray, k: int = 10, agg: str = "m
     """:func:`search` for each row of ``queries`` ``[Q, D]``, the same answers; the approximate index is asked
     once for all of them (one batched FAISS search instead of Q single ones)."""
     qs = np.asarray(queries, np.float32).reshape(len(queries), -1)
-    rows, method = _candidate_rows(idx, qs, k, pool, group, exact, agg)
+    rows, method = _candidate_rows(idx, qs, k, pool, group, exact, agg, topk)
     if exact and group is None and len(qs) > 1:  # one pass over the frames for every query
         all_scores = idx.emb @ qs.T
         return [_ranked(idx, q, None, k, agg, topk, pool, group, method, moments, scores=all_scores[:, i])
@@ -218,12 +216,13 @@ def model_for_index(idx: FrameIndex, ckpt: str | None = None, model: str | None 
     """The model whose embeddings the index holds: the one its header names, or the same one at another path
     (checked by fingerprint: another model's text embeddings would not match the frames)."""
     from ..models.checkpoint import fingerprint, load_for_eval, preprocess_of
+    from ..models.spec import parse_model_spec
 
     h = idx.header
     if ckpt is None and model is None:
         ckpt, model, text_model = h.get("checkpoint"), h.get("model"), text_model or h.get("text_model")
         src = ckpt or model
-        if not src or not Path(str(src).split(":", 1)[-1] if model else src).exists():
+        if not src or not Path(parse_model_spec(src).path if model else src).exists():
             raise HVLInputError(f"{src}: the model the index was built with is gone; pass the same model with "
                                 "--ckpt or --model")
     if fingerprint(ckpt or model) != h["checkpoint_sha256"]:

@@ -28,8 +28,6 @@ videos. Everything is read back with ``np.load(allow_pickle=False)`` and ``json`
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,31 +36,22 @@ from typing import Any
 import numpy as np
 
 from ..errors import HVLInputError
-from ..io import atomic_write_bytes, write_json
+from ..io import atomic_write_bytes, confined_dir, read_json, read_npy, remove_inside, write_json, write_npy
 
-__all__ = ["FORMAT", "VERSION", "FrameIndex", "FrameRows", "as_float32", "one_blas_thread", "score_rows", "committed_shards", "ensure_header", "file_sha256", "indexed_keys",
+__all__ = ["FORMAT", "VERSION", "FrameIndex", "FrameRows", "as_float32", "one_blas_thread", "score_rows", "committed_shards", "ensure_header", "indexed_keys",
            "prune", "read_header", "read_index", "read_shard_embeddings", "read_shard_meta", "remove_orphans",
-           "write_shard"]
+           "shards_dir", "write_shard"]
 
 FORMAT, VERSION = "hvl-frame-index", 2
 DEFAULT_SHARD_ROWS = 16384  # frames per committed shard: a kill loses at most this much embedding work
 READABLE_VERSIONS = (1, 2)
 
 
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
 def read_header(index_dir: str | Path) -> dict[str, Any]:
     path = Path(index_dir) / "index.json"
     if not path.is_file():
         raise HVLInputError(f"{path}: not an hvl index (no index.json); build one with `hvl index <videos> --out {index_dir}`")
-    try:
-        h = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); rebuild the index") from None
+    h = read_json(path, what="an hvl index header", fix="rebuild the index")
     if h.get("format") != FORMAT or h.get("version") not in READABLE_VERSIONS:
         raise HVLInputError(f"{path}: field 'format'/'version' is {h.get('format')!r}/{h.get('version')!r}, "
                             f"expected {FORMAT!r}/{' or '.join(map(str, READABLE_VERSIONS))}; rebuild the index "
@@ -76,8 +65,14 @@ def _generation(name: str) -> tuple[str, int]:
     return (base, int(gen)) if dot and gen.isdigit() else (name, 0)
 
 
+def shards_dir(index_dir: str | Path, create: bool = False) -> Path:
+    """``<index>/shards``, refused when it is a link or lies outside the index (a shared folder's
+    ``shards -> ..`` would have hvl delete and write next to the index)."""
+    return confined_dir(index_dir, "shards", create=create)
+
+
 def _all_committed(index_dir: str | Path) -> list[str]:
-    d = Path(index_dir) / "shards"
+    d = shards_dir(index_dir)
     if not d.is_dir():
         return []
     return sorted(p.stem for p in d.glob("*.jsonl") if not p.name.startswith(".") and p.with_suffix(".npy").is_file())
@@ -99,7 +94,7 @@ def committed_shards(index_dir: str | Path) -> list[str]:
 
 
 def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
-    path = Path(index_dir) / "shards" / f"{name}.jsonl"
+    path = shards_dir(index_dir) / f"{name}.jsonl"
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         try:
@@ -111,17 +106,17 @@ def read_shard_meta(index_dir: str | Path, name: str) -> list[dict[str, Any]]:
 
 
 def read_shard_embeddings(index_dir: str | Path, name: str, mmap: bool = False) -> np.ndarray:
-    path = Path(index_dir) / "shards" / f"{name}.npy"
+    path = shards_dir(index_dir) / f"{name}.npy"
     try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        return read_npy(path, mmap=mmap)
     except (ValueError, OSError) as e:
         raise HVLInputError(f"{path}: unreadable shard ({e}); delete it and its .jsonl, then re-run `hvl index`") from None
 
 
 def write_shard(index_dir: Path, name: str, emb: np.ndarray, lines: list[str]) -> None:
     """``.npy`` first, then the ``.jsonl`` that commits it (a shard without one is an orphan)."""
-    shards = Path(index_dir) / "shards"
-    atomic_write_bytes(shards / f"{name}.npy", _npy_bytes(emb))
+    shards = shards_dir(index_dir, create=True)
+    write_npy(shards / f"{name}.npy", emb)
     atomic_write_bytes(shards / f"{name}.jsonl", ("\n".join(lines) + "\n").encode())
 
 
@@ -136,18 +131,18 @@ def indexed_keys(index_dir: str | Path) -> set[str]:
 
 
 def _delete_shard(shards: Path, name: str) -> None:
-    (shards / f"{name}.jsonl").unlink(missing_ok=True)  # the commit record first: never a .jsonl without rows
-    (shards / f"{name}.npy").unlink(missing_ok=True)
+    remove_inside(shards, f"{name}.jsonl")  # the commit record first: never a .jsonl without rows
+    remove_inside(shards, f"{name}.npy")
 
 
 def remove_orphans(index_dir: str | Path) -> list[str]:
     """Delete what killed runs left: temporary files, ``.npy`` shards that were never committed, and shards
     superseded by a later generation."""
-    d = Path(index_dir) / "shards"
+    d = shards_dir(index_dir)
     gone = []
     for p in list(d.glob(".*.tmp")) + [p for p in d.glob("*.npy") if not p.with_suffix(".jsonl").is_file()]:
-        p.unlink(missing_ok=True)
-        gone.append(p.name)
+        if remove_inside(d, p.name):  # a link is removed as a link
+            gone.append(p.name)
     live = set(committed_shards(index_dir))
     for name in set(_all_committed(index_dir)) - live:
         _delete_shard(d, name)
@@ -164,7 +159,7 @@ def prune(index_dir: str | Path, keep: set[str]) -> list[dict[str, Any]]:
     3. a shard left with no video is deleted.
     Returns the pruned videos' metadata lines."""
     root = Path(index_dir)
-    shards = root / "shards"
+    shards = shards_dir(root)
     pruned: list[dict[str, Any]] = []
     for name in committed_shards(root):
         meta = read_shard_meta(root, name)
@@ -184,14 +179,6 @@ def prune(index_dir: str | Path, keep: set[str]) -> list[dict[str, Any]]:
             write_shard(root, f"{base}.g{gen + 1}", np.concatenate(rows), lines)
         _delete_shard(shards, name)
     return pruned
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ensure_header(index_dir: Path, want: dict[str, Any]) -> dict[str, Any]:

@@ -55,8 +55,12 @@ def ytdlp_identity(p: Path) -> tuple[str, dict[str, Any]] | None:
     return vid, meta
 
 
-def scan_videos(root: str | Path) -> list[VideoEntry]:
-    """``<root>/<group>/<id>.<ext>`` (and ``<root>/<id>.<ext>``), sorted by key; ids must be unique."""
+def scan_videos(root: str | Path, refused: list[dict[str, str]] | None = None) -> list[VideoEntry]:
+    """``<root>/<group>/<id>.<ext>`` (and ``<root>/<id>.<ext>``), sorted by key; ids must be unique. A file whose
+    name gives an id no video may have ('..', from 'Title [..].mp4') is left out with a warning, and added to
+    ``refused`` (``{key, path, reason}``)."""
+    from ..data.prepare.ytdlp import unusable_id
+
     root = Path(root)
     if not root.is_dir():
         raise HVLInputError(f"{root}: video folder not found; expected <root>/<group>/<id>.mp4")
@@ -74,6 +78,11 @@ def scan_videos(root: str | Path) -> list[VideoEntry]:
             raise HVLInputError(f"{p}: too deeply nested; videos go in <root>/<group>/<id>{p.suffix}")
         group = rel.parts[0] if len(rel.parts) == 2 else ""
         vid, meta = ytdlp_identity(p) or (p.stem, {})
+        if why := unusable_id(vid):  # ids name thumbnails, URLs and frame folders
+            print(f"hvl index: skipping {p}: {why}; rename the file", file=sys.stderr)
+            if refused is not None:
+                refused.append({"key": rel.as_posix(), "path": str(p), "reason": f"{why}; rename the file"})
+            continue
         if vid in seen:
             raise HVLInputError(f"{p}: video id '{vid}' is also used by {seen[vid]}; "
                                 "video ids (file names without extension) must be unique; rename one")

@@ -42,14 +42,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pymunk
 import yaml
 from hvl.core.data.schema import VideoRecord, write_manifest
 from hvl.core.data.video import BackgroundWriter
 from hvl.core.errors import HVLInputError
+from hvl.core.extras import require
+from hvl.core.io import atomic_write_bytes
 
 from .texts import bug_phases, build_queries, captions, moments
 from .world import BUGS, COLOURS, GAMES, KINDS, MOMENT_SECONDS
+
+# the physics engine: only the demo generator needs it (readers, prompts and search do not)
+pymunk = require("pymunk", extra="gameplay", needed_by="the gameplay demo (hvl demo gameplay)")
 
 WORLD = 64.0                     # world units across (and up); pixels = units * size / WORLD
 GRAVITY = -300.0
@@ -464,10 +468,9 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 200, n_val: int = 20
         w.writerow([vid, f"lol look at this {plan['objects'][0]['kind']} ({plan['game'].replace('_', ' ')})"])
     (out / "videos" / "metadata.csv").write_text(csv_buf.getvalue())
     queries = build_queries(test_plans, np.random.default_rng([seed, 99]))
-    tmp = out / ".queries.yaml.tmp"
-    tmp.write_text("# held-out text queries for `hvl bugsearch-eval`; relevant = test video ids (videos/<game>/<id>.mp4)\n"
-                   + yaml.safe_dump({"queries": queries}, sort_keys=False, width=200))
-    tmp.replace(out / "queries.yaml")
+    queries_yaml = ("# held-out text queries for `hvl bugsearch-eval`; relevant = test video ids "
+                    "(videos/<game>/<id>.mp4)\n" + yaml.safe_dump({"queries": queries}, sort_keys=False, width=200))
+    atomic_write_bytes(out / "queries.yaml", queries_yaml.encode())
     manifests = {s: str(write_manifest(out / f"{s}.jsonl", recs)) for s, recs in records.items() if recs}
     by_type = {t: sum(q["type"] == t for q in queries) for t in ("simple", "compound", "bug")}
     return {"root": str(out), "manifests": manifests, "videos": counts, "frames": n_frames, "queries": by_type,

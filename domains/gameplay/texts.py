@@ -43,7 +43,7 @@ def _bug_sentence(plan: dict[str, Any], rng: np.random.Generator, colour: bool =
     b, objs = plan["bug"], plan["objects"]
     v = objs[b["victim"]]
     p = objs[b["partner"]] if b["partner"] is not None else None
-    name = (lambda o: f"{o['colour']} {o['kind']}") if colour else (lambda o: o["kind"])  # noqa: E731
+    name = (lambda o: f"{o['colour']} {o['kind']}") if colour else (lambda o: o["kind"])
     return _pick(rng, BUG_PHRASES[b["type"]]).format(o=name(v), p=name(p) if p else "")
 
 

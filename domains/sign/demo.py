@@ -28,6 +28,8 @@ from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord, write_m
 from hvl.core.data.video import BackgroundWriter
 from hvl.core.errors import HVLInputError
 
+from .demo_poses import SignerTrack
+
 SPLITS = {"train": 0, "val": 1, "test": 2}
 Point = tuple[float, float]
 
@@ -193,17 +195,30 @@ def _hand(c: Canvas, sg: Signer, pos: Point, shape: str, elbow: Point) -> None:
         c.segment(pos, (pos[0] + 0.09 * s * ux / n, pos[1] + 0.09 * s * uy / n), 0.03 * s, sg.skin)
 
 
+NECK, HIP, HEAD, FACE = (0.5, 0.34), (0.5, 0.9), (0.5, 0.2), (0.5, 0.215)
+HEAD_RADIUS, FACE_RADIUS = 0.085, 0.07
+
+
+def figure_joints(sg: Signer, dom: Point, non: Point) -> dict[str, Point]:
+    """Where :func:`draw_pose` puts the figure's joints (unit coordinates); the skeleton the demo's poses export.
+    The signer faces the camera: the dominant hand, on the image's left, is the signer's right."""
+    out = {"neck": sg.place(NECK), "hip": sg.place(HIP), "head": sg.place(HEAD), "face": sg.place(FACE)}
+    for side, hand, shoulder, outward in (("right", dom, SHOULDERS[0], -1.0), ("left", non, SHOULDERS[1], 1.0)):
+        sh, hd = sg.place(shoulder), sg.place(hand)
+        out |= {f"{side}_shoulder": sh, f"{side}_elbow": _elbow(sh, hd, outward), f"{side}_hand": hd}
+    return out
+
+
 def draw_pose(img: np.ndarray, sg: Signer, dom: Point, dom_shape: str, non: Point, non_shape: str) -> None:
     c = Canvas(img)
     s = sg.scale
-    neck, hip = sg.place((0.5, 0.34)), sg.place((0.5, 0.9))
-    c.segment(neck, hip, 0.27 * s, sg.shirt)                       # torso
+    j = figure_joints(sg, dom, non)
+    c.segment(j["neck"], j["hip"], 0.27 * s, sg.shirt)                       # torso
     c.segment(sg.place((0.37, 0.39)), sg.place((0.63, 0.39)), 0.07 * s, sg.shirt)
-    c.disc(sg.place((0.5, 0.2)), 0.085 * s, sg.hair)              # head with hair, face in front
-    c.disc(sg.place((0.5, 0.215)), 0.07 * s, sg.skin)
-    for hand, shape, shoulder, outward in ((dom, dom_shape, SHOULDERS[0], -1.0), (non, non_shape, SHOULDERS[1], 1.0)):
-        sh, hd = sg.place(shoulder), sg.place(hand)
-        el = _elbow(sh, hd, outward)
+    c.disc(j["head"], HEAD_RADIUS * s, sg.hair)              # head with hair, face in front
+    c.disc(j["face"], FACE_RADIUS * s, sg.skin)
+    for side, shape in (("right", dom_shape), ("left", non_shape)):
+        sh, el, hd = j[f"{side}_shoulder"], j[f"{side}_elbow"], j[f"{side}_hand"]
         c.segment(sh, el, 0.07 * s, sg.shirt * 0.6)   # sleeve darker than the torso: the arm reads against it
         c.segment(el, hd, 0.055 * s, sg.skin * 0.85)
         _hand(c, sg, hd, shape, el)
@@ -235,6 +250,13 @@ SIGN_SECONDS, TRANSITION_SECONDS, REST_SECONDS = 1.0, 0.3, 0.3
 def render_video(video_id: str, glosses: list[str], text: str, ss: np.random.SeedSequence, size: int = 64,
                  fps: float = 10.0) -> tuple[np.ndarray, VideoRecord]:
     """Frames ``uint8 [T, H, W, 3]`` and the record: rest, (transition, gloss)*, transition, rest."""
+    frames, rec, _ = render_signer(video_id, glosses, text, ss, size, fps)
+    return frames, rec
+
+
+def render_signer(video_id: str, glosses: list[str], text: str, ss: np.random.SeedSequence, size: int = 64,
+                  fps: float = 10.0) -> tuple[np.ndarray, VideoRecord, SignerTrack]:
+    """:func:`render_video` plus the figure's track (for its skeleton)."""
     rng = np.random.default_rng(ss)
     sg = Signer.draw(rng)
     # timeline of (kind, start, end, gloss)
@@ -253,13 +275,15 @@ def render_video(video_id: str, glosses: list[str], text: str, ss: np.random.See
     noise = rng.normal(0, 3.0, (4, size, size, 1)).astype(np.float32)
     yy = np.linspace(0.9, 1.1, size, dtype=np.float32)[:, None, None]
     base = np.broadcast_to(sg.background * yy, (size, size, 3))
+    drawn = []
     for f in range(n):
         tf = (f + 0.5) / fps
         pose = _pose_at(tf, plan, rest, end_of_signing, sg.speed)
         jit = rng.normal(0, sg.jitter, 4)
         img = base.copy()
-        draw_pose(img, sg, (pose[0][0] + jit[0], pose[0][1] + jit[1]), pose[1],
-                  (pose[2][0] + jit[2], pose[2][1] + jit[3]), pose[3])
+        drawn.append(((pose[0][0] + jit[0], pose[0][1] + jit[1]), pose[1], (pose[2][0] + jit[2], pose[2][1] + jit[3]),
+                      pose[3]))
+        draw_pose(img, sg, *drawn[-1])
         img += noise[f % len(noise)]
         frames[f] = np.clip(img, 0, 255)
     r6 = lambda x: round(min(x, duration), 6)  # noqa: E731
@@ -267,7 +291,11 @@ def render_video(video_id: str, glosses: list[str], text: str, ss: np.random.See
     clips = [ClipSegment(start=r6(a), end=r6(b), texts=[g.word, f"the sign {g.name}"]) for a, b, g in plan]
     rec = VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[text], duration=round(duration, 6),
                       phases=phases, clips=clips, meta={"glosses": glosses, "signer_speed": round(sg.speed, 3)})
-    return frames, rec
+    joints = [figure_joints(sg, dom, non) for dom, _, non, _ in drawn]
+    track = SignerTrack(joints={k: np.array([j[k] for j in joints]) for k in joints[0]},
+                        shapes={"right": tuple(d[1] for d in drawn), "left": tuple(d[3] for d in drawn)},
+                        scale=sg.scale, face_radius=FACE_RADIUS * sg.scale, fps=fps, size=size)
+    return frames, rec, track
 
 
 def _pose_at(t: float, plan, rest, end_of_signing: float, speed: float):
@@ -290,11 +318,15 @@ def _blend(p, q, u: float):
 
 # ============================================================== the dataset
 def generate(out: str | Path, seed: int = 0, per_sentence: dict[str, int] | None = None, n_val: int = 4,
-             n_test: int = 25, size: int = 64, fps: float = 10.0, progress: bool = True) -> dict:
+             n_test: int = 25, size: int = 64, fps: float = 10.0, progress: bool = True, poses: bool = True,
+             pose_noise: float = 1.0) -> dict:
     """Write ``out/videos/*.mp4`` and ``out/{train,val,test}.jsonl``; return a summary.
 
     ``per_sentence``: videos per sentence and split (different signers); default train 2, val 2, test 2.
     Of the 125 sentences, ``n_test`` and ``n_val`` are held out and the rest are for training.
+    ``poses``: also the signer's skeleton with seeded estimator errors (``pose_noise`` scales them, 0 = clean),
+    as How2Sign-style OpenPose JSON ``out/openpose_output/json/<video_id>/`` (each row's ``pose``) and, with
+    pose-format installed, ``out/videos/<video_id>.pose`` (see :mod:`.demo_poses`).
     """
     from tqdm.auto import tqdm
 
@@ -312,6 +344,10 @@ def generate(out: str | Path, seed: int = 0, per_sentence: dict[str, int] | None
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     records: dict[str, list[VideoRecord]] = {s: [] for s in sentences}
+    if poses:
+        from .demo_poses import PoseNoise, pose_file_writable, pose_seed, write_demo_poses
+
+        noise, pose_file = PoseNoise().scaled(pose_noise), pose_file_writable()
     n_frames = 0
     bar = tqdm(total=len(jobs), desc="demo videos", unit="video", disable=not progress)
     with BackgroundWriter(on_done=lambda: bar.update(1)) as writer:
@@ -319,8 +355,11 @@ def generate(out: str | Path, seed: int = 0, per_sentence: dict[str, int] | None
             ss = np.random.SeedSequence([seed, SPLITS[split], si, k])
             order_rng = np.random.default_rng(ss.spawn(1)[0])
             glosses = [s, v, o] if order_rng.uniform() < 0.5 else [s, o, v]   # SVO or SOV
-            frames, rec = render_video(f"sign_{split}_{si:03d}_{k}", glosses, translation(s, v, o), ss, size, fps)
+            frames, rec, track = render_signer(f"sign_{split}_{si:03d}_{k}", glosses, translation(s, v, o), ss, size,
+                                               fps)
             writer.submit(out / rec.path, frames, fps)
+            if poses:
+                rec = write_demo_poses(out, rec, track, pose_seed(seed, SPLITS[split], si, k), noise, pose_file)
             records[split].append(rec)
             n_frames += len(frames)
     bar.close()

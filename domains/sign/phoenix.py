@@ -3,12 +3,16 @@
 ``annotations/manual/PHOENIX-2014-T.<split>.corpus.csv`` is ``|``-separated with the header
 ``name|video|start|end|speaker|orth|translation``; the frames of row ``name`` are
 ``features/fullFrame-210x260px/<split>/<name>/images0001.png …`` (read by the frame-folder backend).
+
+PHOENIX-2014T ships no poses. By hvl's convention a row's poses are a ``.pose`` file beside its frame folder,
+``features/fullFrame-210x260px/<split>/<name>.pose`` (``poses_dir`` names another folder holding
+``<name>.pose``); a row without one is read without poses.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from hvl.core.data.schema import VideoRecord
+from hvl.core.data.schema import PoseSource, VideoRecord
 from hvl.core.errors import HVLInputError
 
 COLUMNS = ["name", "video", "start", "end", "speaker", "orth", "translation"]
@@ -48,7 +52,7 @@ def read_phoenix_corpus(path: str | Path) -> list[dict[str, str | int]]:
 
 def read_phoenix(root: str | Path, split: str = "test", annotations: str | None = None,
                  frames_dir: str | None = None, fps: float = FPS,
-                 limit: int | None = None) -> list[tuple[VideoRecord, Path]]:
+                 limit: int | None = None, poses_dir: str | None = None) -> list[tuple[VideoRecord, Path]]:
     """One record per row: ``texts = [translation]``; glosses (``orth``) and speaker in ``meta``."""
     root = Path(root)
     if split not in SPLITS:
@@ -56,6 +60,10 @@ def read_phoenix(root: str | Path, split: str = "test", annotations: str | None 
     s = SPLITS[split]
     ann = root / (annotations or f"annotations/manual/PHOENIX-2014-T.{s}.corpus.csv")
     frames = root / (frames_dir or f"features/fullFrame-210x260px/{s}")
+    poses = root / poses_dir if poses_dir else frames
+    if poses_dir and not poses.is_dir():
+        raise HVLInputError(f"phoenix option poses_dir: {poses} is not a folder; put the <name>.pose files there "
+                            "or drop the option")
     out = []
     for row in read_phoenix_corpus(ann)[:limit]:
         folder = frames / str(row["name"])
@@ -66,7 +74,10 @@ def read_phoenix(root: str | Path, split: str = "test", annotations: str | None 
         if n == 0:
             raise HVLInputError(f"{ann}, line {row['line']}: frame folder {folder} has no PNG frames; "
                                 "re-extract it or remove the row")
+        pose_file = poses / f"{row['name']}.pose"
+        pose = PoseSource(path=str(pose_file.resolve())) if pose_file.is_file() else None
         rec = VideoRecord(video_id=str(row["name"]), path=str(folder.resolve()), texts=[str(row["translation"])],
-                          duration=n / fps, meta={"orth": row["orth"], "speaker": row["speaker"], "fps": fps})
+                          duration=n / fps, meta={"orth": row["orth"], "speaker": row["speaker"], "fps": fps},
+                          pose=pose)
         out.append((rec, folder))
     return out

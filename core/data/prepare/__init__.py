@@ -6,7 +6,7 @@ auto-captions read to their words (:mod:`.autocaptions`), yt-dlp's file names an
 (:mod:`.ytdlp`), where a corpus keeps them (:mod:`.layout`), the checks and their policies
 (:mod:`.checks`), clip construction (:mod:`.clips`), splits (:mod:`.splits`), the report
 (:mod:`.report`), optional transcription (:mod:`.transcribe`) and re-encoding (:mod:`.reencode`), the
-pipeline (:mod:`.build`) and the command (:mod:`.command`). Part of :mod:`hvl.core.data`: may import only
+pipeline and the ``hvl prepare`` run (:mod:`.build`). Part of :mod:`hvl.core.data`: may import only
 hvl.core.data and the leaves (errors, io, registry).
 """
 from ..._lazy import lazy_exports
@@ -22,7 +22,7 @@ _EXPORTS = {
     **dict.fromkeys(["description_abstract", "parse_ytdlp_name", "read_info_json", "split_ytdlp_name"], "ytdlp"),
     **dict.fromkeys(["KINDS", "Problem"], "checks"),
     "assign_splits": "splits",
-    **dict.fromkeys(["PrepareConfig", "prepare"], "build"),
+    **dict.fromkeys(["PrepareConfig", "PrepareRun", "prepare", "run_prepare"], "build"),
     **dict.fromkeys(["decode_audio", "load_asr", "transcribe"], "transcribe"),
     **dict.fromkeys(["extract_frames", "reencode_h264"], "reencode"),
 }

@@ -4,31 +4,37 @@ Each video's result (probe, checks, clips, phases) is cached in ``<out>/.cache/`
 input files' contents (the video's size and modification time) and the settings, so a re-run rebuilds only
 the videos whose inputs changed; the manifests and reports are rewritten from those results and are
 byte-identical when nothing changed.
+
+One video's problem is that video's: a file of it that cannot be read (a transcript, a chapter file) or a record
+that cannot be built leaves it out, reported as ``unreadable_input``, and the other videos are still prepared; a
+broken yt-dlp ``.info.json`` costs only its title, chapters and abstract (``unreadable_metadata``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...errors import HVLInputError
-from ...io import atomic_write_bytes, write_json
+from ...errors import HVLInputError, format_validation_error
+from ...io import atomic_write_bytes, file_sha256, write_json
+from ...outputs import STDOUT, emit
 from ..schema import ClipSegment, PhaseSegment, VideoRecord, write_manifest
 from .chapters import Chapter, read_abstracts, read_chapters
-from .checks import KINDS, RETIRED_KINDS, Problem, check_cues, raise_errors
+from .checks import KINDS, RETIRED_KINDS, WARNED_BY_DEFAULT, Problem, check_cues, describe_errors, raise_errors
 from .clips import ClipConfig, build_clips, prepare_sentences
 from .layout import Inputs, Layout, discover, read_splits
-from .report import render_html, summarise
+from .report import render_html, render_table, summarise
 from .splits import SPLITS, assign_splits, check_split_names
 from .subtitles import read_transcript
 from .ytdlp import AbstractMode, read_info_json
 
-__all__ = ["PrepareConfig", "prepare"]
+__all__ = ["PrepareConfig", "PrepareRun", "prepare", "run_prepare"]
 
 CACHE_VERSION = 2  # 2: WebVTT blocks as the spec splits them, auto-captions read to their words, overlaps legal
 
@@ -57,12 +63,16 @@ class PrepareConfig(BaseModel):
     size: int = Field(224, ge=16)
     gop: int = Field(8, ge=1)
     frames_fps: float | None = Field(None, gt=0)
+    on_bad_video: Literal["skip", "error"] = Field("skip", description="skip: a video with a problem (under "
+                                                   "error) is left out, the others are written, and the run says "
+                                                   "so; error: any problem stops the run before anything is written")
 
     def policy(self) -> dict[str, str]:
         unknown = sorted(set(self.warn) - set(KINDS) - set(RETIRED_KINDS) - {"all"})
         if unknown:
             raise HVLInputError(f"--warn {unknown}: unknown problem kind(s); use 'all' or any of {sorted(KINDS)}")
-        return {k: "warn" if "all" in self.warn or k in self.warn else "error" for k in KINDS}
+        return {k: "warn" if "all" in self.warn or k in self.warn or k in WARNED_BY_DEFAULT else "error"
+                for k in KINDS}
 
 
 @dataclass
@@ -75,7 +85,7 @@ class Result:
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _key(inp: Inputs, cfg: PrepareConfig) -> str:
@@ -120,6 +130,25 @@ def _phases(chapters: list[Chapter], duration: float, cfg: PrepareConfig, proble
     return out
 
 
+def _without_broken_info(inp: Inputs, cfg: PrepareConfig, problems: list[Problem]) -> Inputs:
+    """``inp``, less its yt-dlp .info.json (and the chapters and abstract read from it) when that cannot be read."""
+    if inp.info is None:
+        return inp
+    try:
+        read_info_json(inp.info)
+        if inp.chapters == inp.info:
+            read_chapters(inp.info)
+        if inp.abstract == inp.info:
+            read_abstracts(inp.info, cfg.abstract_from)
+    except HVLInputError as e:
+        why = str(e).removeprefix(str(inp.info)).lstrip(":, ")
+        problems.append(Problem("unreadable_metadata", str(inp.info),
+                                f"{why}\n  (prepared without its title, chapters and abstract)"))
+        return replace(inp, info=None, chapters=None if inp.chapters == inp.info else inp.chapters,
+                       abstract=None if inp.abstract == inp.info else inp.abstract)
+    return inp
+
+
 def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
     """Probe, check, and build one video's record (None when it cannot be used)."""
     problems: list[Problem] = []
@@ -128,6 +157,7 @@ def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
     if why:
         return Result(None, [Problem("undecodable_video", str(inp.video), why).to_dict()])
     duration = round(duration, 3)
+    inp = _without_broken_info(inp, cfg, problems)
     sources = {}
     for name, path in sorted(inp.transcripts.items()):
         cues = check_cues(read_transcript(path, counts), duration, cfg.tolerance, problems, counts)
@@ -149,6 +179,21 @@ def build_video(inp: Inputs, cfg: PrepareConfig) -> Result:
                       phases=phases, clips=[ClipSegment(start=c.start, end=c.end, texts=list(c.texts)) for c in clips],
                       meta=meta)
     return Result(rec.model_dump(mode="json", exclude_defaults=True), [p.to_dict() for p in problems], dict(counts))
+
+
+def _build_or_report(inp: Inputs, cfg: PrepareConfig) -> tuple[str | None, Result]:
+    """(cache key, result) of one video; a file of it that cannot be read, or a record that does not validate, is
+    that video's ``unreadable_input`` problem (key None: not cached, so the next run tries again)."""
+    try:
+        key = _key(inp, cfg)
+        return key, build_video(inp, cfg)
+    except (HVLInputError, OSError) as e:
+        why = str(e)
+    except ValidationError as e:
+        why = format_validation_error(e, f"the record of video '{inp.video_id}'")
+    except RecursionError:  # a reader recursing on a crafted file
+        why = "a file of this video is nested too deeply to read"
+    return None, Result(None, [Problem("unreadable_input", str(inp.video), why).to_dict()])
 
 
 def _cached(cache: Path, key: str) -> Result | None:
@@ -226,37 +271,53 @@ def prepare(raw: str | Path, out: str | Path, cfg: PrepareConfig | None = None,
     if cfg.asr:
         _transcribe_missing(layout, cfg, out, progress)
 
-    problems: list[dict[str, str]] = []
-    counts: Counter = Counter()
-    problems += [Problem("transcript_without_video", str(next(iter(i.transcripts.values()))),
-                         f"no video '{i.video_id}' " + ("beside it" if layout.kind == "ytdlp" else
-                                                        "under the videos folder")).to_dict()
-                 for i in layout.inputs.values() if i.transcripts and not i.video]
+    by_video: dict[str, list[dict[str, str]]] = {}  # each problem under the video it belongs to
+    for vid, file, why in layout.refused:
+        by_video.setdefault(vid, []).append(Problem("unusable_video_id", file, f"{why}; rename the file").to_dict())
+    for i in layout.inputs.values():
+        if i.transcripts and not i.video:
+            by_video.setdefault(i.video_id, []).append(Problem(
+                "transcript_without_video", str(next(iter(i.transcripts.values()))),
+                f"no video '{i.video_id}' " + ("beside it" if layout.kind == "ytdlp" else "under the videos folder")
+            ).to_dict())
     missing = ("no subtitles for this video (yt-dlp --write-subs / --write-auto-subs --sub-langs en, or --asr)"
                if layout.kind == "ytdlp" else
                "no transcript for this video (transcripts/<id>.<source>.srt|vtt|json|csv, or --asr)")
-    problems += [Problem("video_without_transcript", str(i.video), missing).to_dict()
-                 for i in layout.inputs.values() if i.video and not i.transcripts]
+    for i in layout.inputs.values():
+        if i.video and not i.transcripts:
+            by_video.setdefault(i.video_id, []).append(Problem("video_without_transcript", str(i.video),
+                                                               missing).to_dict())
     usable = [i for i in layout.inputs.values() if i.video and i.transcripts]
     cache_dir = out / ".cache" / "videos"
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: list[VideoRecord] = []
+    counts: Counter = Counter()
     rebuilt = 0
     for inp in tqdm(usable, desc="preparing", unit="video", disable=not progress):
-        key = _key(inp, cfg)
         cache = cache_dir / f"{inp.video_id}.json"
-        res = _cached(cache, key)
+        res = None
+        with contextlib.suppress(HVLInputError, OSError):  # an unreadable file is reported by the build below
+            res = _cached(cache, _key(inp, cfg))
         if res is None:
-            res, rebuilt = build_video(inp, cfg), rebuilt + 1
-            atomic_write_bytes(cache, json.dumps({"key": key, "record": res.record, "problems": res.problems,
-                                                  "counts": res.counts}).encode())
-        problems += res.problems
+            key, res = _build_or_report(inp, cfg)
+            rebuilt += 1
+            if key is not None:
+                atomic_write_bytes(cache, json.dumps({"key": key, "record": res.record, "problems": res.problems,
+                                                      "counts": res.counts}).encode())
+        by_video.setdefault(inp.video_id, []).extend(res.problems)
         counts.update(res.counts)
         if res.record is not None:
             records.append(VideoRecord.model_validate(res.record))
-    raise_errors([Problem(**p) for p in problems], policy)
+    problems = [p for ps in by_video.values() for p in ps]
+    if cfg.on_bad_video == "error":
+        raise_errors([Problem(**p) for p in problems], policy)
+    failed = {vid: errs for vid, ps in by_video.items() if (errs := [p for p in ps if policy.get(p["kind"]) != "warn"])}
+    records = [r for r in records if r.video_id not in failed]
+    errors = [Problem(**p) for ps in failed.values() for p in ps]
     if not records:
-        raise HVLInputError(f"{raw}: no usable video (each needs a readable video and a transcript)")
+        raise HVLInputError(describe_errors(errors, f"{raw}: no usable video (each needs a readable video and a "
+                                                    "transcript); nothing was written:") if errors else
+                            f"{raw}: no usable video (each needs a readable video and a transcript)")
 
     split_of, split_source = _splits(layout, [r.video_id for r in records], cfg)
     if cfg.reencode or cfg.frames_fps:
@@ -269,8 +330,39 @@ def prepare(raw: str | Path, out: str | Path, cfg: PrepareConfig | None = None,
         else:
             (out / f"{s}.jsonl").unlink(missing_ok=True)  # a manifest from an earlier run would be stale
     info = {"root": str(Path(raw)), "kind": layout.kind, "splits": split_source, "stray_files": layout.stray,
-            "videos_found": len(layout.inputs), "videos_kept": len(records)}
+            "videos_found": len(layout.inputs), "videos_kept": len(records)} | (
+        {"videos_left_out": sorted(failed)} if failed else {})
     report = summarise(by_split, counts, problems, cfg.model_dump(mode="json"), info, cfg.seed)
     write_json(out / "report.json", report)
     atomic_write_bytes(out / "report.html", render_html(report).encode())
-    return {**report, "_run": {"rebuilt_videos": rebuilt, "cached_videos": len(usable) - rebuilt}}
+    left_out = describe_errors(errors, f"{len(errors)} problem(s) in the raw inputs; left out of the manifests: "
+                                       f"{', '.join(sorted(failed))}; the other {len(records)} video(s) were written "
+                                       f"to {out}:") if errors else None
+    return {**report, "_run": {"rebuilt_videos": rebuilt, "cached_videos": len(usable) - rebuilt,
+                               "left_out": left_out}}
+
+
+@dataclass(frozen=True)
+class PrepareRun:
+    """``hvl prepare``: the raw folder, the output folder, the settings, and ``--json`` (a file, or ``-``: the
+    report on stdout instead of the table)."""
+
+    raw: str
+    out: str
+    config: PrepareConfig = field(default_factory=PrepareConfig)
+    json: str | None = None
+    progress: bool = True
+
+
+def run_prepare(run: PrepareRun) -> dict[str, Any]:
+    """:func:`prepare`, then the report as a table (or JSON); a video left out is one error after the others are
+    written (the exit status says that not all of them are there)."""
+    report = prepare(run.raw, run.out, run.config, progress=run.progress)
+    run_info = report.pop("_run")
+    emit(report, render_table(report), run.json)
+    if run.json != STDOUT:
+        print(f"rebuilt {run_info['rebuilt_videos']} video(s), {run_info['cached_videos']} from cache; "
+              f"wrote {run.out}/{{train,val,test}}.jsonl, report.json, report.html")
+    if run_info["left_out"]:
+        raise HVLInputError(run_info["left_out"])
+    return report

@@ -33,7 +33,7 @@ from ...errors import HVLInputError
 from ...io import load_config
 from .chapters import ABSTRACT_SUFFIXES, CHAPTER_SUFFIXES
 from .subtitles import TRANSCRIPT_SUFFIXES, csv_rows, quote
-from .ytdlp import split_ytdlp_name
+from .ytdlp import split_ytdlp_name, unusable_id
 
 __all__ = ["VIDEO_SUFFIXES", "Inputs", "Layout", "LayoutSpec", "discover"]
 
@@ -73,6 +73,7 @@ class Layout:
     splits: dict[str, str] | None  # video id -> split, when the corpus brings its own
     splits_file: str | None = None
     stray: list[str] = field(default_factory=list)  # files of a known folder whose name says nothing usable
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (id, file, why): ids no video may have
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -204,6 +205,14 @@ def _flat_layout(root: Path) -> tuple[dict[str, Inputs], list[str]] | None:
     return inputs, stray
 
 
+def _usable_ids(inputs: dict[str, Inputs]) -> tuple[dict[str, Inputs], list[tuple[str, str, str]]]:
+    """The inputs whose id can name a video, and (id, a file of it, why) for the others ('..' from a yt-dlp name
+    'Title [..].mp4' would make frames/<id>/ the output folder itself)."""
+    refused = [(vid, str(next(iter(inp.files()), vid)), why) for vid, inp in inputs.items()
+               if (why := unusable_id(vid))]
+    return {vid: inp for vid, inp in inputs.items() if not unusable_id(vid)}, refused
+
+
 def discover(root: str | Path, layout_file: str | Path | None = None, videos: str | Path | None = None) -> Layout:
     root = Path(root)
     if not root.is_dir():
@@ -215,10 +224,11 @@ def discover(root: str | Path, layout_file: str | Path | None = None, videos: st
         kind, spec = "peskavlp", pesk
     elif not videos and not (root / "videos").is_dir() and (flat := _flat_layout(root)) is not None:
         found, stray = flat
+        found, refused = _usable_ids(found)
         if (root / "splits.csv").is_file():
             splits, _ = read_splits(root / "splits.csv")
-            return Layout("ytdlp", root, dict(sorted(found.items())), splits, str(root / "splits.csv"), stray)
-        return Layout("ytdlp", root, dict(sorted(found.items())), None, None, stray)
+            return Layout("ytdlp", root, dict(sorted(found.items())), splits, str(root / "splits.csv"), stray, refused)
+        return Layout("ytdlp", root, dict(sorted(found.items())), None, None, stray, refused)
     if videos:
         spec = spec.model_copy(update={"videos": str(videos)})
     splits_path = root / spec.splits if spec.splits else (root / "splits.csv" if (root / "splits.csv").is_file()
@@ -263,4 +273,6 @@ def discover(root: str | Path, layout_file: str | Path | None = None, videos: st
         raise HVLInputError(f"{root}: no videos ({'/'.join(VIDEO_SUFFIXES)}) under {video_dir} and no transcripts; "
                             "expected videos/<id>.mp4 and transcripts/<id>.<source>.srt, or a yt-dlp folder of "
                             "'<title> [<id>].mp4' + '.en.vtt' + '.info.json' (see docs/prepare.md)")
-    return Layout(kind, root, dict(sorted(inputs.items())), splits, str(splits_path) if splits_path else None, stray)
+    inputs, refused = _usable_ids(inputs)
+    return Layout(kind, root, dict(sorted(inputs.items())), splits, str(splits_path) if splits_path else None, stray,
+                  refused)

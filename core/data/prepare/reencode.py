@@ -8,14 +8,13 @@ unchanged is kept: an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import HVLInputError
-from ...io import write_json
+from ...io import atomic_dir, atomic_path, write_json
 
 __all__ = ["FRAMES_META", "extract_frames", "reencode_h264", "source_key"]
 
@@ -46,14 +45,16 @@ def reencode_h264(src: Path, dst: Path, size: int, gop: int, crf: int = 20) -> b
     import av
     from av.video.frame import PictureType
 
+    from ..video import muxer_for
+
     meta = dst.with_name(dst.name + ".json")
     key = source_key(src, codec="h264", size=size, gop=gop, crf=crf)
     if dst.is_file() and _done(meta, key):
         return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
     try:
-        with av.open(str(src)) as inp, av.open(str(tmp), mode="w") as out:
+        with (atomic_path(dst) as tmp, av.open(str(src)) as inp,
+              av.open(str(tmp), mode="w", format=muxer_for(dst)) as out):
             vin = inp.streams.video[0]
             rate = vin.average_rate or vin.guessed_rate or 25
             w, h = _scaled(vin.codec_context.width, vin.codec_context.height, size)
@@ -73,9 +74,7 @@ def reencode_h264(src: Path, dst: Path, size: int, gop: int, crf: int = 20) -> b
             for packet in vout.encode():
                 out.mux(packet)
     except av.FFmpegError as e:
-        tmp.unlink(missing_ok=True)
         raise HVLInputError(f"{src}: cannot re-encode ({e})") from None
-    tmp.replace(dst)
     write_json(meta, key)
     return True
 
@@ -88,9 +87,7 @@ def extract_frames(src: Path, dst: Path, fps: float, size: int | None = None) ->
     key = source_key(src, frames_fps=fps, size=size)
     if dst.is_dir() and _done(dst / FRAMES_META, {**key, "fps": fps}):
         return False
-    tmp = dst.with_name(dst.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     n = 0
 
     def emit(img: np.ndarray, until: float) -> None:
@@ -104,7 +101,7 @@ def extract_frames(src: Path, dst: Path, fps: float, size: int | None = None) ->
             Image.fromarray(img).save(tmp / f"{n:06d}.jpg", quality=92)
 
     try:
-        with av.open(str(src)) as inp:
+        with atomic_dir(dst) as tmp, av.open(str(src)) as inp:
             vin = inp.streams.video[0]
             tb, step = float(vin.time_base), 1.0 / float(vin.average_rate or 25)
             prev, prev_t = None, 0.0
@@ -115,10 +112,7 @@ def extract_frames(src: Path, dst: Path, fps: float, size: int | None = None) ->
                 prev, prev_t = frame.to_ndarray(format="rgb24"), t
             if prev is not None:
                 emit(prev, prev_t + step)
+            write_json(tmp / FRAMES_META, {**key, "fps": fps})
     except av.FFmpegError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise HVLInputError(f"{src}: cannot extract frames ({e})") from None
-    write_json(tmp / FRAMES_META, {**key, "fps": fps})
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.replace(dst)
     return True

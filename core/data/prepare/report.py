@@ -135,6 +135,8 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"overlapping cues (legal in WebVTT / SubRip, kept): {report['counts']['overlapping_cues']}")
     if report["problems"]["count"]:
         lines.append(f"warnings: {report['problems']['by_kind']} (listed in report.json)")
+    if report["layout"].get("videos_left_out"):
+        lines.append(f"left out because of a problem: {', '.join(report['layout']['videos_left_out'])}")
     lines += [f"note: {a}" for a in report["advice"]]
     if report["top_clip_texts"]:
         lines.append("most frequent clip texts: " + "; ".join(f"{t['count']}x {t['text'][:40]!r}"

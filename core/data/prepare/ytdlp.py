@@ -16,7 +16,6 @@ other command that takes a yt-dlp folder (the video id, the title, uploader and 
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,11 +23,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import HVLInputError, format_validation_error
-from .subtitles import quote, read_text
+from ...io import read_json
 from .text import clean_text
 
 __all__ = ["ABSTRACT_MODES", "InfoChapter", "InfoJson", "description_abstract", "parse_ytdlp_name", "read_info_json",
-           "split_ytdlp_name"]
+           "split_ytdlp_name", "unusable_id"]
 
 AbstractMode = Literal["paragraph", "description", "title", "none"]
 ABSTRACT_MODES: tuple[str, ...] = ("paragraph", "description", "title", "none")
@@ -40,6 +39,18 @@ def split_ytdlp_name(name: str) -> tuple[str, str, str] | None:
     """``'Talk [Part 1] [abc].en.vtt'`` → ``('Talk [Part 1]', 'abc', '.en.vtt')``; None if not yt-dlp's form."""
     m = _NAME.match(name)
     return (m["title"].rstrip(), m["id"], m["rest"]) if m else None
+
+
+def unusable_id(video_id: str) -> str | None:
+    """Why ``video_id`` (read from a file's name) cannot name a video, else None: ids become file and folder names
+    (``frames/<id>/``, ``<id>.json``) and URLs, so '', '.', '..' and anything with a separator are refused."""
+    if not video_id:
+        return "the id is empty"
+    if video_id in (".", ".."):
+        return f"the id {video_id!r} names a folder, not a video"
+    if any(c in video_id for c in "/\\\0"):
+        return f"the id {video_id!r} holds a path separator or a NUL"
+    return None
 
 
 def parse_ytdlp_name(path: str | Path) -> tuple[str, str] | None:
@@ -77,14 +88,8 @@ class InfoJson(BaseModel):
 def read_info_json(path: str | Path) -> dict[str, Any]:
     """``{id, title, uploader, channel, upload_date, description, duration, webpage_url, tags, chapters}``,
     None where the file has nothing; ``chapters`` is a list of ``{start_time, end_time, title}`` ([] if none)."""
-    path = Path(path)
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise HVLInputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise HVLInputError(f"{path}: expected yt-dlp's info object ({{'id': ..., 'title': ...}}), "
-                            f"got {quote(data)}")
+    data = read_json(path, what="yt-dlp's info object ({'id': ..., 'title': ...})",
+                     fix="download it again (yt-dlp --write-info-json --skip-download URL) or delete it")
     try:
         info = InfoJson.model_validate(data)
     except ValidationError as e:

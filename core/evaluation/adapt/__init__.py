@@ -5,7 +5,8 @@ K shots per class) and a multi-stage temporal convolution over whole videos, bot
 embeddings of labelled training videos (computed once, through the feature cache); ``hvl zeroshot --head`` reuses a
 saved head. One job per module: :mod:`.heads` (the heads and their file), :mod:`.embeddings` (frozen embeddings
 through the cache), :mod:`.fit` (protocols and training), :mod:`.ladder` (zero-shot → windows → shots → probe →
-temporal, paired against zero-shot) and :mod:`.command` (``hvl adapt``). May import :mod:`hvl.core.models`,
+temporal, paired against zero-shot); the ``hvl adapt`` run is :func:`hvl.core.evaluation.runs.run_adapt`. May
+import :mod:`.zeroshot` (never the other way round), :mod:`hvl.core.models`,
 :mod:`hvl.core.data`, the rest of :mod:`hvl.core.evaluation` and the leaves.
 """
 from ..._lazy import lazy_exports

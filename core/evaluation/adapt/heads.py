@@ -244,7 +244,7 @@ def load_head(path: str | Path) -> LinearHead | TemporalHead:
         raise HVLInputError(f"{path}: head file not found; train one with `hvl adapt ... --head-out {path}`")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (whatever torch.load raises on a bad file is one error naming it)
         raise HVLInputError(f"{path}: not a loadable head file ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(blob, dict) or blob.get("format") != HEAD_FORMAT:
         raise HVLInputError(f"{path}: not an hvl head (field 'format' should be '{HEAD_FORMAT}'); heads are written "

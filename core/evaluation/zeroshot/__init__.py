@@ -7,9 +7,9 @@ per video, then averaged over videos. Prompt ensembles are averaged in embedding
 
 One job per module: :mod:`.config` (the YAML config, input checks), :mod:`.frames` (which frames are scored, the
 Dataset decoding them), :mod:`.threads` (the model's CPU threads), :mod:`.windows` (windowed embeddings),
-:mod:`.classify` (prediction and metrics), :mod:`.files` (``--predictions`` files, format in
-:mod:`hvl.core.data.predictions`) and :mod:`.command` (the ``hvl zeroshot`` arguments and run). Names are
-imported on first use, so ``hvl zeroshot --help`` loads only the command.
+:mod:`.classify` (prediction and metrics) and :mod:`.files` (``--predictions`` files, format in
+:mod:`hvl.core.data.predictions`); the ``hvl zeroshot`` run is :func:`hvl.core.evaluation.runs.run_zeroshot`.
+Imports nothing of :mod:`hvl.core.evaluation.adapt`. Names are imported on first use.
 """
 from ..._lazy import lazy_exports
 

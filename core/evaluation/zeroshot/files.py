@@ -8,7 +8,6 @@ from typing import Any
 
 from torch import Tensor
 
-from ...data.records import Resolved
 from ...data.predictions import (
     MANIFEST_FILE,
     PREDICTIONS_FORMAT,
@@ -18,6 +17,7 @@ from ...data.predictions import (
     Smoothing,
     VideoPredictions,
 )
+from ...data.records import Resolved
 from ...io import write_json
 from ..metrics import PHASE_METRICS, phase_metrics
 from ..temporal import smooth_mode

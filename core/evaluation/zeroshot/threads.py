@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Any
+from typing import Self
 
 import torch
 
@@ -30,7 +30,7 @@ class CpuThreads:
         self.steps, self.chosen = 0, self.full
         self.pace: dict[int, list[float]] = {}
 
-    def __enter__(self) -> CpuThreads:
+    def __enter__(self) -> Self:
         return self
 
     def step(self, waited_s: float, model_s: float) -> int:
@@ -54,6 +54,6 @@ class CpuThreads:
             torch.set_num_threads(want)
         return want
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.active:
             torch.set_num_threads(self.full)

@@ -5,8 +5,8 @@
 * a vector database that scales out past one machine (see :mod:`.base` for the interface and the registry
   :data:`BACKENDS`): the index folder records which backend holds its vectors and where (``index.json``
   fields ``backend``, ``backend_url``, ``collection``), so `hvl search`, `hvl serve` and `hvl search-eval`
-  work unchanged on either.
+  work unchanged on either (a server only when ``--backend-url`` names it too: see :func:`.base.server_url`).
 """
-from .base import BACKENDS, SearchBackend, VideoHit, open_backend
+from .base import BACKENDS, BackendUnreachable, SearchBackend, VideoHit, open_backend, server_url
 
-__all__ = ["BACKENDS", "SearchBackend", "VideoHit", "open_backend"]
+__all__ = ["BACKENDS", "BackendUnreachable", "SearchBackend", "VideoHit", "open_backend", "server_url"]

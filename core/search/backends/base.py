@@ -57,10 +57,35 @@ class SearchBackend(Protocol):
     def close(self) -> None: ...
 
 
-def open_backend(index_dir: str | Path, header: dict[str, Any], create: bool = False) -> SearchBackend:
-    """The backend ``header['backend']`` names, for the index at ``index_dir``."""
+class BackendUnreachable(HVLInputError):
+    """The server the user named does not answer as the backend's server does (down, or another kind of server)."""
+
+
+def server_url(index_dir: str | Path, header: dict[str, Any], given: str | None) -> str | None:
+    """The server an index's vectors are reached at: the one the user named (``--backend-url``), never one that
+    a file in the index folder names. An index folder is shared; the server it names would receive every query
+    vector and the user's ``QDRANT_API_KEY``. So ``index.json``'s ``backend_url`` is only checked against the
+    command line: a URL it names and the user did not is refused, never contacted."""
+    where = Path(index_dir) / "index.json"
+    named = header.get("backend_url") or None
+    if named is not None and given is None:
+        raise HVLInputError(f"{where}: field 'backend_url' names the server {str(named)[:200]!r}; hvl does not "
+                            "connect to a server that a file in the index folder names (it would receive your "
+                            f"queries and QDRANT_API_KEY). If you trust it, pass --backend-url {str(named)[:200]}")
+    if given is not None and given != named:
+        have = f"names the server {str(named)[:200]!r}" if named else "names no server (its vectors are local)"
+        raise HVLInputError(f"{where}: field 'backend_url' {have}, but --backend-url is {given!r}; pass the "
+                            "index's own server, or index into the other server with `hvl index --backend-url`")
+    return given
+
+
+def open_backend(index_dir: str | Path, header: dict[str, Any], create: bool = False,
+                 backend_url: str | None = None) -> SearchBackend:
+    """The backend ``header['backend']`` names, for the index at ``index_dir``; a server only at ``backend_url``
+    (the user's, see :func:`server_url`)."""
     name = header.get("backend", "faiss")
     if name not in BACKENDS:
         raise HVLInputError(f"{Path(index_dir) / 'index.json'}: field 'backend' is {name!r}; this hvl knows "
                             f"{['faiss', *sorted(BACKENDS)]}")
-    return importlib.import_module(BACKENDS[name]).open(Path(index_dir), header, create)
+    url = server_url(index_dir, header, backend_url)
+    return importlib.import_module(BACKENDS[name]).open(Path(index_dir), header, create, url)

@@ -12,13 +12,12 @@ than ``faiss`` is a mirror of them that answers "which videos are near this quer
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...io import write_json
+from ...io import read_json, write_json
 from ..store import committed_shards, group_of, read_shard_embeddings, read_shard_meta
 from .base import open_backend
 
@@ -29,18 +28,21 @@ def _state(root: Path) -> dict[str, list[str]]:
     path = root / STATE
     if not path.is_file():
         return {}
-    return {k: list(v) for k, v in json.loads(path.read_text()).get("shards", {}).items()}
+    state = read_json(path, what="the record of the shards mirrored to the backend",
+                      fix="delete it: the next `hvl index` mirrors every shard again")
+    return {k: list(v) for k, v in state.get("shards", {}).items()}
 
 
-def mirror(index_dir: str | Path, header: dict[str, Any]) -> dict[str, Any]:
-    """Bring the backend ``header`` names up to the committed shards; returns what was added and deleted."""
+def mirror(index_dir: str | Path, header: dict[str, Any], backend_url: str | None = None) -> dict[str, Any]:
+    """Bring the backend ``header`` names (a server: at ``backend_url``, the user's) up to the committed shards;
+    returns what was added and deleted."""
     root = Path(index_dir)
     done = _state(root)
     live = committed_shards(root)
     metas = {name: read_shard_meta(root, name) for name in live}
     live_ids = {m["video_id"] for ms in metas.values() for m in ms}
     gone = sorted({v for name, ids in done.items() if name not in metas for v in ids} - live_ids)
-    backend = open_backend(root, header, create=True)
+    backend = open_backend(root, header, create=True, backend_url=backend_url)
     added = 0
     try:
         if gone:

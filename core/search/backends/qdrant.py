@@ -19,7 +19,9 @@ Where the vectors live (``index.json`` fields):
   ``collection`` (default ``"hvl"``); the same code path, so an index moves to a cluster by naming its URL.
   Run a server with the official image: ``docker run -p 6333:6333 -v $PWD/qdrant:/qdrant/storage
   qdrant/qdrant`` (or its release binary), then ``hvl index ... --backend qdrant --backend-url
-  http://localhost:6333``;
+  http://localhost:6333``. The field records the server; it never chooses it: `hvl search`, `hvl serve` and
+  `hvl search-eval` connect only to the ``--backend-url`` given, and refuse an index whose field names another
+  (or one not given), since a shared index folder could name any server;
 * ``backend_pool`` (optional, default :data:`POOL`): frames the approximate search proposes per query.
 
 One point per frame: vector (inner product = cosine, vectors are L2-normalised) and payload ``video_id``,
@@ -31,10 +33,13 @@ Search (hvl's ``max`` ranking, :func:`hvl.core.search.query.aggregate`): an HNSW
 breadth ``ef`` = 4 x pool, the pool rescored from the float vectors) proposes the ``pool`` nearest frames (only
 ``group``'s, with a filter); each video in the pool has as score its best pooled frame, which is its true best
 frame whenever HNSW found the exact top frames (a video's best frame outranks any of its frames in the pool).
-The ``rescore`` best videos (default ``3 * k``) are then rescored exactly from every one of their frames (an
-exact filtered search), which fixes a best frame HNSW missed and gives each video its ``moments`` best frames.
-Qdrant's server has ``query_points_groups`` (group_by video); Qdrant Edge has no grouping, and one code path for
-both keeps results identical between an embedded index and its server copy.
+A pool holding fewer than ``rescore`` videos (long videos fill it: the best 1,000 frames of 10-minute recordings
+are two or three recordings') is followed by another ``pool`` search without the videos already in (a
+``must_not`` filter on ``video_id``), up to :data:`GATHER_ROUNDS` searches. The ``rescore`` best videos (default
+``3 * k``) are then rescored exactly from every one of their frames (an exact filtered search), which fixes a
+best frame HNSW missed and gives each video its ``moments`` best frames. Qdrant's server has
+``query_points_groups`` (group_by video); Qdrant Edge has no grouping, and one code path for both keeps results
+identical between an embedded index and its server copy.
 
 At scale the HNSW breadth decides recall on near-uniform embeddings (``search.py``'s isotropic shape): video
 recall@10 at pool 1000 fell from 0.99 (30k frames) to 0.81 (200k) with ef = 2 x pool; ef = 4 x pool gives 0.996
@@ -52,7 +57,9 @@ from typing import Any, Self
 import numpy as np
 
 from ...errors import HVLInputError
-from .base import VideoHit
+from ...extras import require
+from ...io import confined_dir
+from .base import BackendUnreachable, VideoHit
 
 __all__ = ["POOL", "QdrantBackend", "open"]
 
@@ -64,6 +71,7 @@ HNSW_M, HNSW_EF_CONSTRUCT = 16, 64
 BATCH = 2048           # points per upsert
 PAYLOAD_FIELDS = ("video_id", "group")
 SINGLE_RESCORE_MAX = 4096   # rescoring as one filtered search while the candidates have at most this many frames
+GATHER_ROUNDS = 16          # frame pools searched at most per query to gather the videos rescored (long videos)
 EDGE_DIR = "qdrant"
 
 
@@ -77,7 +85,7 @@ class _Edge:
     """Qdrant Edge: the engine in this process, its shard in a folder."""
 
     def __init__(self, path: Path, dim: int, create: bool) -> None:
-        import qdrant_edge as Q
+        Q = require("qdrant_edge", extra="qdrant", needed_by="the Qdrant backend (--backend qdrant)")
 
         self.Q, self.path = Q, path
         exists = (path / "edge_config.json").is_file()
@@ -103,10 +111,13 @@ class _Edge:
                                     "time); stop it, or serve the index from a Qdrant server (backend_url)") from None
             raise HVLInputError(f"{path}: cannot open the Qdrant shard ({e})") from None
 
-    def _filter(self, key: str, values: list[str]):
+    def _filter(self, key: str | None, values: list[str] | None, exclude: list[str] | None = None):
+        """Points whose ``key`` is one of ``values`` (any point without ``key``), none of the videos ``exclude``."""
         Q = self.Q
-        match = Q.MatchValue(values[0]) if len(values) == 1 else Q.MatchAny(list(values))
-        return Q.Filter(must=[Q.FieldCondition(key, match=match)])
+        match = (lambda v: Q.MatchValue(v[0]) if len(v) == 1 else Q.MatchAny(list(v)))
+        must = [Q.FieldCondition(key, match=match(values))] if key else None
+        must_not = [Q.FieldCondition("video_id", match=match(exclude))] if exclude else None
+        return Q.Filter(must=must, must_not=must_not) if must or must_not else None
 
     def upsert(self, ids: list[int], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         Q = self.Q
@@ -124,8 +135,8 @@ class _Edge:
         return Q.QueryRequest(limit=limit, query=Q.Query.Nearest(q), filter=flt, with_payload=payload, params=params)
 
     def query(self, q: np.ndarray, limit: int, key: str | None, values: list[str] | None, exact: bool,
-              payload: list[str]) -> list[tuple[float, dict[str, Any]]]:
-        flt = self._filter(key, values) if key else None
+              payload: list[str], exclude: list[str] | None = None) -> list[tuple[float, dict[str, Any]]]:
+        flt = self._filter(key, values, exclude)
         return [(p.score, p.payload) for p in self.shard.query(self._request(q, limit, flt, exact, payload))]
 
     def query_each(self, q: np.ndarray, limit: int, key: str, values: list[str], payload: list[str]
@@ -148,6 +159,28 @@ class _Edge:
         self.shard.close()
 
 
+class _Answered:
+    """A qdrant-client object whose every call fails as one :class:`BackendUnreachable` naming the server: a refused
+    connection, or a reply that is not a Qdrant server's (httpx, gRPC, JSON and pydantic errors alike), is a
+    problem with the URL given, not a traceback (or, in `hvl serve`, a 500)."""
+
+    def __init__(self, target: Any, url: str) -> None:
+        self._target, self._url = target, url
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        try:
+            return self._target(*args, **kw)
+        except HVLInputError:
+            raise
+        except Exception as e:  # noqa: BLE001 (whatever the transport or the reply's parser raises)
+            raise BackendUnreachable(f"--backend-url {self._url!r}: no Qdrant server answers there "
+                                     f"({type(e).__name__}: {str(e)[:200]}); check the URL and that the server "
+                                     "runs") from None
+
+    def __getattr__(self, name: str) -> Any:
+        return _Answered(getattr(self._target, name), self._url)
+
+
 class _Server:
     """A Qdrant server or cluster through ``qdrant-client`` (the same requests as :class:`_Edge`)."""
 
@@ -158,13 +191,10 @@ class _Server:
             raise HVLInputError(f"backend_url {url!r}: a Qdrant server needs qdrant-client "
                                 "(pip install 'hvl[qdrant]')") from None
         self.M, self.collection = models, collection
+        # the key goes only to a URL the user gave (--backend-url), never to one an index folder names
         kw = {"location": url} if url == ":memory:" else {"url": url, "api_key": os.environ.get("QDRANT_API_KEY")}
-        self.client = QdrantClient(**kw)
-        try:
-            exists = self.client.collection_exists(collection)
-        except Exception as e:  # noqa: BLE001 (connection errors of httpx or grpc alike)
-            raise HVLInputError(f"backend_url {url!r}: no Qdrant server answers ({e})") from None
-        if not exists:
+        self.client = _Answered(_Answered(QdrantClient, url)(**kw), url)
+        if not self.client.collection_exists(collection):
             if not create:
                 raise HVLInputError(f"{url}: no collection {collection!r}; build the index with `hvl index ... "
                                     "--backend qdrant`")
@@ -176,10 +206,12 @@ class _Server:
             for f in PAYLOAD_FIELDS:
                 self.client.create_payload_index(collection, f, models.PayloadSchemaType.KEYWORD)
 
-    def _filter(self, key: str, values: list[str]):
+    def _filter(self, key: str | None, values: list[str] | None, exclude: list[str] | None = None):
         M = self.M
-        match = M.MatchValue(value=values[0]) if len(values) == 1 else M.MatchAny(any=list(values))
-        return M.Filter(must=[M.FieldCondition(key=key, match=match)])
+        match = (lambda v: M.MatchValue(value=v[0]) if len(v) == 1 else M.MatchAny(any=list(v)))
+        must = [M.FieldCondition(key=key, match=match(values))] if key else None
+        must_not = [M.FieldCondition(key="video_id", match=match(exclude))] if exclude else None
+        return M.Filter(must=must, must_not=must_not) if must or must_not else None
 
     def upsert(self, ids: list[int], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
         self.client.upsert(self.collection, wait=True, points=self.M.Batch(ids=ids, vectors=vectors.tolist(),
@@ -196,9 +228,9 @@ class _Server:
                                quantization=M.QuantizationSearchParams(rescore=True)))
 
     def query(self, q: np.ndarray, limit: int, key: str | None, values: list[str] | None, exact: bool,
-              payload: list[str]) -> list[tuple[float, dict[str, Any]]]:
+              payload: list[str], exclude: list[str] | None = None) -> list[tuple[float, dict[str, Any]]]:
         r = self.client.query_points(self.collection, query=q.tolist(), limit=limit, with_payload=payload,
-                                     query_filter=self._filter(key, values) if key else None,
+                                     query_filter=self._filter(key, values, exclude),
                                      search_params=self._params(limit, exact))
         return [(p.score, p.payload) for p in r.points]
 
@@ -300,6 +332,24 @@ class QdrantBackend:
         for s in range(0, len(ids), 1000):
             self.store.delete("video_id", ids[s: s + 1000])
 
+    def _pooled_videos(self, q: np.ndarray, pool: int, want: int, group: str | None
+                       ) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Each video of the frame pools and its best pooled frame (score, payload): the ``pool`` nearest frames,
+        then, while fewer than ``want`` videos are in, the ``pool`` nearest frames of the videos not yet in (at most
+        :data:`GATHER_ROUNDS` searches). A pool of frames fills up with a few long videos' frames (the best 1,000
+        frames of 10-minute recordings are two or three recordings'); Qdrant Edge has no grouping by video, so
+        the videos already found are filtered out instead."""
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        for _ in range(GATHER_ROUNDS):
+            hits = self.store.query(q, pool, "group" if group is not None else None,
+                                    [group] if group is not None else None, False, ["video_id", "group", "n", "path"],
+                                    exclude=sorted(best) or None)
+            for s, p in hits:  # best first: a video's first hit is its best pooled frame
+                best.setdefault(p["video_id"], (s, p))
+            if len(best) >= want or len(hits) < pool:
+                return best
+        return best
+
     def search(self, query: np.ndarray, k: int = 10, moments: int = 3, group: str | None = None,
                pool: int | None = None, rescore: int | None = None) -> list[VideoHit]:
         """The ``k`` videos with the best frame, best first (ties by video_id), each with its ``moments`` best
@@ -315,11 +365,7 @@ class QdrantBackend:
             raise HVLInputError(f"group must be a string (got {group!r})")
         pool = max(int(pool or self.pool), 10 * k)
         rescore = max(int(rescore or 3 * k), k)
-        hits = self.store.query(q, pool, "group" if group is not None else None, [group] if group is not None else None,
-                                False, ["video_id", "group", "n", "path"])
-        best: dict[str, tuple[float, dict[str, Any]]] = {}
-        for s, p in hits:  # best first: a video's first hit is its best pooled frame
-            best.setdefault(p["video_id"], (s, p))
+        best = self._pooled_videos(q, pool, rescore, group)
         if not best:
             if group is not None:
                 raise HVLInputError(f"--group '{group}' is not in the index")
@@ -371,8 +417,10 @@ class QdrantBackend:
         self.close()
 
 
-def open(index_dir: Path, header: dict[str, Any], create: bool) -> QdrantBackend:
-    """The Qdrant backend of the index at ``index_dir`` (see the module's docstring for the header fields)."""
+def open(index_dir: Path, header: dict[str, Any], create: bool, url: str | None = None) -> QdrantBackend:
+    """The Qdrant backend of the index at ``index_dir`` (see the module's docstring for the header fields): the
+    server at ``url`` when given (the user's; :func:`.base.open_backend` has checked it against the header, whose
+    own ``backend_url`` is never contacted), else the embedded shard."""
     index_dir = Path(index_dir)
     dim = header.get("dim")
     if not isinstance(dim, int) or dim < 1:
@@ -381,7 +429,6 @@ def open(index_dir: Path, header: dict[str, Any], create: bool) -> QdrantBackend
     pool = header.get("backend_pool", POOL)
     if not isinstance(pool, int) or pool < 1:
         raise HVLInputError(f"{index_dir / 'index.json'}: field 'backend_pool' is {pool!r}, expected an integer >= 1")
-    url = header.get("backend_url")
     if url:
         collection = str(header.get("collection", "hvl"))
         return QdrantBackend(_Server(str(url), collection, dim, create), dim, pool, f"{url} ({collection})")
@@ -389,5 +436,17 @@ def open(index_dir: Path, header: dict[str, Any], create: bool) -> QdrantBackend
         index_dir.mkdir(parents=True, exist_ok=True)
     elif not index_dir.is_dir():
         raise HVLInputError(f"{index_dir}: no such index folder")
-    path = index_dir / EDGE_DIR
+    path = edge_dir(index_dir)
     return QdrantBackend(_Edge(path, dim, create), dim, pool, str(path))
+
+
+def edge_dir(index_dir: Path) -> Path:
+    """``<index>/qdrant``, refused when it, or anything in it, is a link, or it lies outside the index: the engine
+    rewrites its files on every open (even a read-only `hvl search`), so ``qdrant -> DIR`` would rewrite DIR."""
+    path = confined_dir(index_dir, EDGE_DIR)
+    for folder, dirs, files in os.walk(path):  # does not follow links
+        for name in dirs + files:
+            if os.path.islink(os.path.join(folder, name)):
+                raise HVLInputError(f"{os.path.join(folder, name)}: is a symbolic link inside the Qdrant shard; hvl "
+                                    f"opens only a shard of real files — delete {path} and re-run `hvl index`")
+    return path

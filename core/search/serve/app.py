@@ -1,4 +1,4 @@
-"""The FastAPI app of `hvl serve`: a JSON API (OpenAPI at ``/docs``) and the two pages it serves.
+"""The FastAPI app of `hvl serve`: a JSON API (its OpenAPI schema at ``/openapi.json``) and the two pages it serves.
 
 What it may send back is fixed when it starts: the static pages of this package, the videos listed
 in the index (and in the zero-shot predictions), thumbnails of indexed frames, and JSON. Requests name
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
+import re
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 
 from ...errors import HVLInputError
 from ...registry import query_types as registry_query_types
+from ..backends.base import BackendUnreachable
 from .engine import SearchEngine
 from .files import FileGone, ServedFile, VerifiedFileResponse
 from .media import ThumbnailCache, UploadError, decode_upload
@@ -49,6 +52,7 @@ STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "hvl_token"
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_ERRORS_SHOWN = 5
+API_READS = "/api/"  # GETs that return the index's media and data (pages and their static files stay linkable)
 # the pages load only their own scripts, styles and media: text that slipped into markup still cannot run
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' blob: data:; "
        "media-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -86,12 +90,24 @@ def csv_text(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+# what a browser sends as Host: a name or IPv4 address, or an IPv6 address in brackets, then an optional port
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?))(?::(?P<port>[0-9]{1,5}))?")
+
+
 def host_of(value: str) -> str:
-    """``[::1]:8000`` -> ``::1``, ``Localhost:8000`` -> ``localhost``."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else ""
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    """``[::1]:8000`` -> ``::1``, ``Localhost:8000`` -> ``localhost``; ``""`` for any form a browser does not send
+    (userinfo ``a:1@b``, text after ``]``, a port that is not a number, a second colon), so that no parser in
+    between can read another host out of it."""
+    m = _HOST.fullmatch(value.strip().lower())
+    if m is None or (m["port"] is not None and not 0 < int(m["port"]) < 65536):
+        return ""
+    if m["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(m["ip6"])
+        except ValueError:
+            return ""
+        return m["ip6"]
+    return m["name"]
 
 
 class _SameOrigin:
@@ -101,7 +117,10 @@ class _SameOrigin:
       127.0.0.1 sends its own name, and gets 421.
     * A request that changes something (any method but GET / HEAD) must come from the server's own pages:
       a cross-site form or ``fetch(..., {mode: 'no-cors'})`` (simple requests skip CORS preflight) carries an
-      ``Origin`` or ``Sec-Fetch-Site`` that says so, and gets 403."""
+      ``Origin`` or ``Sec-Fetch-Site`` that says so, and gets 403.
+    * A read of the API (thumbnails, videos, JSON) that a browser marks ``Sec-Fetch-Site: cross-site`` or
+      ``same-site`` gets 403 too (with ``Cross-Origin-Resource-Policy: same-origin`` on every response, for
+      browsers that send no ``Sec-Fetch-Site``)."""
 
     def __init__(self, app: Any, allowed: frozenset[str]):
         self.app, self.allowed = app, allowed
@@ -111,14 +130,20 @@ class _SameOrigin:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
         host = headers.get("host", "")
-        if host_of(host) not in self.allowed:
+        name = host_of(host)
+        if not name or name not in self.allowed:
             return await _reply(send, 421, f"this server answers to {sorted(self.allowed)}, not to the Host header "
                                            "sent; add the name with --allowed-host if it is yours")
+        site = headers.get("sec-fetch-site")
         if scope["method"] not in ("GET", "HEAD"):
-            origin, site = headers.get("origin"), headers.get("sec-fetch-site")
+            origin = headers.get("origin")
             if (origin is not None and urlsplit(origin).netloc.lower() != host.lower()) or \
                     site in ("cross-site", "same-site"):
                 return await _reply(send, 403, "cross-origin request refused: use the page this server serves")
+        elif site in ("cross-site", "same-site") and scope.get("path", "").startswith(API_READS):
+            # another site's <img>/<video> would learn which ids exist and their durations, and make this server
+            # decode and cache frames; the page itself, a typed URL and non-browser clients send no such value
+            return await _reply(send, 403, "cross-site read refused: use the page this server serves")
         await self.app(scope, receive, send)
 
 
@@ -178,7 +203,8 @@ def admit_review_videos(review: ReviewSet, engine: SearchEngine) -> dict[str, Se
 
 def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetStore, review: ReviewSet | None = None,
                token: str | None = None, limits: Limits = Limits()) -> FastAPI:
-    app = FastAPI(title="hvl serve", version="1",
+    # no /docs or /redoc: they load their scripts from a CDN, which the CSP blocks (the schema is /openapi.json)
+    app = FastAPI(title="hvl serve", version="1", docs_url=None, redoc_url=None,
                   description="Search an hvl index by text or by example, grow a query set, review zero-shot predictions.")
 
     app.state.engine, app.state.thumbs, app.state.queries, app.state.review = engine, thumbs, queries, review
@@ -210,6 +236,7 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -223,7 +250,7 @@ def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetSt
 
     @app.exception_handler(HVLInputError)
     async def bad_input(request: Request, exc: HVLInputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, 400)
+        return JSONResponse({"detail": str(exc)}, 502 if isinstance(exc, BackendUnreachable) else 400)
 
     def video_or_404(video_id: str) -> dict[str, Any]:
         try:

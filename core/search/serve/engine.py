@@ -53,10 +53,10 @@ class SearchEngine:
     @classmethod
     def load(cls, index: str | Path, ckpt: str | Path | None = None, model: str | None = None,
              text_model: str | None = None, trust_remote_code: bool = False, exact: bool = False,
-             videos: str | Path | None = None) -> SearchEngine:
+             videos: str | Path | None = None, backend_url: str | None = None) -> SearchEngine:
         """The index at ``index`` and the model it was built with, verified exactly as `hvl search` verifies it
         (the one ``index.json`` names, or ``ckpt`` / ``model`` if its fingerprint is the same)."""
-        idx = load_index(index, use_ann=not exact)
+        idx = load_index(index, use_ann=not exact, backend_url=backend_url)
         net = model_for_index(idx, ckpt, model, text_model, trust_remote_code)
         folder = ServedFolder(videos, "--videos") if videos else None
         return cls(idx, net, videos=folder)

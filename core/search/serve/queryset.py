@@ -30,11 +30,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...errors import HVLInputError
-from ...io import atomic_write_bytes, write_json
+from ...errors import HVLInputError, format_validation_error
+from ...io import atomic_write_bytes, open_lock, read_json, write_json
 
 JUDGEMENTS_FORMAT = "hvl-judgements"
 
@@ -73,6 +74,38 @@ def _query_set_yaml(queries: list[dict[str, Any]]) -> bytes:
     return ("queries:\n" + "".join(f"  - {flow(q)}\n" for q in queries)).encode()
 
 
+class _Judged(BaseModel):
+    """One query of the judgements file, as :meth:`QuerySetStore._write` writes it."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+    type: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    text: str = Field(min_length=1)
+    bug: str | None = None
+    relevant: list[str] = Field(default_factory=list)
+    not_relevant: list[str] = Field(default_factory=list)
+
+
+class _JudgementsFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["hvl-judgements"] = JUDGEMENTS_FORMAT
+    version: int = 1
+    yaml_sha256: str | None = None
+    queries: list[_Judged]
+
+
+def read_judgements(path: Path, yaml_name: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The queries of a judgements file and the sha256 of the YAML it last wrote; a file that is not one is one
+    error naming the file, the entry and the field (the file may come with a shared index folder)."""
+    fix = f"restore it or delete it (the query set {yaml_name} is kept and read back)"
+    data = read_json(path, what="a judgements file ({'format': 'hvl-judgements', 'queries': [...]})", fix=fix)
+    try:
+        judged = _JudgementsFile.model_validate(data)
+    except ValidationError as e:
+        raise HVLInputError(f"{format_validation_error(e, path)}\n{fix}") from None
+    return [q.model_dump() for q in judged.queries], judged.yaml_sha256
+
+
 class QuerySetStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -91,7 +124,7 @@ class QuerySetStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with self._lock, open(self.lockfile, "a") as f:
+        with self._lock, open_lock(self.lockfile) as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -110,13 +143,7 @@ class QuerySetStore:
         queries: list[dict[str, Any]] = []
         written_sha = None
         if self.judgements.is_file():
-            try:
-                data = json.loads(self.judgements.read_text())
-                queries = [dict(q) for q in data["queries"]]
-                written_sha = data.get("yaml_sha256")
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise HVLInputError(f"{self.judgements}: unreadable judgements ({str(e)[:200]}); restore it or delete "
-                                    f"it (the query set {self.path.name} is kept and read back)") from None
+            queries, written_sha = read_judgements(self.judgements, self.path.name)
         self._queries = {q["id"]: q for q in queries}
         self._by_text = {normalise(q["text"]): q["id"] for q in queries}
         if self.path.is_file() and hashlib.sha256(self.path.read_bytes()).hexdigest() != written_sha:

@@ -5,7 +5,6 @@ validated at startup; the videos the review page may play are the ``path`` field
 the server's one served folder (:mod:`.files`), looked up by video id."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from ...data.predictions import (
     VideoPredictions,
 )
 from ...errors import HVLInputError, format_validation_error
+from ...io import read_json
 
 
 @dataclass
@@ -44,12 +44,12 @@ class ReviewSet:
 
 
 def _read(path: Path, model: type[BaseModel]) -> Any:
+    fix = f"re-run `hvl zeroshot ... --predictions {path.parent}`"
+    if not path.exists():
+        raise HVLInputError(f"{path}: not found; {fix}")
+    data = read_json(path, what=f"`hvl zeroshot --predictions` output ({model.__name__})", fix=fix)
     try:
-        return model.model_validate(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise HVLInputError(f"{path}: not found; re-run `hvl zeroshot ... --predictions {path.parent}`") from None
-    except json.JSONDecodeError as e:
-        raise HVLInputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno}); re-run `hvl zeroshot --predictions`") from None
+        return model.model_validate(data)
     except ValidationError as e:
         raise HVLInputError(format_validation_error(e, path)) from None
 

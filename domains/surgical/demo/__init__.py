@@ -26,7 +26,8 @@ One job per module: :mod:`.drawing` (shapes, instruments, palette, tissue), :mod
 procedure are), :mod:`.words` (synonyms both procedures share), :mod:`.laparoscopy` (what every procedure shows:
 ports going in, clips, suction), :mod:`.cholecystectomy` and :mod:`.hysterectomy` (each procedure's scenes and
 texts), :mod:`.procedures` (by name), :mod:`.texts` (narrations, summaries, abstracts), :mod:`.render` (one
-video), :mod:`.dataset` (the files on disk) and ``python -m hvl.domains.surgical.demo`` (:mod:`.__main__`).
+video) and :mod:`.dataset` (the files on disk; ``hvl demo surgical`` and its options, declared by the
+plugin in :mod:`hvl.domains.surgical`).
 """
 from .dataset import generate, write_raw_layout
 from .procedures import PROCEDURES, get_procedure

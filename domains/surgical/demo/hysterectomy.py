@@ -14,6 +14,7 @@ measured on AutoLaparo.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -152,7 +153,7 @@ def _suture_frame(pen: Pen, L: Layout, s: float, pal: dict[str, RGB], u: float, 
     nxt = stitches[min(n, len(stitches) - 1)]
     hub = polar(nxt, across, -0.08 * s + 0.02 * s * math.sin(3 * t))
     arc = [polar(hub, across + 0.9 * (i / 4 - 0.5) * math.pi, 0.06 * s) for i in range(5)]
-    for p0, p1 in zip(arc[:-1], arc[1:]):
+    for p0, p1 in itertools.pairwise(arc):
         pen.line(p0, p1, 0.014 * s, pal["tipmetal"], shade=0.3)
     if n:
         pen.line(stitches[n - 1], arc[-1], 0.012 * s, pal["suture"])

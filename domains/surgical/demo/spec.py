@@ -2,8 +2,8 @@
 per frame) and how people talk about it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -3,8 +3,8 @@ chit-chat), a summary per phase and an abstract per video, filled from a procedu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from hvl.domains.surgical.presets import DemoPreset

@@ -1,19 +1,15 @@
-"""``hvl prepare RAW --out DIR``: raw videos and transcripts → hierarchical training manifests + report."""
+"""``hvl prepare RAW --out DIR``: raw videos and transcripts -> hierarchical training manifests and a report."""
 from __future__ import annotations
 
 import argparse
-import json
 
-from .build import PrepareConfig, prepare
-from .checks import KINDS
-from .clips import ClipConfig
-from .report import render_table
-from .splits import parse_ratios
-
-__all__ = ["add_arguments", "run"]
+from .options import add_deprecated_alias, add_json_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..data.prepare.checks import KINDS
+    from ..data.prepare.clips import ClipConfig
+
     p.add_argument("raw", help="folder with videos/, transcripts/ (+ chapters/, abstracts/), PeskaVLP's layout, "
                                "a yt-dlp download folder ('<title> [<id>].mp4', '.en.vtt', '.info.json'), "
                                "or any layout described by layout.yaml (see docs/prepare.md)")
@@ -25,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--anchor", help="transcript source whose sentences anchor the clips (default: first by name)")
     g.add_argument("--min-seconds", type=float, default=d.min_seconds, help="clip windows widened to at least this")
     g.add_argument("--max-seconds", type=float, default=d.max_seconds, help="fragments merged up to this long")
-    g.add_argument("--k", type=int, default=d.k, help="extra positives per clip from the other sources")
+    g.add_argument("--positives", dest="k", type=int, default=d.k,
+                   help=f"extra positives per clip from the other sources (default {d.k})")
+    add_deprecated_alias(g, "--k", "--positives", dest="k", type=int)
     g.add_argument("--pad", choices=["anchor", "none"], default=d.pad,
                    help="fill missing extra positives with the anchor sentence (PeskaVLP) or leave them out")
     g.add_argument("--no-merge", action="store_true", help="take every cue as a sentence")
@@ -43,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--warn", nargs="+", default=[], metavar="KIND",
                    help=f"repair these problems with a warning instead of stopping ('all' or: {', '.join(KINDS)})")
     c.add_argument("--tolerance", type=float, default=0.05,
-                   help="seconds a cue may outrun the video (or overlap the next, for the count) unreported")
+                   help="seconds a cue may outrun the video (clamped to its end and counted) or overlap the next "
+                        "(counted) unreported")
+    c.add_argument("--on-bad-video", choices=("skip", "error"), default="skip",
+                   help="skip (default): a video with a problem is left out and named, the others are written, and "
+                        "the run exits with status 2; error: any problem stops the run before anything is written")
     a = p.add_argument_group("transcription")
     a.add_argument("--asr", metavar="DIR", help="local Whisper directory: transcribe videos without a transcript")
     a.add_argument("--asr-all", action="store_true", help="transcribe every video (an extra 'asr' source)")
@@ -54,25 +56,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--gop", type=int, default=8, help="keyframe every N frames")
     r.add_argument("--frames", type=float, metavar="FPS", help="extract frames to <out>/frames/<id>/ at FPS instead")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
-
-
-def config_from(args: argparse.Namespace) -> PrepareConfig:
-    clips = ClipConfig(anchor=args.anchor, min_seconds=args.min_seconds, max_seconds=args.max_seconds, k=args.k,
-                       pad=args.pad, merge=not args.no_merge, pause_seconds=args.pause)
-    return PrepareConfig(clips=clips, warn=args.warn, tolerance=args.tolerance, abstract_from=args.abstract_from,
-                         split_ratios=parse_ratios(args.split_ratios), split_file=args.split_file, seed=args.seed,
-                         layout=args.layout, videos=args.videos, asr=args.asr, asr_all=args.asr_all,
-                         asr_chunk_seconds=args.asr_chunk, reencode=args.reencode, size=args.size, gop=args.gop,
-                         frames_fps=args.frames)
+    add_json_argument(p, "the report", was_switch=True)
 
 
 def run(args: argparse.Namespace) -> None:
-    report = prepare(args.raw, args.out, config_from(args), progress=not args.no_progress)
-    run_info = report.pop("_run")
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(render_table(report))
-    print(f"rebuilt {run_info['rebuilt_videos']} video(s), {run_info['cached_videos']} from cache; "
-          f"wrote {args.out}/{{train,val,test}}.jsonl, report.json, report.html")
+    from ..data.prepare.build import PrepareConfig, PrepareRun, run_prepare
+    from ..data.prepare.clips import ClipConfig
+    from ..data.prepare.splits import parse_ratios
+
+    clips = ClipConfig(anchor=args.anchor, min_seconds=args.min_seconds, max_seconds=args.max_seconds, k=args.k,
+                       pad=args.pad, merge=not args.no_merge, pause_seconds=args.pause)
+    config = PrepareConfig(clips=clips, warn=args.warn, tolerance=args.tolerance, abstract_from=args.abstract_from,
+                           split_ratios=parse_ratios(args.split_ratios), split_file=args.split_file, seed=args.seed,
+                           layout=args.layout, videos=args.videos, asr=args.asr, asr_all=args.asr_all,
+                           asr_chunk_seconds=args.asr_chunk, reencode=args.reencode, size=args.size, gop=args.gop,
+                           frames_fps=args.frames, on_bad_video=args.on_bad_video)
+    run_prepare(PrepareRun(raw=args.raw, out=args.out, config=config, json=args.json, progress=not args.no_progress))

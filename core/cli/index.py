@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..ann import ANN_MEMORY_DEFAULT
-from ..store import DEFAULT_SHARD_ROWS
+from .options import add_model_arguments, model_source
 
-__all__ = ["add_arguments", "run"]
+
+def _devices(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ...models.arguments import add_model_arguments
+    from ..search.ann_specs import ANN_MEMORY_DEFAULT
+    from ..search.store import DEFAULT_SHARD_ROWS
 
     p.add_argument("videos", help="folder laid out as <videos>/<group>/<id>.mp4 (GamePhysics: a group is a game)")
     add_model_arguments(p)
@@ -20,10 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", default="clip", help="embedding space (default clip: frames <-> moment texts)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
     p.add_argument("--num-workers", type=int, default=2, help="decoding processes per device")
-    p.add_argument("--devices", default="1", help="devices for Lightning (e.g. 4, or 'auto')")
+    p.add_argument("--devices", type=_devices, default=1, help="devices for Lightning (e.g. 4, or 'auto')")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, help="frames per committed shard")
-    p.add_argument("--on-bad-video", choices=("error", "skip"), default="error")
+    p.add_argument("--on-bad-video", choices=("skip", "error"), default="skip",
+                   help="skip (default): a video that cannot be decoded is listed in <out>/skipped.jsonl and retried "
+                        "by the next run, the others are indexed, and the run exits with status 2; error: stop at the "
+                        "first one")
+    p.add_argument("--replace-videos-root", action="store_true",
+                   help="--out indexes another videos folder: make it this folder's index (the other folder's videos "
+                        "leave it) instead of refusing")
     p.add_argument("--ann", choices=("auto", "none", "ivf", "ivfpq", "hnsw", "fastscan", "two_stage"), default="auto",
                    help="approximate index: auto = none below 100k frames, else every candidate (IVF-fp16/SQ8 with a "
                         "few list counts, IVF-PQ, HNSW up to 2M frames, 4-bit fast-scan PQ and a two-stage video -> "
@@ -44,13 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..index import build_index
+    from ..search.runs import IndexOptions, run_index
 
-    devices: int | str = int(args.devices) if str(args.devices).isdigit() else args.devices
-    res = build_index(args.videos, args.ckpt, args.out, fps=args.fps, level=args.level, batch_size=args.batch_size,
-                      num_workers=args.num_workers, devices=devices, accelerator=args.accelerator,
-                      shard_rows=args.shard_rows, on_bad_video=args.on_bad_video, progress=not args.no_progress,
-                      ann=args.ann, ann_memory=args.ann_memory, video_backend=args.video_backend, model=args.model,
-                      text_model=args.text_model, trust_remote_code=args.trust_remote_code, backend=args.backend,
-                      backend_url=args.backend_url)
-    print(json.dumps(res, indent=2))
+    run_index(IndexOptions(videos=args.videos, source=model_source(args), out=args.out, fps=args.fps, level=args.level,
+                           batch_size=args.batch_size, num_workers=args.num_workers, devices=args.devices,
+                           accelerator=args.accelerator, shard_rows=args.shard_rows, on_bad_video=args.on_bad_video,
+                           replace_videos_root=args.replace_videos_root, ann=args.ann, ann_memory=args.ann_memory,
+                           backend=args.backend, backend_url=args.backend_url, video_backend=args.video_backend,
+                           progress=not args.no_progress))
