@@ -28,9 +28,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import psutil
@@ -188,7 +189,7 @@ def bench_set(name: str, manifest: Path, image_size: int, schedule: dict, steps:
     dm = HVLDataModule(train=str(manifest), schedule=schedule, image_size=image_size, num_workers=workers,
                        steps_per_epoch=steps, seed=0)
     dm.setup("fit")
-    ds, items = dm.train_split
+    ds, _items = dm.train_split
     keys = list(dm.train_dataloader().batch_sampler)
     reads = plan(ds, keys)
     loader_kw = dict(num_workers=workers, prefetch_factor=4 if workers else None)

@@ -78,7 +78,7 @@ def sig(x: float, digits: int = 3) -> float:
 
 
 def synthetic_batch(a: argparse.Namespace, image: int, vocab: int, device: torch.device) -> tuple[Tensor, ...]:
-    g = torch.Generator().manual_seed(a.seed + int(os.environ.get("RANK", 0)))
+    g = torch.Generator().manual_seed(a.seed + int(os.environ.get("RANK", "0")))
     frames = torch.randn(a.batch_size, a.frames, 3, image, image, generator=g)
     ids = torch.randint(1000 if vocab > 2000 else 1, vocab, (a.batch_size, a.text_len), generator=g)
     lengths = torch.randint(a.text_len // 2, a.text_len + 1, (a.batch_size, 1), generator=g)
@@ -88,11 +88,11 @@ def synthetic_batch(a: argparse.Namespace, image: int, vocab: int, device: torch
 
 def run(a: argparse.Namespace) -> dict[str, Any]:
     """One process's benchmark (a DDP rank when launched by torchrun)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available() and not a.cpu
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo")
-    rank, local = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local}" if cuda else "cpu")
     if cuda:
         torch.cuda.set_device(device)

@@ -240,7 +240,7 @@ def main() -> None:
         a.sizes, a.dim, a.topics, a.queries, a.recall_queries = [20_000], 64, 50, 100, 50
     if a.long_shapes is None:
         a.long_shapes = QUICK_LONG if a.quick else LONG_SHAPES
-    import hvl.core.search.ann as ann
+    from hvl.core.search import ann
 
     ann.ANN_MIN_ROWS = min(ann.ANN_MIN_ROWS, min(a.sizes))
     work = Path(a.work or tempfile.mkdtemp(prefix="hvl_scale_"))

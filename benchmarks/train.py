@@ -44,9 +44,10 @@ def workers_hwm_mb() -> float:
     total = 0.0
     for child in psutil.Process().children(recursive=True):
         try:
-            for line in open(f"/proc/{child.pid}/status"):
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
+            with open(f"/proc/{child.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) / 1024
         except OSError:
             pass
     return total

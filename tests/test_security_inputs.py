@@ -10,7 +10,6 @@ import re
 import resource
 import shutil
 import struct
-import sys
 from pathlib import Path
 
 import faiss
@@ -23,7 +22,6 @@ from hvl.core.search.index import build_index
 from hvl.core.search.query import load_index
 from hvl.core.search.store import committed_shards, indexed_keys, read_header, read_index
 from index_helpers import colour_video, tiny_checkpoint, video_tree
-from serve_helpers import LOCAL
 
 DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError long before this depth
 

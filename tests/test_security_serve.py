@@ -17,10 +17,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from hvl.core.cli import main
+from hvl.core.cli.serve import add_arguments, build
 from hvl.core.errors import HVLInputError
 from hvl.core.search.serve import media
 from hvl.core.search.serve.app import host_of
-from hvl.core.cli.serve import add_arguments, build
 from PIL import Image
 from serve_helpers import LOCAL, build_app, serve_data
 
@@ -281,6 +281,7 @@ print(mb("VmHWM") - base, mb("VmRSS") - base)
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc peak-RSS reset")
+@pytest.mark.slow
 def test_parallel_uploads_at_the_pixel_cap_stay_within_the_documented_memory(tmp_path):
     """24 RGBA PNGs of 4096 x 4096 posted at once, three times: at most DECODE_SLOTS decode, each holding one
     decoded copy and one band (~90 MB), and the memory is given back after (the issue measured 2.16 GB still held

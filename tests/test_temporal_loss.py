@@ -223,6 +223,7 @@ def _pair_accuracy(model, x) -> dict[str, float]:
 MARGIN = 0.25  # the learning claim, on the pairs where only order tells the quarters apart
 
 
+@pytest.mark.slow
 def test_temporal_loss_learns_which_part_of_a_video_a_sentence_is_about():
     g = torch.Generator().manual_seed(0)
     train, test = _order_only_videos(64, g), _order_only_videos(64, g)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -79,7 +79,7 @@ class HFVisionConfig:
     trust_remote_code: bool = False
 
 
-FrameEncoderConfig = Union[SmallCNNConfig, HFVisionConfig]
+FrameEncoderConfig = SmallCNNConfig | HFVisionConfig
 _FRAME_CONFIGS: dict[str, type] = {"small_cnn": SmallCNNConfig, "hf": HFVisionConfig}
 
 

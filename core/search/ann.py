@@ -32,8 +32,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import HVLInputError, format_validation_error
 from ..io import atomic_writer, confined_dir, read_json, remove_inside, write_json
@@ -58,9 +68,9 @@ from .ann_specs import (  # noqa: F401
     ANN_MEMORY_FLOOR,
     ANN_MEMORY_SHARE,
     FASTSCAN_FLAT_MAX_ROWS,
-    PART_MIN_ROWS,
     HNSW_MAX_ROWS,
     KINDS,
+    PART_MIN_ROWS,
     TARGET_RECALL,
     candidate_factories,
     estimate_bytes,
@@ -259,7 +269,7 @@ class _AnnRecord(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _breadth_given(self) -> "_AnnRecord":
+    def _breadth_given(self) -> _AnnRecord:
         if self.param is not None and self.value is None:
             raise ValueError(f"'param' {self.param!r} comes with a 'value'")
         if self.param in ("pool", "videos") and self.pool_value is None:

@@ -149,10 +149,9 @@ def evaluate(cfg: SearchEvalConfig, ckpt: str | Path | None, progress: bool = Tr
              text_model: str | None = None, trust_remote_code: bool = False) -> dict[str, Any]:
     """``ckpt``: an hvl checkpoint; or ``model``: a pretrained image-text model used directly (the baseline)."""
     from ..models.checkpoint import fingerprint, load_for_eval
+    from ..registry import get_domain
     from .index import VideoEntry, build_index
     from .query import embed_queries, load_index, rank_all
-
-    from ..registry import get_domain
 
     qs = load_queries(cfg.queries, get_domain(cfg.domain).query_types if cfg.domain else None)
     records = datasets.load_videos(cfg.dataset, cfg.domain)

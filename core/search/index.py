@@ -19,8 +19,9 @@ import os
 import sys
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -61,8 +62,8 @@ def container_duration(path: str) -> float:
         with av.open(path) as box:
             if box.duration:
                 return box.duration / 1e6
-    except Exception:  # an unreadable file is reported by the decoder later, with the --on-bad-video policy
-        pass
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass  # an unreadable file is reported by the decoder later, with the --on-bad-video policy
     return Path(path).stat().st_size / 1e6 if Path(path).exists() else 0.0
 
 

@@ -145,7 +145,7 @@ class Signer:
     jitter: float
 
     @staticmethod
-    def draw(rng: np.random.Generator) -> "Signer":
+    def draw(rng: np.random.Generator) -> Signer:
         bg = rng.uniform(40, 200, 3)
         shirt = rng.uniform(20, 235, 3)
         while np.abs(shirt - bg).sum() < 150:   # the body must stand out from the wall

@@ -114,7 +114,9 @@ class _Edge:
     def _filter(self, key: str | None, values: list[str] | None, exclude: list[str] | None = None):
         """Points whose ``key`` is one of ``values`` (any point without ``key``), none of the videos ``exclude``."""
         Q = self.Q
-        match = (lambda v: Q.MatchValue(v[0]) if len(v) == 1 else Q.MatchAny(list(v)))
+        def match(v):
+            return Q.MatchValue(v[0]) if len(v) == 1 else Q.MatchAny(list(v))
+
         must = [Q.FieldCondition(key, match=match(values))] if key else None
         must_not = [Q.FieldCondition("video_id", match=match(exclude))] if exclude else None
         return Q.Filter(must=must, must_not=must_not) if must or must_not else None
@@ -208,7 +210,9 @@ class _Server:
 
     def _filter(self, key: str | None, values: list[str] | None, exclude: list[str] | None = None):
         M = self.M
-        match = (lambda v: M.MatchValue(value=v[0]) if len(v) == 1 else M.MatchAny(any=list(v)))
+        def match(v):
+            return M.MatchValue(value=v[0]) if len(v) == 1 else M.MatchAny(any=list(v))
+
         must = [M.FieldCondition(key=key, match=match(values))] if key else None
         must_not = [M.FieldCondition(key="video_id", match=match(exclude))] if exclude else None
         return M.Filter(must=must, must_not=must_not) if must or must_not else None

@@ -12,9 +12,9 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
