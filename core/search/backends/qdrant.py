@@ -67,7 +67,10 @@ POOL = 1000            # frames proposed per query (hvl's --pool default)
 # HNSW search breadth per pooled frame. Recall follows ef, not the pool: at 100k isotropic frames, pool 1000 with
 # ef 2000 / 4000 / 8000 gave video recall@10 0.86 / 0.96 / 0.99 (p50 13 / 17 / 47 ms), pool 2000 with ef 4000 0.96
 EF_PER_POOL = 4
-HNSW_M, HNSW_EF_CONSTRUCT = 16, 64
+# The graph a new collection is built with. Isotropic frames (search.py's hardest shape), 200k x 512, pool 1000 /
+# 2000: M 16 / ef_construct 64 reached video recall@10 0.809 / 0.957, M 32 / 128 0.984 / 1.000 (HNSW build 793 /
+# 843 s on the loaded 2-core machine); 50k: the same p50 (32.4 / 30.6 ms), twice the build (27.7 / 55.3 s).
+HNSW_M, HNSW_EF_CONSTRUCT = 32, 128
 BATCH = 2048           # points per upsert
 PAYLOAD_FIELDS = ("video_id", "group")
 SINGLE_RESCORE_MAX = 4096   # rescoring as one filtered search while the candidates have at most this many frames
