@@ -29,7 +29,8 @@ ALLOWED = {
     "models": {"data"} | LEAVES,
     "evaluation": {"models", "data"} | LEAVES,
     "search": {"models", "data"} | LEAVES,
-    "cli": {"data", "models", "evaluation", "search"} | LEAVES,
+    "inference": {"models", "data", "evaluation"} | LEAVES,
+    "cli": {"data", "models", "evaluation", "search", "inference"} | LEAVES,
 }
 
 
