@@ -1,10 +1,12 @@
 """docs/extending.md's worked examples, run as written: its `# file: <name>` code blocks are written to a folder
-and its `hvl …` lines run in it. The kitchen domain is pip-installed (into a folder put on sys.path), so hvl
-finds it through its real entry point; the backbone, search backend and command are registered the way the page
-says (their registry dicts)."""
+and its `hvl …` lines run in it. The kitchen domain is the package examples/hvl-kitchen (the page's blocks of it
+must be its files as they are), pip-installed into a folder put on sys.path, so hvl finds it through its real
+entry point (tests/test_example_domain.py installs it into a virtual environment and uninstalls it again); the
+backbone, search backend and command are registered the way the page says (their registry dicts)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from test_docs_commands import argv_of, commands_in
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "extending.md"
+EXAMPLE = "examples/hvl-kitchen"  # the domain's package, in the repository and in the test's folder
 FAST = ["--no-progress"]  # appended to the page's zero-shot and index lines: the same run, quieter
 
 
@@ -39,10 +42,13 @@ def kitchen(tmp_path_factory):
     """The page's files in a folder, the kitchen package installed beside them, and its demo data generated."""
     work = tmp_path_factory.mktemp("extending")
     for name, content in doc_files(DOC.read_text(encoding="utf-8")).items():
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        (work / name).write_text(content, encoding="utf-8")
+        if not name.startswith(f"{EXAMPLE}/"):  # the package's own files are copied whole, below
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(content, encoding="utf-8")
+    # a copy: pip builds in the source folder, and the page's paths are relative to a checkout
+    shutil.copytree(ROOT / EXAMPLE, work / EXAMPLE, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                        "--target", str(work / "site"), str(work / "hvl-kitchen")],
+                        "--no-index", "--target", str(work / "site"), str(work / EXAMPLE)],
                        capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     mp = pytest.MonkeyPatch()
@@ -58,11 +64,19 @@ def kitchen(tmp_path_factory):
 
 def test_the_page_holds_every_example():
     files = doc_files(DOC.read_text(encoding="utf-8"))
-    assert {"hvl-kitchen/pyproject.toml", "hvl-kitchen/hvl_kitchen/__init__.py", "hvl-kitchen/hvl_kitchen/demo.py",
-            "hvl-kitchen/hvl_kitchen/prompts/demo.yaml", "kitchen_zeroshot.yaml", "tiny_backbone.py",
+    assert {f"{EXAMPLE}/pyproject.toml", f"{EXAMPLE}/hvl_kitchen/__init__.py", f"{EXAMPLE}/hvl_kitchen/demo.py",
+            f"{EXAMPLE}/hvl_kitchen/prompts/demo.yaml", f"{EXAMPLE}/recipes/kitchen_zeroshot.yaml", "tiny_backbone.py",
             "exact_backend.py", "manifest_stats.py"} <= set(files)
     for command in ("demo", "fit", "zeroshot", "index", "search", "manifest-stats"):
         assert doc_lines(command), command
+
+
+def test_the_domain_blocks_are_the_example_package_as_it_is():
+    shown = {name: body for name, body in doc_files(DOC.read_text(encoding="utf-8")).items()
+             if name.startswith(f"{EXAMPLE}/")}
+    assert len(shown) >= 4
+    for name, body in shown.items():  # the block less its `# file:` line
+        assert body.split("\n", 1)[1] == (ROOT / name).read_text(encoding="utf-8"), f"docs/extending.md: {name}"
 
 
 def test_the_domain_is_found_by_its_entry_point_with_its_demo_and_prompts(kitchen, capsys):
