@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -145,9 +146,13 @@ def run_qdrant(emb, queries, lengths, top, mom, work: Path, a) -> dict[str, Any]
             setattr(qdrant, name, value)
 
     d = work / "qdrant_index"
-    shutil.rmtree(d, ignore_errors=True)
     n_videos = len(lengths)
     ends = np.cumsum(lengths)
+    built = json.loads((work / "qdrant_build.json").read_text()) if a.reuse and (d / "qdrant").is_dir() else None
+    if built is not None:  # searched again with this code: the build as recorded when it was made
+        be = open_backend(d, {"backend": "qdrant", "dim": emb.shape[1]}, create=False)
+        return _search_qdrant(be, built | {"reused": True, "count": be.count()}, emb, queries, lengths, top, mom, d, a)
+    shutil.rmtree(d, ignore_errors=True)
     be = open_backend(d, {"backend": "qdrant", "dim": emb.shape[1]}, create=True)
     t0, c0 = time.perf_counter(), time.process_time()
     step = 5000
@@ -168,13 +173,45 @@ def run_qdrant(emb, queries, lengths, top, mom, work: Path, a) -> dict[str, Any]
                            "build_s": round(insert_s + index_s, 1), "insert_cpu_s": round(insert_cpu, 1),
                            "index_cpu_s": round(index_cpu, 1), "disk_mib": round(du(d) / 2**20, 1),
                            "count": be.count(), "hnsw_m": qdrant.HNSW_M, "ef_construct": qdrant.HNSW_EF_CONSTRUCT,
-                           "ef_per_pool": qdrant.EF_PER_POOL, "settings": {}}
+                           "ef_per_pool": qdrant.EF_PER_POOL, "load_after_build": loadavg()}
+    if a.keep:
+        (work / "qdrant_build.json").write_text(json.dumps(out))
+    return _search_qdrant(be, out, emb, queries, lengths, top, mom, d, a)
+
+
+def _rss_anon_mib() -> float:
+    return int(next(x for x in open("/proc/self/status") if x.startswith("RssAnon:")).split()[1]) / 1024
+
+
+def _search_qdrant(be, out: dict[str, Any], emb, queries, lengths, top, mom, d: Path, a) -> dict[str, Any]:
+    """Each ``--pools`` value: the backend's own search (gathered videos, the best rescored in the engine), and
+    `hvl search`'s path (:func:`hvl.core.search.query.search`: the backend proposes, the frames rescore)."""
+    from hvl.core.search.query import _OneAtATime, search
+    from hvl.core.search.store import FrameIndex
+
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    meta = [{"video_id": str(v), "group": f"g{v % 10}", "key": "", "path": "", "start": int(s), "n": int(n)}
+            for v, (s, n) in enumerate(zip(starts, lengths))]
+    idx = FrameIndex(d, {"dim": emb.shape[1], "level": "clip"}, emb, np.repeat(np.arange(len(lengths)), lengths),
+                     np.concatenate([np.arange(n, dtype=np.float64) for n in lengths]), meta, ["synthetic"],
+                     ann=_OneAtATime(be), ann_meta={"kind": "backend", "factory": "qdrant", "where": "embedded"})
+    out["settings"] = {}
     for pool in a.pools:
         def one(q, pool=pool):
             return [(int(h.video_id), [int(t) for t, _ in h.moments]) for h in be.search(q, 10, 3, pool=pool)]
+
+        def hvl(q):
+            return [(int(r["video_id"]), [int(m["t"]) for m in r["moments"]]) for r in search(idx, q, 10)["results"]]
+
         lat, res = latencies(one, queries)
-        out["settings"][f"pool={pool}"] = lat | score(res, top, mom)
+        out["settings"][f"pool={pool}"] = lat | score(res, top, mom) | {"load": loadavg()}
         log(f"  qdrant pool={pool}: {out['settings'][f'pool={pool}']}")
+        be.pool = pool
+        lat, res = latencies(hvl, queries)
+        out["settings"][f"hvl search, pool={pool}"] = lat | score(res, top, mom) | {"load": loadavg()}
+        log(f"  hvl search (qdrant) pool={pool}: {out['settings'][f'hvl search, pool={pool}']}")
+    out["rss_anon_mib"] = round(_rss_anon_mib(), 1)
+    out["frames_float32_mib"] = round(emb.nbytes / 2**20, 1)  # held by this process for the exact answers
     be.close()
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
@@ -441,6 +478,8 @@ def main() -> None:
                    help="milvus-server: also measure the best 30 videos rescored exactly (as hvl's Qdrant backend)")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK / "backends")
     p.add_argument("--keep", action="store_true", help="keep the built indexes in --work")
+    p.add_argument("--reuse", action="store_true", help="qdrant: search the index --keep left in --work (same "
+                   "--rows, --frames, --shape, --seed) again instead of building it; its build times are the recorded ones")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     a.frames = a.frames if a.frames == "mixed" else int(a.frames)

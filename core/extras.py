@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "gameplay": ("pymunk",),
     "sign": ("pose_format",),
     "notebook": ("papermill", "nbformat", "ipykernel", "matplotlib", "pandas"),
+    "onnx": ("onnx", "onnxruntime", "onnxscript"),
 }
 # subcommand -> the extras it cannot run without (checked after its options parse, before it runs)
 COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
@@ -30,6 +31,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "search-eval": ("search",),
     "bugsearch-eval": ("search",),
     "serve": ("serve", "search"),
+    "export": ("onnx",),
 }
 
 

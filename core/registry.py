@@ -24,6 +24,8 @@ class Domain:
     # declares the options of ``hvl demo <name>`` beyond --out and --seed on the parser it is given (calls of
     # ``add_argument``); their values reach ``demo`` as keywords, by ``dest``
     add_demo_arguments: Callable[[Any], None] | None = None
+    # per-frame keypoints beside its videos (:class:`hvl.core.data.keypoints.KeypointReader`), for pose-aware models
+    keypoints: Any = None
 
 
 def available() -> dict[str, Any]:

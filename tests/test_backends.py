@@ -204,3 +204,75 @@ def test_server_code_path_through_the_client(tmp_path):
         be.delete([videos[0]["video_id"]])
         assert be.count() == len(emb) - len(videos[0]["t"])
         assert not (tmp_path / "qdrant").exists()  # nothing embedded
+
+
+def clips_and_recordings(topics: int = 3, seed: int = 7):
+    """Per topic: 25 clips of 10 frames, each with one frame very near the topic (cosine 0.93-0.97), and 10
+    recordings of 300 frames, 60 of them near it (about 0.8); every other frame random. By its best frame a
+    clip wins; by the mean of its best 3 frames, or by its frames among the best 1,000, a recording does."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((topics, DIM))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+
+    def near(c, cos, n):
+        e = rng.standard_normal((n, DIM))
+        e -= (e @ c)[:, None] * c
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        return cos[:, None] * c + np.sqrt(1 - cos[:, None] ** 2) * e
+
+    videos, embs = [], []
+    for j, c in enumerate(u):
+        for i in range(35):
+            n = 10 if i < 25 else 300
+            e = rng.standard_normal((n, DIM))
+            e /= np.linalg.norm(e, axis=1, keepdims=True)
+            if n == 10:
+                e[0] = near(c, rng.uniform(0.93, 0.97, 1), 1)[0]
+            else:
+                e[rng.choice(n, 60, replace=False)] = near(c, rng.uniform(0.75, 0.85, 60), 60)
+            vid = f"t{j}{'c' if n == 10 else 'r'}{i:02d}"
+            videos.append({"video_id": vid, "group": "g", "key": vid, "path": "", "t": [float(t) for t in range(n)]})
+            embs.append(e)
+    return videos, np.concatenate(embs).astype(np.float32), u.astype(np.float32)
+
+
+def full_scan(emb, lengths, q, agg, k=10, topk=3, pool=1000):
+    """Every video of the index ranked by ``agg`` from all its frames (ties by best frame, then video)."""
+    s = emb @ q
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    per = [np.sort(s[a:a + n])[::-1] for a, n in zip(starts, lengths)]
+    best = np.array([p[0] for p in per])
+    counted = np.zeros(len(s), bool)
+    counted[np.argsort(-s)[:pool]] = True
+    key = {"max": best, "topk-mean": np.array([p[:topk].mean() for p in per]),
+           "count": np.add.reduceat(counted, starts).astype(float)}[agg]
+    return np.lexsort((np.arange(len(lengths)), -best, -key))[:k]
+
+
+@pytest.mark.parametrize("agg", ["max", "topk-mean", "count"])
+def test_long_videos_found_by_every_ranking(tmp_path, agg):
+    """`hvl search` on a Qdrant index of clips beside long recordings: the database gathers videos with their
+    nearest frames and hvl rescores them as for a FAISS pool, so each ranking finds its own top 10 (video
+    recall@10 >= 0.95 against the full scan). Taking the database's 30 best videos by best frame instead (before
+    issue 35) left half of the recordings out under topk-mean and count: 25 clips outrank them by best frame."""
+    from pathlib import Path
+
+    from hvl.core.search.query import _OneAtATime, search
+    from hvl.core.search.store import FrameIndex
+
+    videos, emb, topics = clips_and_recordings()
+    lengths = np.array([len(v["t"]) for v in videos])
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    meta = [v | {"start": int(a), "n": int(n)} for v, a, n in zip(videos, starts, lengths)]
+    with open_backend(tmp_path, header(), create=True) as be:
+        be.add(videos, emb)
+        idx = FrameIndex(Path(tmp_path), header(), emb, np.repeat(np.arange(len(videos)), lengths),
+                         np.concatenate([v["t"] for v in videos]).astype(np.float64), meta, ["s"],
+                         ann=_OneAtATime(be), ann_meta={"kind": "backend", "factory": "qdrant", "where": "embedded"})
+        recall = []
+        for q in topics:
+            truth = {videos[v]["video_id"] for v in full_scan(emb, lengths, q, agg)}
+            got = search(idx, q, k=10, agg=agg)
+            assert got["method"].startswith("qdrant")
+            recall.append(len(truth & {r["video_id"] for r in got["results"]}) / 10)
+    assert np.mean(recall) >= 0.95, recall

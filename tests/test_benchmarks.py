@@ -226,3 +226,38 @@ def test_temporal_quick_measures_every_method_at_every_length():
                 assert row[mode]["ms"] > 0 and (row[mode]["peak_mib"] is None or row[mode]["peak_mib"] >= 0)
         assert set(out["growth"][method]) == {"inference_time", "inference_memory", "train_time", "train_memory"}
         assert out["growth"][method]["train_time"]["fit"] is not None  # times are always > 0
+
+
+def test_sign_pose_quick_scores_every_stream_with_paired_cis_noise_and_cost(tmp_path):
+    out = run_bench("sign_pose.py", "--quick", "--work", str(tmp_path), timeout=400)  # ~60 s alone, ~90 s generating
+    assert out["benchmark"] == "sign_pose" and out["quick"] and out["config"]["seeds"] == [0]
+    assert set(out["streams"]) == {"rgb", "pose", "fused", "late"} and "vs_rgb" not in out["streams"]["rgb"]
+    for name, s in out["streams"].items():
+        assert s["best_space"] in ("clip", "video")
+        for space in s["spaces"].values():
+            assert all(0 <= space[m]["mean"] <= 100 for m in ("t2v_r1", "t2v_r5", "v2t_r1", "v2t_r5"))
+            assert 1 <= space["t2v_medr"]["mean"] <= out["config"]["test_sentences"]
+        for k, ci in s.get("vs_rgb", {}).items():
+            assert ci["lo"] <= ci["mean"] <= ci["hi"], (name, k)
+    assert set(out["robustness"]["rows"]) == {"0", "4"}
+    assert set(out["cost"]) == {"rgb", "pose", "fused"}
+    assert all(c["train_s"]["mean"] > 0 and c["score_ms_per_video"]["mean"] > 0 for c in out["cost"].values())
+
+
+def test_predict_memory_quick_measures_both_lengths(tmp_path):
+    out = run_bench("predict_memory.py", "--quick", "--work", str(tmp_path), timeout=600)
+    assert out["benchmark"] == "predict_memory" and out["quick"] and out["config"]["lengths_min"] == [1, 6]
+    assert [r["frames"] for r in out["runs"]] == [60, 360]
+    assert all(r["peak_rss_main_mib"] > 0 for r in out["runs"]) and out["ratio_peak_rss_long_vs_short"]["window_None"] > 0
+
+
+def test_onnx_cpu_quick_times_onnxruntime_and_torch_on_the_same_inputs(tmp_path):
+    out = run_bench("onnx_cpu.py", "--quick", "--work", str(tmp_path), timeout=600)  # two exports; shared machines
+    assert out["benchmark"] == "onnx_cpu" and out["quick"] and "onnxruntime" in out["machine"]
+    assert set(out["models"]) == {"demo", "clip_b32"}
+    for name, m in out["models"].items():
+        assert m["export_parity_max_abs_diff"] <= 1e-4, name
+        for call in ("frames", "texts"):
+            r = m[call]
+            assert 0 < r["torch"]["p50_ms"] <= r["torch"]["p95_ms"] and 0 < r["onnxruntime"]["p50_ms"], (name, call)
+            assert r["ratio_torch_over_onnxruntime"] > 0 and r["max_abs_diff"] <= 1e-4, (name, call)

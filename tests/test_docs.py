@@ -16,7 +16,8 @@ README_MAX_BYTES = 15 * 1024
 
 def doc_files() -> list[Path]:
     """The markdown files whose links are checked."""
-    files = [README, ROOT / "benchmarks" / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+    files = [README, ROOT / "benchmarks" / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "examples").glob("*/README.md"))]
     return [f for f in files if f.exists()]
 
 

@@ -3,7 +3,7 @@
 A command module only declares its options (``add_arguments(parser)``) and turns them into one typed set of
 options for one library entry point (``run(args)``); the library never sees an argparse ``Namespace``, and argparse
 is imported nowhere else (``tests/test_layout.py``). Options several commands share are declared once, in
-:mod:`.options`. ``fit`` / ``validate`` / ``test`` / ``predict`` are LightningCLI's (:mod:`.lightning`).
+:mod:`.options`. ``fit`` / ``validate`` / ``test`` are LightningCLI's (:mod:`.lightning`); ``predict`` is hvl's own.
 
 Only the invoked command's module is imported, so ``hvl --help`` does not pay for torch. Nothing imports this
 package; it may import every part of :mod:`hvl.core`.
@@ -26,6 +26,10 @@ MODULE_COMMANDS = {
     "domains": ("hvl.core.cli.domains", "list installed domains"),
     "zeroshot": ("hvl.core.cli.zeroshot", "zero-shot classification of frames with a prompt file"),
     "adapt": ("hvl.core.cli.adapt", "fit a linear or temporal head on frozen embeddings of labelled videos"),
+    "predict": ("hvl.core.cli.predict", "timelines of unlabelled videos: per-frame class probabilities and segments "
+                                        "(resumable; Cholec80, CSV, JSON, ...)"),
+    "label-studio": ("hvl.core.cli.label_studio", "Label Studio: a project's labelling config, and an export of "
+                                                  "corrected timelines -> a labelled manifest"),
     "retrieval": ("hvl.core.cli.retrieval", "text <-> video retrieval (R@1/5/10, MedR, MeanR) with a trained model"),
     "index": ("hvl.core.cli.index", "embed the frames of a video folder into a searchable index (resumable)"),
     "search": ("hvl.core.cli.search", "search an index with a text query: ranked videos and their best moments"),
@@ -38,6 +42,7 @@ MODULE_COMMANDS = {
     "serve": ("hvl.core.cli.serve", "search and review web app over an index (127.0.0.1 by default)"),
     "recipes": ("hvl.core.cli.recipes", "list the shipped recipes (`--config <domain>/<name>`), or copy one out to edit"),
     "notebook": ("hvl.core.cli.notebook", "list the shipped notebooks, or copy one out to run with papermill"),
+    "export": ("hvl.core.cli.export", "a model as ONNX graphs for onnxruntime (`hvl export onnx`; `hvl predict --onnx`)"),
 }
 
 
@@ -47,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="hvl", description="hvl: hierarchical video-language learning, zero-shot "
                                                         "recognition and text -> video search",
-                                epilog="Training: hvl {fit,validate,test,predict} --config <domain>/<recipe> "
+                                epilog="Training: hvl {fit,validate,test} --config <domain>/<recipe> "
                                        "(a shipped recipe, see `hvl recipes`) or --config <file>.yaml")
     p.add_argument("--version", action="version", version=f"hvl {version('hvl')}")
     sub = p.add_subparsers(dest="command", required=True)

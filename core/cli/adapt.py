@@ -8,6 +8,7 @@ from .options import (
     add_model_arguments,
     add_output_arguments,
     add_predictions_arguments,
+    add_protocol_argument,
     model_source,
     outputs,
     predictions_out,
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", help="feature cache folder (default: the config's adapt.feature_cache)")
     p.add_argument("--no-cache", action="store_true", help="compute the training videos' features without caching")
     add_predictions_arguments(p)
+    add_protocol_argument(p)
     add_output_arguments(p, "the metrics (hvl zeroshot's keys, plus 'head')")
 
 
@@ -50,4 +52,5 @@ def run(args: argparse.Namespace) -> None:
                            train_split=args.train_split, method=args.method, shots=args.shots, fraction=args.fraction,
                            seed=args.seed, steps=args.steps, lr=args.lr, causal=args.causal, window=args.window,
                            level=args.level, prompts=args.prompts, head_out=args.head_out, cache=args.cache,
-                           use_cache=not args.no_cache, predictions=predictions_out(args), outputs=outputs(args)))
+                           use_cache=not args.no_cache, predictions=predictions_out(args), protocol=args.protocol,
+                           outputs=outputs(args)))

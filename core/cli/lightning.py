@@ -1,5 +1,9 @@
-"""``hvl fit | validate | test | predict``: LightningCLI over :class:`~hvl.core.models.module.HierarchicalVLM` and
-:class:`~hvl.core.data.datamodule.HVLDataModule`, with the config saved into the MLflow run."""
+"""``hvl fit | validate | test``: LightningCLI over :class:`~hvl.core.models.module.HierarchicalVLM` and
+:class:`~hvl.core.data.datamodule.HVLDataModule`, with the config saved into the MLflow run.
+
+``test`` scores the config's ``data.test`` manifest as ``validate`` scores ``data.val`` (the same losses, logged as
+``test/…``). LightningCLI's ``predict`` is not offered: ``hvl predict`` is hvl's own command (unlabelled videos →
+timelines, :mod:`hvl.core.cli.predict`), and a recipe's loaders sample training pairs, not every frame of a video."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +12,7 @@ import warnings
 
 __all__ = ["LIGHTNING_COMMANDS", "lightning_main", "quiet_env"]
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 
 class _DropLightningTips(logging.Filter):

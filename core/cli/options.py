@@ -9,8 +9,9 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["add_deprecated_alias", "add_json_argument", "add_model_arguments", "add_output_arguments",
-           "add_predictions_arguments", "model_source", "outputs", "predictions_out"]
+__all__ = ["PROTOCOL_CHOICES", "add_deprecated_alias", "add_json_argument", "add_model_arguments",
+           "add_output_arguments", "add_predictions_arguments", "add_protocol_argument", "model_source", "outputs",
+           "predictions_out"]
 
 MODEL_HELP = ("pretrained image-text model used directly, no hvl training: a local HF directory (CLIP, SigLIP) or "
               "<kind>:<file> (e.g. surgvlp:/models/PeskaVLP.pth)")
@@ -47,6 +48,21 @@ def predictions_out(args: argparse.Namespace):
     from ..evaluation.scoring import PredictionsOut
 
     return PredictionsOut(args.predictions, args.smooth_window)
+
+
+# hvl.core.evaluation.metrics.PROTOCOLS, repeated so that --help does not import torch (tests/test_protocols.py
+# checks the two agree)
+PROTOCOL_CHOICES = ("strict", "relaxed", "relaxed-fixed")
+
+
+def add_protocol_argument(p: argparse.ArgumentParser) -> None:
+    """``--protocol`` of ``hvl zeroshot`` and ``hvl adapt``: which metric protocol the reported numbers follow."""
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES,
+                   help="metric protocol (default: the config's protocol, else strict): strict = accuracy / macro-F1 / "
+                        "Jaccard per video, then the mean over videos (the zero-shot papers); relaxed = the M2CAI / "
+                        "Cholec80 scripts of supervised work (10 s tolerance at phase boundaries, per-phase "
+                        "precision / recall / Jaccard) as released; relaxed-fixed = the same with the released "
+                        "script's boundary bug fixed. The strict numbers are always kept in the JSON")
 
 
 class _DeprecatedAlias(argparse.Action):

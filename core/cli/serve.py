@@ -1,4 +1,5 @@
-"""``hvl serve --index <index>``: the search page (and, with ``--zeroshot``, the review page) over an index."""
+"""``hvl serve --index <index>``: the search page (and, with ``--zeroshot``, the review page) over an index; or
+``hvl serve --zeroshot <dir> --videos <folder>``: the review page alone."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,10 @@ from .options import add_model_arguments, model_source
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index", required=True, help="folder written by `hvl index`")
-    p.add_argument("--zeroshot", help="folder written by `hvl zeroshot --predictions`: adds the review page /review")
+    p.add_argument("--index", help="folder written by `hvl index`: the search page (without it, the review page "
+                                   "alone: --zeroshot and --videos)")
+    p.add_argument("--zeroshot", help="folder written by `hvl zeroshot --predictions` or `hvl predict --out` "
+                                      "(timelines without ground truth): adds the review page /review")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback; others need --token)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--token", help="shared secret: required on every request (open /?token=<token> once)")
@@ -16,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a name this server may be reached by, besides 127.0.0.1, localhost, [::1] and --host "
                         "(requests with another Host header get 421: DNS rebinding); repeatable")
     p.add_argument("--videos", help="the one folder whose videos may be served (default: the videos folder "
-                                    "index.json records); videos outside it are listed but not played")
+                                    "index.json records; needed without --index); videos outside it are listed but "
+                                    "not played")
     p.add_argument("--queries", help="query set the testers' judgements grow (default <index>/queries.yaml)")
     p.add_argument("--cache", help="thumbnail cache folder (default <index>/thumbnails)")
     add_model_arguments(p, required=False, default="the model index.json names, refused unless it is that model")

@@ -7,6 +7,7 @@ from .options import (
     add_model_arguments,
     add_output_arguments,
     add_predictions_arguments,
+    add_protocol_argument,
     model_source,
     outputs,
     predictions_out,
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head", help="score with a head trained by `hvl adapt` (its level, window and classes) instead "
                                   "of the prompt embeddings")
     add_predictions_arguments(p)
+    add_protocol_argument(p)
     add_output_arguments(p)
 
 
@@ -32,4 +34,4 @@ def run(args: argparse.Namespace) -> None:
 
     run_zeroshot(ZeroshotOptions(config=args.config, source=model_source(args), prompts=args.prompts, level=args.level,
                                  window=args.window, head=args.head, predictions=predictions_out(args),
-                                 outputs=outputs(args)))
+                                 protocol=args.protocol, outputs=outputs(args)))

@@ -5,7 +5,8 @@ video decoders behind it (:mod:`.decoders`; what each reads is shown by `hvl pro
 frame transforms (:mod:`.transforms`), the video records an evaluation reads and their checks (:mod:`.records`), and the
 hierarchical DataModule (:mod:`.datamodule`) with its parts: the levels (:mod:`.levels`), the Dataset and collate
 (:mod:`.dataset`), the level-schedule sampler (:mod:`.sampler`), the setup-time video check (:mod:`.video_check`)
-and training on cached frozen features (:mod:`.frozen_features`); raw videos and transcripts turned
+and training on cached frozen features (:mod:`.frozen_features`); per-frame keypoints beside a video, read through
+a domain (:mod:`.keypoints`); raw videos and transcripts turned
 into manifests by :mod:`.prepare` (``hvl prepare``). May import only the
 leaves of :mod:`hvl.core` (errors, io, registry); never models, evaluation, search or the CLI.
 """
@@ -23,6 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(["LEVELS", "Item", "LevelConfig", "build_items"], "levels"),
     **dict.fromkeys(["Augment", "HierarchicalDataset", "collate"], "dataset"),
     "LevelScheduleSampler": "sampler",
+    **dict.fromkeys(["KeypointReader", "KeypointTrack", "keypoint_reader"], "keypoints"),
     "HVLDataModule": "datamodule",
     "PrepareConfig": "prepare",
 }

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from ..errors import HVLInputError
 from .dataset import Augment, HierarchicalDataset, augment_config, collate
 from .frozen_features import attach_frozen_features
+from .keypoints import KeypointReader
 from .levels import DEFAULT_SCHEDULE, LEVELS, Item, LevelConfig, build_items
 from .sampler import LevelScheduleSampler
 from .schema import load_manifest
@@ -57,7 +58,8 @@ class HVLDataModule(pl.LightningDataModule):
                  image_size: int = 64, num_workers: int = 2, max_texts: int = 2, max_children: int = 4,
                  steps_per_epoch: int | None = None, seed: int = 0, augment: bool | dict[str, Any] = True,
                  on_bad_video: Literal["error", "skip", "ignore"] = "error",
-                 video_backend: Literal["auto", "decord", "pyav"] = "auto", feature_cache: str | None = None):
+                 video_backend: Literal["auto", "decord", "pyav"] = "auto", feature_cache: str | None = None,
+                 test: str | None = None):
         """``on_bad_video``: every video is opened once at setup; an unusable one stops the run
         (``error``) or is left out and listed in ``data/skipped_videos.json`` in the MLflow run
         (``skip``). ``ignore`` skips the check (huge datasets already vetted). What the check saw
@@ -68,7 +70,8 @@ class HVLDataModule(pl.LightningDataModule):
         ``augment``: ``true`` (mirror + brightness), ``false``, or the settings of :class:`Augment`.
         ``feature_cache``: a folder; when the model's frame encoder is frozen (``model.backbone.image_unlocked: 0``),
         the frames the schedule reads are encoded once into it (:mod:`hvl.core.data.cache`) and training reads
-        those features instead of decoding video. Needs ``augment: false`` (features of unaugmented frames)."""
+        those features instead of decoding video. Needs ``augment: false`` (features of unaugmented frames).
+        ``test``: the manifest ``hvl test`` scores, loaded as ``val`` is (every level each step, no augmentation)."""
         super().__init__()
         self.save_hyperparameters()
         raw = DEFAULT_SCHEDULE if schedule is None else schedule
@@ -86,6 +89,12 @@ class HVLDataModule(pl.LightningDataModule):
         pre = getattr(model, "preprocess", None)
         return pre if pre is not None else Preprocess.square(self.hparams.image_size)
 
+    @property
+    def keypoints(self) -> KeypointReader | None:
+        """The keypoint reader of a pose-aware model (its ``pose.reader``), else None: samples carry frames only."""
+        model = getattr(self.trainer, "lightning_module", None) if self.trainer else None
+        return getattr(model, "keypoint_reader", None)
+
     def setup(self, stage: str | None = None) -> None:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
@@ -96,6 +105,11 @@ class HVLDataModule(pl.LightningDataModule):
             self.train_split = self._split(h.train, augment=self.augment)
         if h.val and stage in (None, "fit", "validate"):
             self.val_split = self._split(h.val, augment=None)
+        if stage == "test":
+            if not h.test:
+                raise HVLInputError("hvl test scores the config's test manifest, and this config has none: set "
+                                    "data.init_args.test in the recipe, or pass --data.init_args.test <test.jsonl>")
+            self.test_split = self._split(h.test, augment=None)
 
     def _tell_ddp_about_skipped_levels(self) -> None:
         """A level trained every N > 1 steps is missing from the other steps, and so are its heads' gradients.
@@ -122,7 +136,8 @@ class HVLDataModule(pl.LightningDataModule):
         h = self.hparams
         m = self._check(load_manifest(path), self.preprocess.decode_size, self.trainer)
         ds = HierarchicalDataset(m, self.levels, h.image_size, augment=augment, max_texts=h.max_texts,
-                                 max_children=h.max_children, video_backend=h.video_backend, preprocess=self.preprocess)
+                                 max_children=h.max_children, video_backend=h.video_backend, preprocess=self.preprocess,
+                                 keypoints=self.keypoints)
         items = build_items(m, self.levels)
         if h.feature_cache:
             rank, world = self._dist
@@ -169,6 +184,9 @@ class HVLDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_split, train=False) if self.hparams.val else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_split, train=False)
 
     def level_dataloader(self, level: str, split: str = "train") -> DataLoader:
         """One level's samples alone, every step (e.g. to inspect a level or train it by itself)."""

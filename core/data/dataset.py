@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from ..errors import HVLInputError, format_validation_error
 from .cache import FeatureCache
+from .keypoints import KeypointReader, TrackCache
 from .levels import LEVELS, Item, LevelConfig
 from .schema import Manifest, VideoRecord
 from .transforms import FrameTransform, Preprocess
@@ -59,10 +60,15 @@ class HierarchicalDataset(Dataset):
 
     def __init__(self, manifest: Manifest, levels: dict[str, LevelConfig], image_size: int = 64,
                  augment: Augment | None = None, max_texts: int = 2, max_children: int = 4, reader_cache: int = 1,
-                 preprocess: Preprocess | None = None, video_backend: str = "auto"):
+                 preprocess: Preprocess | None = None, video_backend: str = "auto",
+                 keypoints: KeypointReader | None = None):
         """``augment``: training-time augmentation settings; ``None`` (validation) = none. ``preprocess``: a
-        pretrained model's frame preprocessing (default: squash to ``image_size``², ImageNet mean/std)."""
+        pretrained model's frame preprocessing (default: squash to ``image_size``², ImageNet mean/std).
+        ``keypoints``: a pose-aware model's reader; each sample then also carries the keypoints shown at its
+        frames' times (``keypoints [T, P*C]``, ``keypoint_mask [T, P]``)."""
         self.video_backend = video_backend
+        self.keypoints = keypoints
+        self._tracks: TrackCache | None = None
         self.manifest, self.levels, self.augment = manifest, levels, augment
         self.max_texts, self.max_children = max_texts, max_children
         pre = preprocess or Preprocess.square(image_size)
@@ -86,11 +92,22 @@ class HierarchicalDataset(Dataset):
         if self._record is not None:  # collecting what the schedule reads (to build the feature cache)
             self._record.setdefault(rec.video_id, set()).update(idx)
             return {"frames": torch.zeros(0)}
+        poses = self._keypoints(rec, idx)
         if self.features is not None:  # a frozen frame encoder's features instead of pixels: [T, D]
-            return {"frames": self.features.get(rec.video_id, idx)}
+            return {"frames": self.features.get(rec.video_id, idx), **poses}
         raw = self._video(rec).source.get(idx)
         self.transform.set_random_state(seed)
-        return self._transform(raw)
+        return {**self._transform(raw), **poses}
+
+    def _keypoints(self, rec: VideoRecord, idx: list[int]) -> dict[str, torch.Tensor]:
+        """The keypoints shown at the sampled frames' times (none when the model reads no keypoints)."""
+        if self.keypoints is None:
+            return {}
+        if self._tracks is None:  # per DataLoader worker
+            self._tracks = TrackCache(self.keypoints, self.manifest.root)
+        video = self._video(rec)
+        values, mask = self._tracks.frames(rec, [video.time_of(i) for i in idx], video.fps)
+        return {"keypoints": torch.from_numpy(values), "keypoint_mask": torch.from_numpy(mask)}
 
     def _transform(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
         """Decoded frames → what a sample carries: for the square pipeline 8-bit pixels and their per-channel
@@ -173,6 +190,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         b: dict[str, Any] = {"frames": _stack([s["frames"] for s in group])}
         if "affine" in group[0]:
             b["affine"] = torch.stack([s["affine"] for s in group])
+        if "keypoints" in group[0]:
+            b["keypoints"] = torch.stack([s["keypoints"] for s in group])
+            b["keypoint_mask"] = torch.stack([s["keypoint_mask"] for s in group])
         if lv == "clip":
             b["texts"], b["text_mask"] = _pad([s["texts"] for s in group])
         else:

@@ -30,7 +30,7 @@ import torch
 from ..errors import HVLInputError
 
 __all__ = ["BACKENDS", "DECORD_CODECS", "DECORD_MAX_MINUTES", "DecordVideo", "PyAVVideo", "StreamInfo",
-           "choose_backend", "stream_info"]
+           "choose_backend", "frame_to_array", "stream_info"]
 
 DECORD_MAX_MINUTES = 10.0  # longer files: auto reads them with PyAV (decord's memory grows with length)
 
@@ -311,18 +311,22 @@ class PyAVVideo(_Timing):
         return i
 
     def _to_array(self, frame) -> np.ndarray:
-        """RGB as a player shows it: rotated by the display matrix, then at ``size`` (h, w)."""
-        k = round(frame.rotation / 90) % 4
-        kw = {}
-        if self.size:
-            h, w = self.size if k % 2 == 0 else self.size[::-1]
-            kw = {"width": w, "height": h}
-        arr = frame.to_ndarray(format="rgb24", **kw)
-        return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+        return frame_to_array(frame, self.size)
 
     def close(self) -> None:
         self._frames = None
         self._box.close()
+
+
+def frame_to_array(frame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A PyAV frame in RGB as a player shows it: rotated by the display matrix, then at ``size`` (h, w)."""
+    k = round(frame.rotation / 90) % 4
+    kw = {}
+    if size:
+        h, w = size if k % 2 == 0 else size[::-1]
+        kw = {"width": w, "height": h}
+    arr = frame.to_ndarray(format="rgb24", **kw)
+    return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
 
 def choose_backend(path: str | Path, requested: str = "auto", size: tuple[int, int] | None = None) -> tuple[str, str]:

@@ -5,6 +5,9 @@ the review page of ``hvl serve --zeroshot <dir>``.
 :class:`PredictionEntry` per video pointing at ``<dir>/videos/<file>.json`` (:class:`VideoPredictions`): per scored
 frame its time, true, predicted and smoothed class and the class probabilities. ``format`` / ``version`` name the
 format (:data:`PREDICTIONS_FORMAT` / :data:`PREDICTIONS_VERSION`); a reader refuses other values.
+
+The review page also reads the timelines of ``hvl predict`` (``<dir>/<video>/timeline.json``, a superset of
+:class:`VideoPredictions` without ground truth): there ``truth`` and the metrics are None.
 """
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ class PredictionEntry(BaseModel):
     video_id: str
     file: str  # relative to the manifest's folder: videos/<name>.json
     n_frames: int
-    metrics: PhaseScores
-    smoothed_metrics: PhaseScores
+    metrics: PhaseScores | None = None  # None: no ground truth (timelines of `hvl predict`)
+    smoothed_metrics: PhaseScores | None = None
 
 
 class PredictionsManifest(BaseModel):
@@ -55,7 +58,11 @@ class PredictionsManifest(BaseModel):
     smoothing: Smoothing
     checkpoint: str | None = None
     prompt_file: str | None = None
-    metrics: PhaseScores
+    # strict, video-wise (hvl.core.evaluation.metrics) whatever ``protocol`` says; None: no ground truth (`hvl predict`)
+    metrics: PhaseScores | None
+    # the metric protocol the run reported (`hvl zeroshot --protocol`); files written before it existed were strict
+    protocol: str = "strict"
+    relaxed_metrics: dict[str, float | None] | None = None  # a relaxed run's numbers (its JSON has them all)
     videos: list[PredictionEntry] = Field(min_length=1)
 
     def is_current(self) -> bool:
@@ -71,19 +78,20 @@ class VideoPredictions(BaseModel):
     fps: float
     classes: list[str]
     t: list[float]  # seconds
-    truth: list[int]
+    truth: list[int] | None = None  # None: no ground truth (an `hvl predict` timeline read as predictions)
     pred: list[int]
     smoothed: list[int]
     probs: list[list[float]]
-    metrics: PhaseScores
-    smoothed_metrics: PhaseScores
+    metrics: PhaseScores | None = None
+    smoothed_metrics: PhaseScores | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> VideoPredictions:
         n = len(self.t)
-        if not (len(self.truth) == len(self.pred) == len(self.smoothed) == len(self.probs) == n):
+        truth = self.truth if self.truth is not None else self.pred
+        if not (len(truth) == len(self.pred) == len(self.smoothed) == len(self.probs) == n):
             raise ValueError(f"t, truth, pred, smoothed and probs must have one entry per frame ({n})")
         c = len(self.classes)
-        if any(not 0 <= y < c for y in self.truth + self.pred + self.smoothed):
+        if any(not 0 <= y < c for y in truth + self.pred + self.smoothed):
             raise ValueError(f"class indices must be in [0, {c})")
         return self

@@ -22,7 +22,8 @@ Resolved = tuple[VideoRecord, Path]  # a record and its frame source on disk
 
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reader: str = Field("manifest", description="'manifest' (a .jsonl) or a reader of the domain, e.g. 'cholec80'")
+    reader: str = Field("manifest", description="'manifest' (a .jsonl), 'activitynet' / 'paragraphs' (long-form "
+                        "corpora, :mod:`.longform`) or a reader of the domain, e.g. 'cholec80'")
     path: str
     options: dict[str, Any] = Field(default_factory=dict, description="reader keyword arguments (e.g. split)")
 
@@ -36,6 +37,10 @@ def load_videos(dataset: DatasetSpec, domain: str | None) -> list[Resolved]:
     """The records of ``dataset``: a manifest, or ``domain``'s reader named by ``dataset.reader``."""
     if dataset.reader == "manifest":
         return manifest_videos(dataset.path)
+    from .longform import CORPUS_READERS, read_corpus
+
+    if dataset.reader in CORPUS_READERS:  # published corpora of no one domain (long-form video ↔ paragraph)
+        return read_corpus(CORPUS_READERS[dataset.reader], dataset)
     if not domain:
         raise HVLInputError(f"dataset.reader '{dataset.reader}' belongs to a domain: set 'domain' in the config")
     d = get_domain(domain)

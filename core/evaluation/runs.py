@@ -30,6 +30,7 @@ class ZeroshotOptions:
     window: float | None = None
     head: str | None = None  # a head saved by `hvl adapt`, scored instead of the prompt embeddings
     predictions: PredictionsOut = field(default_factory=PredictionsOut)
+    protocol: str | None = None  # metric protocol (hvl.core.evaluation.metrics.PROTOCOLS); None: the config's
     outputs: Outputs = field(default_factory=Outputs)
 
 
@@ -66,7 +67,8 @@ def run_zeroshot(opts: ZeroshotOptions) -> dict[str, Any]:
         head.check_model(model, opts.head)
     pre = preprocess_of(meta, cfg.image_size)
     result, preds, labels, probs = score_videos(cfg, model, videos, prompts, level, pre, prompt_path, window,
-                                                opts.source, opts.outputs.progress, head)
+                                                opts.source, opts.outputs.progress, head,
+                                                protocol=opts.protocol or cfg.protocol)
     if head is not None:
         result["head"] = {"file": str(opts.head), **head.describe()}
     tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
@@ -99,6 +101,7 @@ class AdaptOptions:
     cache: str | None = None
     use_cache: bool = True
     predictions: PredictionsOut = field(default_factory=PredictionsOut)
+    protocol: str | None = None  # metric protocol (hvl.core.evaluation.metrics.PROTOCOLS); None: the config's
     outputs: Outputs = field(default_factory=Outputs)
 
 
@@ -194,7 +197,8 @@ def run_adapt(opts: AdaptOptions) -> dict[str, Any]:
           file=info_stream(opts.outputs.json))
 
     result, preds, labels, probs = score_videos(cfg, model, videos, prompts, level, pre, prompt_path, window,
-                                                opts.source, opts.outputs.progress, head)
+                                                opts.source, opts.outputs.progress, head,
+                                                protocol=opts.protocol or cfg.protocol)
     result["head"] = {"file": str(saved), "train_seconds": train_s, **head.describe()}
     tag = Path(prompt_path).stem + (f"_window{window:g}s" if window is not None else "") + \
         f"_{method}_{protocol}_seed{opts.seed}"
@@ -211,17 +215,21 @@ class RetrievalOptions:
     source: ModelSource
     similarity: str | None = None
     level: str | None = None
+    moments: bool = False  # sentence-to-moment localisation inside each video instead of text <-> video ranking
     outputs: Outputs = field(default_factory=Outputs)
 
 
 def run_retrieval(opts: RetrievalOptions) -> dict[str, Any]:
-    """Text <-> video retrieval metrics, printed, written as JSON and logged to MLflow."""
+    """Text <-> video retrieval metrics (or, with ``moments``, moment localisation), printed, written as JSON and
+    logged to MLflow."""
     from ..data.records import check_videos, load_videos
     from ..io import load_config
     from ..models.checkpoint import preprocess_of
     from .retrieval import RetrievalConfig, evaluate_retrieval, format_table
 
     cfg = load_config(opts.config, RetrievalConfig)
+    if opts.moments:
+        return _run_moments(opts, cfg)
     if opts.level:
         cfg = cfg.model_copy(update={"level": opts.level})
     similarity = opts.similarity or cfg.similarity
@@ -240,8 +248,11 @@ def run_retrieval(opts: RetrievalOptions) -> dict[str, Any]:
     t0 = time.perf_counter()
     result = evaluate_retrieval(model, videos, cfg.level, similarity, frames=frames, image_size=pre.output_size[0],
                                 batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                                progress=opts.outputs.progress, preprocess=pre)
+                                progress=opts.outputs.progress, preprocess=pre,
+                                pose_root=Path(cfg.dataset.path).parent if cfg.dataset.reader == "manifest" else None)
+    pose = getattr(model, "pose_cfg", None)
     result.update(checkpoint=str(opts.source.name), pretrained=opts.source.model is not None,
+                  streams="rgb" if pose is None else pose.streams,
                   preprocess=pre.model_dump(mode="json"), dataset=cfg.dataset.path,
                   seconds=round(time.perf_counter() - t0, 2))
     tag = f"{cfg.level}/{result['similarity']}"
@@ -252,3 +263,37 @@ def run_retrieval(opts: RetrievalOptions) -> dict[str, Any]:
                             {"retrieval_level": cfg.level, "retrieval_frames": frames}, f"retrieval/{tag}.json")
 
     return report(result, format_table(result), opts.outputs, record)
+
+
+def _run_moments(opts: RetrievalOptions, cfg: Any) -> dict[str, Any]:
+    """``hvl retrieval --moments``: each clip's sentence localised inside its own video (R@1 at IoU, mIoU)."""
+    from ..data.records import check_videos, load_videos
+    from ..models.checkpoint import preprocess_of
+    from .moments import evaluate_moments, format_moments_table
+
+    level = opts.level or cfg.moment_level
+    videos = load_videos(cfg.dataset, cfg.domain)
+    if not any(rec.clips for rec, _ in videos):
+        raise HVLInputError(f"{cfg.dataset.path}: no video has clips with times; --moments needs each sentence's "
+                            "[start, end] ('clips' in the manifest, or ActivityNet Captions' timestamps)")
+    check_videos(videos)  # data errors first: cheaper to find than a model is to load
+    model, meta = _load_model(opts.source)
+    if level not in model.video_heads:
+        raise HVLInputError(f"{opts.source.name}: level '{level}' (from "
+                            f"{'--level' if opts.level else opts.config + ' moment_level'}) is not one this checkpoint "
+                            f"was trained with; use one of {list(model.video_heads)}")
+    pre = preprocess_of(meta, cfg.image_size)
+    t0 = time.perf_counter()
+    result = evaluate_moments(model, videos, level, cfg.moment_frames, pre.output_size[0], cfg.moment_max_window,
+                              cfg.num_workers, opts.outputs.progress, pre)
+    result.update(checkpoint=str(opts.source.name), pretrained=opts.source.model is not None,
+                  dataset=cfg.dataset.path, seconds=round(time.perf_counter() - t0, 2))
+
+    def record() -> MlflowRecord:
+        return MlflowRecord(cfg.experiment, meta.get("mlflow_run_id"),
+                            {f"moments/{level}/{k}": v for k, v in result.items()
+                             if k.startswith("r1_iou") or k == "miou"},
+                            {"moments_level": level, "moments_frames": cfg.moment_frames},
+                            f"moments/{level}.json")
+
+    return report(result, format_moments_table(result), opts.outputs, record)

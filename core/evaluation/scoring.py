@@ -46,17 +46,20 @@ def prompts_level_window(cfg: Any, prompts: str | None, level: str | None,
 
 def score_videos(cfg: Any, model: Any, videos: list, prompts: Any, level: str, pre: Any, prompt_path: Any,
                  window: float | None, source: ModelSource, progress: bool,
-                 head: Any = None) -> tuple[dict[str, Any], Any, Any, Any]:
-    """Predict every scored frame (through ``head`` when given) and summarise: the metrics JSON of `hvl zeroshot`
-    and `hvl adapt`, and the per-frame predictions, labels and probabilities behind it."""
+                 head: Any = None, protocol: str = "strict") -> tuple[dict[str, Any], Any, Any, Any]:
+    """Predict every scored frame (through ``head`` when given) and summarise under the metric ``protocol``: the
+    metrics JSON of `hvl zeroshot` and `hvl adapt`, and the per-frame predictions, labels and probabilities behind
+    it."""
+    from .metrics import check_protocol
     from .zeroshot.classify import predict, summarize
 
+    check_protocol(protocol)  # before the frames are scored
     t0 = time.perf_counter()
     preds, labels, probs = predict(model, videos, prompts, level, fps=cfg.fps, image_size=pre.output_size[0],
                                    batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                    progress=progress, preprocess=pre, video_backend=cfg.video_backend,
                                    window=window, head=head)
-    result = summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, cfg.fps)
+    result = summarize([rec.video_id for rec, _ in videos], preds, labels, prompts.names, level, cfg.fps, protocol)
     result.update(prompt_file=str(prompt_path), checkpoint=str(source.name),
                   pretrained=source.model is not None, preprocess=pre.model_dump(mode="json"),
                   seconds=round(time.perf_counter() - t0, 2))
@@ -82,9 +85,14 @@ def write_outputs(outputs: Outputs, predictions: PredictionsOut, cfg: Any, meta:
                                   predictions.smooth_window)]
 
     def record() -> MlflowRecord:
-        return MlflowRecord(cfg.experiment, meta.get("mlflow_run_id"),
-                            {f"zeroshot/{tag}/{k}": result[k] for k in ("accuracy", "f1_macro", "jaccard")},
-                            {"zeroshot_level": result["level"], "zeroshot_fps": cfg.fps},
+        strict = result.get("strict", result)  # the strict numbers keep their names whatever the protocol
+        metrics = {f"zeroshot/{tag}/{k}": strict[k] for k in ("accuracy", "f1_macro", "jaccard")}
+        if result["protocol"] != "strict":
+            metrics.update({f"zeroshot/{tag}/{result['protocol']}/{k}": result[k]
+                            for k in ("accuracy", "precision", "recall", "jaccard", "f1") if result[k] is not None})
+        return MlflowRecord(cfg.experiment, meta.get("mlflow_run_id"), metrics,
+                            {"zeroshot_level": result["level"], "zeroshot_fps": cfg.fps,
+                             "zeroshot_protocol": result["protocol"]},
                             f"zeroshot/{tag}.json", {"prompts": prompt_path})
 
     return report(result, format_table(result), outputs, record, also=write_frames)

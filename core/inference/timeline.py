@@ -44,6 +44,8 @@ class Timeline(BaseModel):
     path: str
     duration: float = Field(gt=0)
     fps: float = Field(gt=0)  # the rate of ``t``, not the video's own frame rate
+    video_fps: float | None = Field(None, gt=0)  # the video's own frame rate (formats counting frames need it)
+    num_frames: int | None = Field(None, ge=1)  # the video's own frames within ``duration``
     classes: list[str] = Field(min_length=1)
     t: list[float]
     probs: list[list[float]]

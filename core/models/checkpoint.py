@@ -45,6 +45,8 @@ SIZE_FIELDS: dict[str, tuple[int, int]] = {
     "video_encoder.temporal_windows[]": (1, 65536), "video_encoder.frame_encoder.widths[]": (1, MAX_WIDTH),
     "video_encoder.frame_encoder.convs_per_stage": (1, 64), "video_encoder.frame_encoder.in_channels": (1, 64),
     "video_encoder.frame_encoder.grid": (0, 64),
+    "pose.points": (1, 65536), "pose.channels": (1, 64), "pose.dim": (1, MAX_WIDTH), "pose.layers": (0, 64),
+    "pose.heads": (1, 256),
 }
 MAX_CONFIG_INT = 2**20  # any integer of a transformers config a checkpoint builds with random weights
 

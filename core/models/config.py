@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ..errors import HVLInputError
 from .encoders import FRAME_ENCODERS
 
-__all__ = ["FrameEncoderConfig", "HFVisionConfig", "LossWeights", "SmallCNNConfig", "TemporalLossConfig",
+__all__ = ["FrameEncoderConfig", "HFVisionConfig", "LossWeights", "PoseStreamConfig", "SmallCNNConfig", "TemporalLossConfig",
            "TextEncoderConfig", "VideoEncoderConfig", "as_config", "as_plain", "frame_encoder_config"]
 
 T = TypeVar("T")
@@ -125,6 +125,45 @@ class VideoEncoderConfig:
         return {"frame_encoder": as_plain(self.frame_encoder), "temporal": self.temporal,
                 "temporal_layers": self.temporal_layers, "temporal_heads": self.temporal_heads,
                 "temporal_windows": list(self.temporal_windows)}
+
+
+@dataclass
+class PoseStreamConfig:
+    """``model.pose``: a keypoint stream (:mod:`hvl.core.models.pose`) beside or instead of the RGB frames; unset =
+    RGB only. Its per-frame embeddings feed the same levels, heads and losses as the RGB encoder's.
+
+    Args:
+        streams: fused (RGB and pose, fused per frame) or pose (keypoints only; no frame encoder is built)
+        reader: the domain whose keypoint reader loads each manifest row's poses (e.g. sign: its ``pose`` field)
+        points: keypoints per frame, as the reader gives them (sign: 8 body + 42 hand)
+        channels: numbers per keypoint (sign: x, y)
+        dim: width of the pose encoder and of the fused per-frame features
+        layers: transformer layers over the frames (0 = per-frame features only)
+        heads: attention heads
+        fusion: gated (a learned per-frame, per-channel mix of the two streams) or concat (concatenation, then a
+            linear layer)
+        stream_loss: > 0 adds the losses of the pose-only and RGB-only embeddings beside the fused one, each with
+            this weight (SEDS: 1); fused models only
+    """
+
+    streams: Literal["fused", "pose"] = "fused"
+    reader: str = "sign"
+    points: int = 50
+    channels: int = 2
+    dim: int = 128
+    layers: int = 2
+    heads: int = 4
+    fusion: Literal["gated", "concat"] = "gated"
+    stream_loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.points, self.channels, self.dim, self.heads) < 1 or self.layers < 0 or self.dim % self.heads:
+            raise HVLInputError(f"model.pose: points ({self.points}), channels ({self.channels}), dim ({self.dim}) "
+                                f"and heads ({self.heads}) must be ≥ 1, layers ({self.layers}) ≥ 0 and dim a "
+                                "multiple of heads, e.g. {points: 50, channels: 2, dim: 128, layers: 2, heads: 4}")
+        if self.stream_loss < 0 or (self.stream_loss and self.streams != "fused"):
+            raise HVLInputError(f"model.pose.stream_loss ({self.stream_loss}) weighs the per-stream losses of a fused "
+                                "model: ≥ 0, and 0 unless streams is 'fused'")
 
 
 @dataclass

@@ -15,9 +15,18 @@ from ..data.levels import LEVELS
 from ..data.transforms import normalize_batch
 from ..errors import HVLInputError
 from .backbones import BackboneOptions
-from .config import LossWeights, TemporalLossConfig, TextEncoderConfig, VideoEncoderConfig, as_config, as_plain
+from .config import (
+    LossWeights,
+    PoseStreamConfig,
+    TemporalLossConfig,
+    TextEncoderConfig,
+    VideoEncoderConfig,
+    as_config,
+    as_plain,
+)
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
+from .pose import Streams, build_video_encoder
 from .losses import (
     LogitBias,
     LogitScale,
@@ -73,7 +82,8 @@ class HierarchicalVLM(pl.LightningModule):
                  min_lr_ratio: float = 0.05, finegrained: dict[str, FineGrainedConfig] | None = None,
                  same_text_positives: bool = True, backbone: BackboneOptions | None = None,
                  backbone_lr: float = 1e-5, loss: str = "infonce", init_bias: float = -10.0,
-                 temporal_loss: TemporalLossConfig | None = None, prebuilt_backbone: nn.Module | None = None):
+                 temporal_loss: TemporalLossConfig | None = None, pose: PoseStreamConfig | None = None,
+                 prebuilt_backbone: nn.Module | None = None):
         """``prebuilt_backbone``: an already built backbone for ``backbone`` (loading a checkpoint rebuilds it from
         what the checkpoint stored, so the original model directory need not exist).
 
@@ -88,10 +98,12 @@ class HierarchicalVLM(pl.LightningModule):
                                                     for lv, cfg in finegrained.items()}
         bb_opts = as_config(BackboneOptions, backbone)
         temporal_cfg = as_config(TemporalLossConfig, temporal_loss)
+        self.pose_cfg = as_config(PoseStreamConfig, pose)
         # save_hyperparameters stores these arguments as they are now: plain values (dicts, lists, numbers), as
         # checkpoints have always held them (torch.load(weights_only=True) reads nothing else)
         text_encoder, video_encoder, loss_weights = as_plain(text_cfg), as_plain(video_cfg), as_plain(weights)
         finegrained, backbone, temporal_loss = as_plain(fg_cfgs), as_plain(bb_opts), as_plain(temporal_cfg)
+        pose = as_plain(self.pose_cfg)
         self.save_hyperparameters(ignore=["prebuilt_backbone"])
         video_cfg = video_cfg or VideoEncoderConfig()
         self.levels = list(levels or LEVELS)
@@ -100,6 +112,9 @@ class HierarchicalVLM(pl.LightningModule):
             raise HVLInputError(f"model.levels: unknown {sorted(bad)}; use a subset of {list(LEVELS)}")
         if loss not in ("infonce", "sigmoid"):
             raise HVLInputError(f"model.loss: unknown '{loss}'; use 'infonce' (CLIP, HecVL) or 'sigmoid' (SigLIP)")
+        if bb_opts is not None and self.pose_cfg is not None:
+            raise HVLInputError("model.pose fuses keypoints with a frame encoder trained from scratch; it does not "
+                                "combine with model.backbone yet (drop one of them)")
         if bb_opts is not None:
             if text_cfg is not None or video_cfg.frame_encoder is not None:
                 raise HVLInputError("model.backbone replaces model.text_encoder and video_encoder.frame_encoder: "
@@ -118,7 +133,7 @@ class HierarchicalVLM(pl.LightningModule):
         else:
             self.backbone = None
             self.text = TextEncoder(**as_plain(text_cfg or TextEncoderConfig()))
-            self.video = VideoEncoder(**video_cfg.encoder_kwargs())
+            self.video = build_video_encoder(video_cfg, self.pose_cfg)
             self.video_heads = nn.ModuleDict({lv: Head(self.video.dim, embed_dim, head_hidden) for lv in self.levels})
             self.text_heads = nn.ModuleDict({lv: Head(self.text.dim, embed_dim, head_hidden) for lv in self.levels})
         self.scales = nn.ModuleDict({lv: LogitScale(temperature, learnable=learn_temperature) for lv in self.levels})
@@ -169,6 +184,33 @@ class HierarchicalVLM(pl.LightningModule):
         return h.hexdigest(), frames
 
     @property
+    def keypoint_reader(self):
+        """The reader of the keypoints a pose-aware model reads beside its frames (None: RGB only)."""
+        if self.pose_cfg is None:
+            return None
+        from ..data.keypoints import keypoint_reader
+
+        reader = keypoint_reader(self.pose_cfg.reader)
+        if (reader.points, reader.channels) != (self.pose_cfg.points, self.pose_cfg.channels):
+            raise HVLInputError(f"model.pose: points {self.pose_cfg.points} × channels {self.pose_cfg.channels}, but "
+                                f"'{self.pose_cfg.reader}' keypoints have {reader.points} × {reader.channels}; set "
+                                "model.pose.points / channels to match")
+        return reader
+
+    def video_input(self, batch: dict[str, Any]) -> Tensor | Streams:
+        """A level batch's model input: its frames (:func:`normalize_batch`), with its keypoints when the model has
+        a pose stream."""
+        frames = normalize_batch(batch)
+        if self.pose_cfg is None:
+            return frames
+        if "keypoints" not in batch:
+            raise HVLInputError(f"model.pose: this model reads keypoints ('{self.pose_cfg.reader}' poses) but the "
+                                "batch carries none; train it with hvl's data module, which loads the poses each "
+                                "manifest row names")
+        rgb = frames if self.pose_cfg.streams == "fused" else None
+        return Streams(rgb, batch["keypoints"], batch["keypoint_mask"])
+
+    @property
     def embed_dim(self) -> int:
         return self.backbone.embed_dim if self.backbone is not None else int(self.hparams.embed_dim)
 
@@ -177,9 +219,22 @@ class HierarchicalVLM(pl.LightningModule):
         """``[B, T, C, H, W]`` → ``[B, E]`` in ``level``'s space."""
         return self.video_heads[level](self.video(frames))
 
-    def embed_frames(self, frames: Tensor, level: str) -> Tensor:
-        """``[N, C, H, W]`` single frames → ``[N, E]``: each frame as a one-frame video."""
-        return self.embed_video(frames.unsqueeze(1), level)
+    def embed_frames(self, frames: Tensor, level: str, keypoints: Tensor | None = None,
+                     keypoint_mask: Tensor | None = None) -> Tensor:
+        """``[N, C, H, W]`` single frames → ``[N, E]``: each frame as a one-frame video; a pose-aware model also
+        reads each frame's keypoints ``[N, P*C]`` and mask ``[N, P]`` (none given: nothing seen, as a frame whose
+        signer was not detected; a pose-only model then has nothing to read)."""
+        if self.pose_cfg is None:
+            return self.embed_video(frames.unsqueeze(1), level)
+        if keypoints is None:
+            if self.pose_cfg.streams == "pose":
+                raise HVLInputError("this model reads keypoints only (model.pose.streams: pose): it embeds no image "
+                                    "or frame without the signer's keypoints; use a fused or an RGB model")
+            n, cfg = frames.shape[0], self.pose_cfg
+            keypoints = frames.new_zeros(n, cfg.points * cfg.channels)
+            keypoint_mask = torch.zeros(n, cfg.points, dtype=torch.bool, device=frames.device)
+        rgb = frames.unsqueeze(1) if self.pose_cfg.streams == "fused" else None
+        return self.embed_video(Streams(rgb, keypoints.unsqueeze(1), keypoint_mask.unsqueeze(1)), level)
 
     def embed_text(self, texts: list[str], level: str) -> Tensor:
         uniq = list(dict.fromkeys(texts))
@@ -232,11 +287,11 @@ class HierarchicalVLM(pl.LightningModule):
     def level_loss(self, level: str, batch: dict[str, Any], frame_features: Tensor | None = None) -> Tensor:
         """``frame_features``: the batch's per-frame features when already computed (shared with the temporal term)."""
         if level in self.finegrained:
-            return self._finegrained_loss(level, batch)
+            return self._finegrained_loss(level, batch, frame_features)
         if frame_features is not None:
             v = self.video_heads[level](frame_features.mean(1))
         else:
-            v = self.embed_video(normalize_batch(batch), level)
+            v = self.embed_video(self.video_input(batch), level)
         scale, keys = self.scales[level](), self._keys(batch)
         sigmoid = self.hparams.loss == "sigmoid"
         if level == "clip":
@@ -250,10 +305,14 @@ class HierarchicalVLM(pl.LightningModule):
         return hierarchical_loss(v, parent, children, batch["child_mask"], scale, tuple(self.hparams.hier_weights),
                                  keys["parent"], keys["children"], pair=pair)
 
-    def _finegrained_loss(self, level: str, batch: dict[str, Any]) -> Tensor:
+    def _finegrained_loss(self, level: str, batch: dict[str, Any], frame_features: Tensor | None = None) -> Tensor:
         """Hierarchical loss whose segment↔parent term scores frames against the parent's words."""
         cfg, scale, keys = self.finegrained[level], self.scales[level](), self._keys(batch)
-        frames, v = self.embed_frame_sequence(normalize_batch(batch), level)
+        if frame_features is not None:
+            head = self.video_heads[level]
+            frames, v = head(frame_features), head(frame_features.mean(1))
+        else:
+            frames, v = self.embed_frame_sequence(self.video_input(batch), level)
         tokens, tmask = self.embed_tokens(batch["parent"], level)
         parent = self.embed_text(batch["parent"], level)
         child = masked_mean(self._embed_padded(batch["children"], level), batch["child_mask"])
@@ -283,11 +342,19 @@ class HierarchicalVLM(pl.LightningModule):
         for lv in self.levels:
             if lv not in batch:
                 continue
-            feats, temporal = None, None
+            feats, temporal, streams = None, None, None
+            if self.pose_cfg is not None and self.pose_cfg.stream_loss:
+                streams = self.video.stream_features(self.video_input(batch[lv]))
+                feats = streams["fused"]
             if lv == "video" and self.temporal_weight and batch[lv].get("sentences"):
-                feats = self.video.frame_features(normalize_batch(batch[lv]))  # one encoder pass for both terms
+                if feats is None:  # one encoder pass for both terms
+                    feats = self.video.frame_features(self.video_input(batch[lv]))
                 temporal = self.temporal_term(batch[lv], feats)
             loss = self.level_loss(lv, batch[lv], feats)
+            if streams is not None:  # SEDS: the pose-only and RGB-only embeddings trained beside the fused one
+                w = self.pose_cfg.stream_loss
+                extra = self.level_loss(lv, batch[lv], streams["pose"]) + self.level_loss(lv, batch[lv], streams["rgb"])
+                loss = (loss + w * extra) / (1 + 2 * w)
             bs = batch[lv]["frames"].shape[0]
             self.log(f"{stage}/loss_{lv}", loss, batch_size=bs, sync_dist=True,
                      on_step=stage == "train", on_epoch=True)
@@ -315,6 +382,10 @@ class HierarchicalVLM(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, dict[str, Any]], batch_idx: int) -> Tensor:
+        """``hvl test``: the losses of ``validate`` on the config's ``data.test`` manifest, logged as ``test/…``."""
+        return self._step(batch, "test")
 
     def on_fit_start(self) -> None:
         # Frozen encoders stay in eval mode on purpose (no dropout: cached and fresh embeddings agree; no batch-norm

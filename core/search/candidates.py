@@ -136,3 +136,31 @@ def propose_videos(index: Any, meta: dict[str, Any], x: Any, row_video: np.ndarr
             vids = np.union1d(vids, row_video[counted[counted >= 0]])
         out.append(vids)
     return out
+
+
+def backend_videos(idx: Any, q: np.ndarray, k: int = 10, agg: str = "max", topk: int = 3, pool: int = 1000,
+                   group: str | None = None) -> np.ndarray:
+    """The videos (ascending ids into ``idx.videos``) a vector database behind ``idx`` (``idx.ann``: its backend)
+    proposes for exact rescoring of a top ``k`` by ``agg``: the same stage as for a FAISS frame pool.
+
+    The database gathers *videos* (``propose``: at least :func:`wanted_videos` distinct videos and each one's
+    :data:`PER_VIDEO` nearest frames, by its grouping by video), those frames are scored exactly from the
+    shards and :func:`pool_videos` keeps the videos to rescore whole; ``count`` adds every video among the
+    ``pool`` nearest frames (the database returns them too: its groups are only the best videos)."""
+    pos = idx.video_index()
+    if not hasattr(getattr(idx.ann, "backend", idx.ann), "propose"):  # a backend with search() only: its best videos
+        hits = idx.ann.search(q, k=max(3 * k, 30), moments=1, group=group)
+        return np.array(sorted(pos[h.video_id] for h in hits if h.video_id in pos), np.int64)
+    rows = []
+    counted = pool if agg == "count" else 0
+    for video_id, t in idx.ann.propose(q, wanted_videos(k), PER_VIDEO, group, frames=counted):
+        v = pos.get(video_id)
+        if v is None:  # in the database, no longer in the shards (mirrored at the next `hvl index`)
+            continue
+        lo, n = int(idx.video_start[v]), int(idx.video_len[v])
+        rows.append(lo + min(int(np.searchsorted(idx.row_time[lo:lo + n], t - 1e-6)), n - 1))
+    found = np.array(rows, np.int64)
+    vids = pool_videos(idx.emb, q, found, idx.row_video, rescored_videos(k), agg, topk)
+    if agg == "count":
+        vids = np.union1d(vids, idx.row_video[found])
+    return vids

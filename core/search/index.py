@@ -30,6 +30,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
+from ..data.keypoints import KeypointReader
 from ..data.transforms import FrameTransform, Preprocess
 from ..data.video import Video, open_source
 from ..errors import HVLInputError
@@ -98,8 +99,12 @@ class RankShare:
 class VideoFrames(IterableDataset):
     """``{vi, frames, t, last}`` chunks (or ``{vi, error}``) of ``videos``, the videos split over loader workers."""
 
-    def __init__(self, videos: list[VideoEntry], fps: float, preprocess: Preprocess, chunk: int, backend: str = "auto"):
+    def __init__(self, videos: list[VideoEntry], fps: float, preprocess: Preprocess, chunk: int, backend: str = "auto",
+                 keypoints: KeypointReader | None = None):
+        """``keypoints``: a pose-aware model's reader; each chunk then also carries the keypoints found beside its
+        video (:attr:`KeypointReader.beside`) at its frames' times."""
         self.videos, self.fps, self.preprocess, self.chunk, self.backend = videos, fps, preprocess, chunk, backend
+        self.keypoints = keypoints
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -112,17 +117,33 @@ class VideoFrames(IterableDataset):
                 frames = [v.index_at(t) for t in frame_times(v.duration, self.fps)]
                 chunks = [frames[i:i + self.chunk] for i in range(0, len(frames), self.chunk)]
                 decoded = [([v.time_of(i) for i in ix], v.source.get(ix)) for ix in chunks]
+                track = self._track(Path(self.videos[vi].path), v.fps)
             except HVLInputError as e:  # reported by the writer with the policy; never a worker traceback
                 yield {"vi": vi, "error": str(e)}
                 continue
             for c, (ts, raw) in enumerate(decoded):
                 yield {"vi": vi, "frames": transform(raw), "t": torch.tensor(ts, dtype=torch.float64),
-                       "last": c == len(decoded) - 1}
+                       "last": c == len(decoded) - 1} | self._poses(track, ts)
+
+    def _track(self, video: Path, fps: float):
+        if self.keypoints is None or self.keypoints.beside is None:
+            return None
+        return self.keypoints.beside(video, fps)
+
+    def _poses(self, track, times: list[float]) -> dict[str, torch.Tensor]:
+        """A chunk's keypoints (a video without poses: none seen); nothing for a model that reads none."""
+        if self.keypoints is None:
+            return {}
+        if track is None:
+            values, mask = self.keypoints.empty(len(times))
+        else:
+            values, mask = track.at_times(times)
+        return {"keypoints": torch.from_numpy(values.reshape(len(times), -1)), "keypoint_mask": torch.from_numpy(mask)}
 
 
 def _frame_dataset(videos: list[VideoEntry], fps: float, preprocess: Preprocess, chunk: int,
-                   backend: str = "auto") -> VideoFrames:
-    return VideoFrames(videos, fps, preprocess, chunk, backend)
+                   backend: str = "auto", keypoints: KeypointReader | None = None) -> VideoFrames:
+    return VideoFrames(videos, fps, preprocess, chunk, backend, keypoints)
 
 
 class FrameEmbedder(pl.LightningModule):
@@ -136,14 +157,15 @@ class FrameEmbedder(pl.LightningModule):
 
     def predict_dataloader(self) -> DataLoader:
         mine = self.share.of(self.trainer.global_rank, self.trainer.world_size)
-        return DataLoader(VideoFrames(mine, self.fps, self.preprocess, self.chunk, self.backend), batch_size=None,
+        keypoints = getattr(self.model, "keypoint_reader", None)
+        return DataLoader(VideoFrames(mine, self.fps, self.preprocess, self.chunk, self.backend, keypoints), batch_size=None,
                           num_workers=min(self.num_workers, len(mine)))
 
     @torch.no_grad()
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         if "error" in batch:
             return batch
-        emb = self.model.embed_frames(batch["frames"], self.level)
+        emb = self.model.embed_frames(batch["frames"], self.level, batch.get("keypoints"), batch.get("keypoint_mask"))
         emb = torch.nn.functional.normalize(emb.float(), dim=-1)
         return {"vi": int(batch["vi"]), "emb": emb.cpu().numpy(), "t": batch["t"].cpu().numpy(),
                 "last": bool(batch["last"])}

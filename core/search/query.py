@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import HVLInputError
 from .ann import load_ann
-from .candidates import propose_videos
+from .candidates import backend_videos, propose_videos
 from .store import FrameIndex, read_index, score_rows
 
 __all__ = ["AGGREGATIONS", "Ranking", "aggregate", "embed_queries", "load_index", "model_for_index", "rank_all",
@@ -92,6 +92,10 @@ class _OneAtATime:
         with self.lock:
             return self.backend.search(*args, **kw)
 
+    def propose(self, *args: Any, **kw: Any):
+        with self.lock:
+            return self.backend.propose(*args, **kw)
+
 
 def load_index(path: str | Path, use_ann: bool = True, backend_url: str | None = None) -> FrameIndex:
     """The index at ``path``, with its approximate index when one covers exactly its shards (or, for an index
@@ -119,11 +123,10 @@ def _candidate_rows(idx: FrameIndex, queries: np.ndarray, k: int, pool: int, gro
     """Per query, the rows to score exactly (None: every row), and how they were chosen. The approximate index
     is asked for all queries at once (FAISS batches them)."""
     if idx.ann is not None and not exact and idx.ann_meta.get("kind") == "backend":
-        # the database proposes videos (its own ranking, filtered by group); hvl rescores them from the shards
-        pos = idx.video_index()
-        hits = [idx.ann.search(q, k=max(3 * k, 30), moments=1, group=group) for q in queries]
-        return ([idx.video_rows(np.array(sorted(pos[h.video_id] for h in hs if h.video_id in pos), np.int64))
-                 for hs in hits], f"{idx.ann_meta['factory']} ({idx.ann_meta['where']}) + exact rescoring")
+        # the database gathers videos and their nearest frames (filtered by group); hvl ranks them by those frames
+        # scored exactly and rescores the best whole, as for a FAISS frame pool (see .candidates.backend_videos)
+        return ([idx.video_rows(backend_videos(idx, q, k, agg, topk, pool, group)) for q in queries],
+                f"{idx.ann_meta['factory']} ({idx.ann_meta['where']}) + exact rescoring")
     if group is not None:
         rows = np.flatnonzero(np.array([v["group"] == group for v in idx.videos])[idx.row_video])
         if not len(rows):

@@ -13,6 +13,7 @@ from hvl.core.registry import Domain
 
 from .how2sign import read_how2sign
 from .phoenix import read_phoenix
+from .pose_normalise import KEYPOINTS
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 
@@ -24,7 +25,7 @@ def _demo(out: str, seed: int = 0, **kw: Any) -> dict[str, Any]:
 
 
 plugin = Domain(name="sign", demo=_demo, readers={"how2sign": read_how2sign, "phoenix": read_phoenix},
-                prompts_dir=PROMPTS_DIR,
+                prompts_dir=PROMPTS_DIR, keypoints=KEYPOINTS,
                 description="text <-> sign-video retrieval (R@1/5/10, MedR; fine-grained frame x word similarity)")
 
 __all__ = ["plugin", "read_how2sign", "read_phoenix", "PROMPTS_DIR"]

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
+from pathlib import Path
 
-from .pose_formats import PoseSequence
+import numpy as np
+from hvl.core.data.keypoints import KeypointReader, KeypointTrack
+from hvl.core.data.schema import Manifest, VideoRecord
+
+from .pose_formats import PoseSequence, find_pose_beside, load_pose, load_record_pose
 from .pose_layouts import BODY_LANDMARKS
 
-__all__ = ["MIN_CONFIDENCE", "NormalisedPose", "normalise"]
+__all__ = ["KEYPOINTS", "MIN_CONFIDENCE", "NormalisedPose", "normalise", "record_keypoints", "video_keypoints"]
 
 # OpenPose hand confidences commonly sit at 0.2-0.5 on blurred frames; below 0.2 the points are mostly guesses
 MIN_CONFIDENCE = 0.2
@@ -85,3 +89,32 @@ def normalise(seq: PoseSequence, min_confidence: float = MIN_CONFIDENCE) -> Norm
     hands = np.where(hand_vis[..., None], (hand_xy - wrist[:, :, None]) / scale, 0.0)
     return NormalisedPose(body.astype(np.float32), hands.astype(np.float32), body_vis, hand_vis,
                           centre.astype(np.float32), scale, seq.fps)
+
+
+def record_keypoints(rec: VideoRecord, root: Path | None, video_fps: float) -> KeypointTrack | None:
+    """The poses ``rec`` names, normalised, as the generic per-frame keypoints a pose-aware model reads
+    (:attr:`NormalisedPose.features`: 8 body + 42 hand points, x and y); None when it names none."""
+    manifest = None if root is None else Manifest(file=Path(root) / "manifest.jsonl", videos=[rec])
+    seq = load_record_pose(rec, manifest, video_fps=video_fps)
+    if seq is None:
+        return None
+    points, mask = normalise(seq).features()
+    return KeypointTrack(points.reshape(len(seq), -1, 2), mask, seq.fps, seq.start)
+
+
+def video_keypoints(video: Path, video_fps: float) -> KeypointTrack | None:
+    """The poses beside a video no manifest describes (``hvl index`` of a folder), normalised: ``<name>.pose``
+    beside it, else How2Sign's and the demo's ``../openpose_output/json/<name>/`` (at the video's fps)."""
+    video = Path(video)
+    source = find_pose_beside(video)
+    if source is None:
+        folder = video.parent.parent / "openpose_output" / "json" / video.stem
+        source = folder if folder.is_dir() else None
+    if source is None:
+        return None
+    seq = load_pose(source, fps=video_fps)
+    points, mask = normalise(seq).features()
+    return KeypointTrack(points.reshape(len(seq), -1, 2), mask, seq.fps, seq.start)
+
+
+KEYPOINTS = KeypointReader(points=50, channels=2, load=record_keypoints, beside=video_keypoints)

@@ -197,6 +197,8 @@ def build_head(method: str, weight: Tensor, classes: list[str], level: str, wind
 def space_fingerprint(model: nn.Module, level: str) -> str:
     """sha256 of what a level's frame / window embeddings depend on: the frame encoder (or pretrained backbone),
     the temporal aggregation and the level's video head."""
+    if hasattr(model, "space_fingerprint"):  # an ONNX export (hvl.core.inference.onnx): recorded from its torch model
+        return model.space_fingerprint(level)
     h = hashlib.sha256()
     parts = [model.backbone if getattr(model, "backbone", None) is not None else model.video.frames,
              model.video.temporal, model.video_heads[level]]

@@ -26,6 +26,9 @@ class ZeroShotConfig(BaseModel):
     image_size: int | None = Field(None, description="default: the training data module's image_size")
     video_backend: Literal["auto", "decord", "pyav"] = Field("auto", description="decoder (see hvl.core.data.decoders)")
     experiment: str = "hvl-zeroshot"
+    protocol: Literal["strict", "relaxed", "relaxed-fixed"] = Field(
+        "strict", description="metric protocol (hvl.core.evaluation.metrics.PROTOCOLS): strict video-wise, or the "
+                              "relaxed M2CAI / Cholec80 one as released or with its bug fixed (--protocol overrides)")
 
 
 def check_inputs(videos: list[Resolved], prompts: PromptFile) -> None:

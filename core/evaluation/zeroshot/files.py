@@ -42,11 +42,13 @@ def write_predictions(out: str | Path, videos: list[Resolved], result: dict[str,
     ``<out>/videos/<id>.json`` per video: frame times, true / predicted / smoothed class and probabilities.
 
     What ``hvl serve --zeroshot <out>`` reviews; the files name the videos they describe, and nothing else is served.
-    Each file is written atomically, the manifest last."""
+    Each file is written atomically, the manifest last. The scores in them are the strict ones (per frame, what the
+    review page compares); the manifest names the run's protocol and carries a relaxed run's numbers too."""
     out = Path(out)
     names, c = result["classes"], len(result["classes"])
+    strict = result.get("strict", result)
     entries, taken = [], set()
-    for (rec, path), row, t, p, y, pr in zip(videos, result["per_video"], times, preds, labels, probs):
+    for (rec, path), row, t, p, y, pr in zip(videos, strict["per_video"], times, preds, labels, probs):
         if len(t) != len(p):
             raise RuntimeError(f"{rec.video_id}: {len(t)} frame times for {len(p)} predictions")
         smoothed = smooth_mode(p, window, c)
@@ -63,5 +65,8 @@ def write_predictions(out: str | Path, videos: list[Resolved], result: dict[str,
     manifest = PredictionsManifest(
         classes=names, level=result["level"], fps=result["fps"], smoothing=Smoothing(method="mode", window=window),
         checkpoint=result.get("checkpoint"), prompt_file=result.get("prompt_file"),
-        metrics={k: result[k] for k in PHASE_METRICS}, videos=entries)
+        metrics={k: strict[k] for k in PHASE_METRICS}, protocol=result.get("protocol", "strict"),
+        relaxed_metrics=None if "strict" not in result else {
+            k: result[k] for k in ("accuracy", "precision", "recall", "jaccard", "f1")},
+        videos=entries)
     return write_json(out / MANIFEST_FILE, manifest.model_dump(mode="json"))

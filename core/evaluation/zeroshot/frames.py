@@ -39,13 +39,15 @@ class FrameChunks(Dataset):
 
 
 def sample_eval_frames(videos: list[Resolved], names: list[str], fps: float, chunk: int, size: int,
-                       backend: str = "auto") -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
+                       backend: str = "auto", labelled: bool = True
+                       ) -> tuple[list[tuple[int, list[int]]], list[Tensor], list[float]]:
     """Frame indices to classify and their labels; frames whose time has no known label are left out.
-    Time ``t = k / fps`` takes the frame presented at ``t`` (by timestamp: exact for variable frame rates)."""
+    Time ``t = k / fps`` takes the frame presented at ``t`` (by timestamp: exact for variable frame rates).
+    ``labelled=False`` (``hvl predict``): every time is scored, whatever the record's phases say, with label -1."""
     readers = ReaderCache(1, size=(size, size), backend=backend)
     index, labels, durations = [], [], []
     for vi, (rec, path) in enumerate(videos):
-        keep, dur = _labelled_frames(rec, path, readers(path), names, fps)
+        keep, dur = _scored_frames(rec, path, readers(path), names, fps, labelled)
         frames = [f for _, f, _ in keep]
         index += [(vi, frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
         labels.append(torch.tensor([y for _, _, y in keep]))
@@ -57,6 +59,17 @@ def _sampled_times(rec, v, fps: float) -> tuple[list[float], float]:
     """Every time ``k / fps`` inside the video (labelled or not), and the duration used."""
     dur = min(rec.duration or v.duration, v.duration)
     return [k / fps for k in range(math.ceil(dur * fps - 1e-9))], dur
+
+
+def _scored_frames(rec, path, v, names: list[str], fps: float,
+                   labelled: bool = True) -> tuple[list[tuple[float, int, int]], float]:
+    """:func:`_labelled_frames`, or with ``labelled=False`` every sampled time with label -1."""
+    if labelled:
+        return _labelled_frames(rec, path, v, names, fps)
+    times, dur = _sampled_times(rec, v, fps)
+    if not times:
+        raise HVLInputError(f"{path}: no frame to score at {fps} fps (the video lasts {dur:.3f}s)")
+    return [(t, v.index_at(t), -1) for t in times], dur
 
 
 def _labelled_frames(rec, path, v, names: list[str], fps: float) -> tuple[list[tuple[float, int, int]], float]:
@@ -74,10 +87,11 @@ def _labelled_frames(rec, path, v, names: list[str], fps: float) -> tuple[list[t
 
 
 def eval_frame_times(videos: list[Resolved], names: list[str], fps: float, size: int,
-                     backend: str = "auto") -> list[list[float]]:
+                     backend: str = "auto", labelled: bool = True) -> list[list[float]]:
     """Per video, the time (s) of each frame :func:`predict` scores, in its order (the same selection)."""
     readers = ReaderCache(1, size=(size, size), backend=backend)
-    return [[t for t, _, _ in _labelled_frames(rec, path, readers(path), names, fps)[0]] for rec, path in videos]
+    return [[t for t, _, _ in _scored_frames(rec, path, readers(path), names, fps, labelled)[0]]
+            for rec, path in videos]
 
 
 @dataclass
@@ -93,13 +107,14 @@ class FrameSequence:
 
 
 def sample_sequences(videos: list[Resolved], names: list[str], fps: float, size: int,
-                     backend: str = "auto") -> list[FrameSequence]:
-    """Per video, every time ``k / fps`` (labelled or not) and the labelled ones :func:`predict` scores."""
+                     backend: str = "auto", labelled: bool = True) -> list[FrameSequence]:
+    """Per video, every time ``k / fps`` (labelled or not) and the labelled ones :func:`predict` scores
+    (``labelled=False``: all of them, label -1)."""
     readers = ReaderCache(1, size=(size, size), backend=backend)
     out = []
     for rec, path in videos:
         v = readers(path)
-        keep, _ = _labelled_frames(rec, path, v, names, fps)  # the checks and the scored selection
+        keep, _ = _scored_frames(rec, path, v, names, fps, labelled)  # the checks and the scored selection
         times, _ = _sampled_times(rec, v, fps)
         pos = {t: i for i, t in enumerate(times)}
         out.append(FrameSequence(indices=[v.index_at(t) for t in times], times=times,

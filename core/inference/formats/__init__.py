@@ -17,8 +17,8 @@ from ..timeline import Timeline
 __all__ = ["FORMATS", "writer"]
 
 # format name -> module (in this package) that writes it
-FORMATS = {"json": "tabular", "csv": "tabular", "cholec80": "cholec80", "label-studio": "label_studio",
-           "fiftyone": "fiftyone"}
+FORMATS = {"json": "tabular", "csv": "tabular", "frames-csv": "tabular", "cholec80": "cholec80",
+           "label-studio": "label_studio", "fiftyone": "fiftyone"}
 
 
 def writer(name: str) -> Callable[[Timeline, Path], Path]:

@@ -47,6 +47,14 @@ class SearchBackend(Protocol):
     def search(self, query: np.ndarray, k: int = 10, moments: int = 3, group: str | None = None) -> list[VideoHit]:
         """The ``k`` videos with the best frame (inner product with ``query``), best first; ``group``: only that group."""
 
+    def propose(self, query: np.ndarray, videos: int, per_video: int, group: str | None = None,
+                pool: int | None = None, frames: int = 0) -> list[tuple[str, float]]:
+        """`hvl search`'s candidate stage: (video_id, time) of the frames nearest ``query`` of at least ``videos``
+        distinct videos, and of every video among the ``frames`` nearest frames, at most ``per_video`` a video,
+        each video's best first. Grouped by video, not a fixed number of frames (a few long videos would fill
+        that); hvl scores them exactly and rescores the best videos whole
+        (:func:`hvl.core.search.candidates.backend_videos`)."""
+
     def count(self) -> int:
         """Frames stored."""
 

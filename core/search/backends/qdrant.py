@@ -29,17 +29,19 @@ One point per frame: vector (inner product = cosine, vectors are L2-normalised) 
 Point ids are a hash of (video_id, frame number), so re-adding a video overwrites it (``add`` first deletes
 what a video had: a video re-added with fewer frames keeps none of its old ones).
 
-Search (hvl's ``max`` ranking, :func:`hvl.core.search.query.aggregate`): an HNSW search (int8-quantized,
-breadth ``ef`` = 4 x pool, the pool rescored from the float vectors) proposes the ``pool`` nearest frames (only
-``group``'s, with a filter); each video in the pool has as score its best pooled frame, which is its true best
-frame whenever HNSW found the exact top frames (a video's best frame outranks any of its frames in the pool).
-A pool holding fewer than ``rescore`` videos (long videos fill it: the best 1,000 frames of 10-minute recordings
-are two or three recordings') is followed by another ``pool`` search without the videos already in (a
-``must_not`` filter on ``video_id``), up to :data:`GATHER_ROUNDS` searches. The ``rescore`` best videos (default
-``3 * k``) are then rescored exactly from every one of their frames (an exact filtered search), which fixes a
-best frame HNSW missed and gives each video its ``moments`` best frames. Qdrant's server has
-``query_points_groups`` (group_by video); Qdrant Edge has no grouping, and one code path for both keeps results
-identical between an embedded index and its server copy.
+Search gathers *videos*, not frames (a pool of frames fills up with a few long videos: the best 1,000 frames of
+10-minute recordings are two or three recordings'): :meth:`QdrantBackend.propose` asks for the nearest frames
+grouped by video, at most :data:`~hvl.core.search.candidates.PER_VIDEO` a video, until enough distinct videos
+are in. A server groups in the engine (``query_points_groups``, ``group_by="video_id"``, ``group_size``,
+``limit`` = the videos wanted); Qdrant Edge (``qdrant-edge-py`` 0.9) has no grouping, so it searches ``pool``
+frames (an HNSW search, int8-quantized, breadth ``ef`` = 4 x pool, rescored from the float vectors), then again
+without the videos already found (a ``must_not`` filter on ``video_id``), up to :data:`GATHER_ROUNDS` searches.
+Both give each video its best gathered frames, exactly scored; its best one is its true best frame whenever HNSW
+found it. The rest is the FAISS path's rule (:func:`hvl.core.search.candidates.pool_videos`): the videos with the
+best gathered frames (``rescore``, default :func:`~hvl.core.search.candidates.rescored_videos` = 20 for a top
+10) are rescored from every one of their frames (an exact filtered search), which fixes a best frame HNSW
+missed and gives each video its ``moments`` best frames. `hvl search` on such an index takes ``propose``'s
+frames instead and rescores from the shards (any ranking: ``max``, ``topk-mean``, ``count``).
 
 At scale the HNSW breadth decides recall on near-uniform embeddings (``search.py``'s isotropic shape): video
 recall@10 at pool 1000 fell from 0.99 (30k frames) to 0.81 (200k) with ef = 2 x pool; ef = 4 x pool gives 0.996
@@ -59,6 +61,7 @@ import numpy as np
 from ...errors import HVLInputError
 from ...extras import require
 from ...io import confined_dir
+from ..candidates import PER_VIDEO, rescored_videos
 from .base import BackendUnreachable, VideoHit
 
 __all__ = ["POOL", "QdrantBackend", "open"]
@@ -143,6 +146,22 @@ class _Edge:
               payload: list[str], exclude: list[str] | None = None) -> list[tuple[float, dict[str, Any]]]:
         flt = self._filter(key, values, exclude)
         return [(p.score, p.payload) for p in self.shard.query(self._request(q, limit, flt, exact, payload))]
+
+    def query_groups(self, q: np.ndarray, videos: int, per_video: int, pool: int, key: str | None,
+                     values: list[str] | None, payload: list[str]) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+        """Each video's ``per_video`` nearest frames, for at least ``videos`` videos (best video first), as a
+        server's grouping answers: Qdrant Edge has none, so ``pool`` frames are searched, then again without the
+        videos already in, up to :data:`GATHER_ROUNDS` searches."""
+        groups: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        for _ in range(GATHER_ROUNDS):
+            hits = self.query(q, pool, key, values, False, payload, exclude=sorted(groups) or None)
+            for s, p in hits:  # best first: a video's first hits are its best frames
+                g = groups.setdefault(p["video_id"], [])
+                if len(g) < per_video:
+                    g.append((s, p))
+            if len(groups) >= videos or len(hits) < pool:
+                break
+        return groups
 
     def query_each(self, q: np.ndarray, limit: int, key: str, values: list[str], payload: list[str]
                    ) -> list[list[tuple[float, dict[str, Any]]]]:
@@ -240,6 +259,14 @@ class _Server:
                                      query_filter=self._filter(key, values, exclude),
                                      search_params=self._params(limit, exact))
         return [(p.score, p.payload) for p in r.points]
+
+    def query_groups(self, q: np.ndarray, videos: int, per_video: int, pool: int, key: str | None,
+                     values: list[str] | None, payload: list[str]) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+        """Each video's ``per_video`` nearest frames, for ``videos`` videos: grouped by the engine."""
+        r = self.client.query_points_groups(self.collection, group_by="video_id", query=q.tolist(), limit=videos,
+                                            group_size=per_video, query_filter=self._filter(key, values),
+                                            search_params=self._params(pool, False), with_payload=payload)
+        return {str(g.id): [(p.score, p.payload) for p in g.hits] for g in r.groups}
 
     def query_each(self, q: np.ndarray, limit: int, key: str, values: list[str], payload: list[str]
                    ) -> list[list[tuple[float, dict[str, Any]]]]:
@@ -339,44 +366,55 @@ class QdrantBackend:
         for s in range(0, len(ids), 1000):
             self.store.delete("video_id", ids[s: s + 1000])
 
-    def _pooled_videos(self, q: np.ndarray, pool: int, want: int, group: str | None
-                       ) -> dict[str, tuple[float, dict[str, Any]]]:
-        """Each video of the frame pools and its best pooled frame (score, payload): the ``pool`` nearest frames,
-        then, while fewer than ``want`` videos are in, the ``pool`` nearest frames of the videos not yet in (at most
-        :data:`GATHER_ROUNDS` searches). A pool of frames fills up with a few long videos' frames (the best 1,000
-        frames of 10-minute recordings are two or three recordings'); Qdrant Edge has no grouping by video, so
-        the videos already found are filtered out instead."""
-        best: dict[str, tuple[float, dict[str, Any]]] = {}
-        for _ in range(GATHER_ROUNDS):
-            hits = self.store.query(q, pool, "group" if group is not None else None,
-                                    [group] if group is not None else None, False, ["video_id", "group", "n", "path"],
-                                    exclude=sorted(best) or None)
-            for s, p in hits:  # best first: a video's first hit is its best pooled frame
-                best.setdefault(p["video_id"], (s, p))
-            if len(best) >= want or len(hits) < pool:
-                return best
-        return best
-
-    def search(self, query: np.ndarray, k: int = 10, moments: int = 3, group: str | None = None,
-               pool: int | None = None, rescore: int | None = None) -> list[VideoHit]:
-        """The ``k`` videos with the best frame, best first (ties by video_id), each with its ``moments`` best
-        frames; ``pool`` frames proposed (default ``self.pool``), the best ``rescore`` videos (default ``3 * k``)
-        rescored exactly."""
+    def _check_search(self, query: np.ndarray, k: int, group: str | None) -> np.ndarray:
         self._check_open()
         q = self._vector(query)
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise HVLInputError(f"k must be an integer >= 1 (got {k!r})")
-        if not isinstance(moments, (int, np.integer)) or moments < 0:
-            raise HVLInputError(f"moments must be an integer >= 0 (got {moments!r})")
         if group is not None and not isinstance(group, str):
             raise HVLInputError(f"group must be a string (got {group!r})")
-        pool = max(int(pool or self.pool), 10 * k)
-        rescore = max(int(rescore or 3 * k), k)
-        best = self._pooled_videos(q, pool, rescore, group)
-        if not best:
-            if group is not None:
-                raise HVLInputError(f"--group '{group}' is not in the index")
+        return q
+
+    def _gather(self, q: np.ndarray, videos: int, per_video: int, group: str | None, pool: int | None,
+                frames: int = 0) -> dict[str, list[tuple[float, dict[str, Any]]]]:
+        """At least ``videos`` videos (fewer where the index has fewer) and each one's ``per_video`` nearest frames
+        (score, payload), best first; ``pool`` frames a search (default ``self.pool``); and every video among the
+        ``frames`` nearest frames (what ``count`` counts: the engine's groups are only the best ``videos``)."""
+        pool, per_video = max(int(pool or self.pool), 10 * videos), max(int(per_video), 1)
+        key, values = ("group", [group]) if group is not None else (None, None)
+        payload = ["video_id", "group", "n", "path", "t"]
+        groups = self.store.query_groups(q, videos, per_video, pool, key, values, payload)
+        if frames > 0:
+            for s, p in self.store.query(q, int(frames), key, values, False, payload):
+                g = groups.setdefault(p["video_id"], [])
+                if len(g) < per_video and all(h["t"] != p["t"] for _, h in g):
+                    g.append((s, p))
+        if not groups and group is not None:
+            raise HVLInputError(f"--group '{group}' is not in the index")
+        return groups
+
+    def propose(self, query: np.ndarray, videos: int, per_video: int = PER_VIDEO, group: str | None = None,
+                pool: int | None = None, frames: int = 0) -> list[tuple[str, float]]:
+        """The candidate stage alone: frames (video_id, time) of at least ``videos`` distinct videos and of every
+        video among the ``frames`` nearest frames, at most ``per_video`` a video, each video's best first; hvl
+        scores them exactly and picks what to rescore."""
+        q = self._check_search(query, max(int(videos), 1), group)
+        groups = self._gather(q, max(int(videos), 1), per_video, group, pool, int(frames))
+        return [(v, float(p["t"])) for v, hits in groups.items() for _, p in hits]
+
+    def search(self, query: np.ndarray, k: int = 10, moments: int = 3, group: str | None = None,
+               pool: int | None = None, rescore: int | None = None) -> list[VideoHit]:
+        """The ``k`` videos with the best frame, best first (ties by video_id), each with its ``moments`` best
+        frames: ``3 k`` videos gathered (``pool`` frames a search, default ``self.pool``), the ``rescore`` with
+        the best gathered frame (default :func:`~hvl.core.search.candidates.rescored_videos`) rescored exactly."""
+        q = self._check_search(query, k, group)
+        if not isinstance(moments, (int, np.integer)) or moments < 0:
+            raise HVLInputError(f"moments must be an integer >= 0 (got {moments!r})")
+        rescore = max(int(rescore or rescored_videos(k)), k)
+        groups = self._gather(q, max(3 * k, rescore), 1, group, pool)
+        if not groups:
             return []
+        best = {v: hits[0] for v, hits in groups.items()}
         cand = sorted(best, key=lambda v: (-best[v][0], v))[:rescore]
         m = max(moments, 1)
         frames: dict[str, list[tuple[float, float]]] = {v: [] for v in cand}

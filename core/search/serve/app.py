@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
@@ -26,7 +26,7 @@ from ...errors import HVLInputError
 from ...registry import query_types as registry_query_types
 from ..backends.base import BackendUnreachable
 from .engine import SearchEngine
-from .files import FileGone, ServedFile, VerifiedFileResponse
+from .files import FileGone, ServedFile, ServedFolder, VerifiedFileResponse
 from .media import ThumbnailCache, UploadError, decode_upload
 from .queryset import QuerySetStore
 from .review import ReviewSet
@@ -185,34 +185,50 @@ class _BodyLimit:
         await self.app(scope, counted, send)
 
 
-def admit_review_videos(review: ReviewSet, engine: SearchEngine) -> dict[str, ServedFile]:
+def admit_review_videos(review: ReviewSet, engine: SearchEngine | None,
+                        folder: ServedFolder | None = None) -> dict[str, ServedFile]:
     """The videos the review page may play: the predictions' ``path`` fields, admitted by the index's served
-    folder (a predictions folder names paths; it does not decide what this server exposes)."""
+    folder, or ``folder`` (``--videos``) without an index (a predictions folder names paths; it does not decide
+    what this server exposes)."""
     out = {}
+    folder = folder or engine.folder
     for e in review.manifest.videos:
-        indexed = engine.files.get(e.video_id)
+        indexed = engine.files.get(e.video_id) if engine is not None else None
         if isinstance(indexed, ServedFile) and indexed.path == Path(review.videos[e.video_id].path).resolve():
             out[e.video_id] = indexed
             continue
         try:
-            out[e.video_id] = engine.folder.admit(review.videos[e.video_id].path)
+            out[e.video_id] = folder.admit(review.videos[e.video_id].path)
         except FileGone as err:
             raise HVLInputError(f"{review.root / e.file}: field 'path' of video '{e.video_id}': {err}") from None
     return out
 
 
-def create_app(engine: SearchEngine, thumbs: ThumbnailCache, queries: QuerySetStore, review: ReviewSet | None = None,
-               token: str | None = None, limits: Limits = Limits()) -> FastAPI:
+def create_app(engine: SearchEngine | None, thumbs: ThumbnailCache | None, queries: QuerySetStore | None,
+               review: ReviewSet | None = None, token: str | None = None, limits: Limits = Limits(),
+               review_folder: ServedFolder | None = None) -> FastAPI:
+    """The app; ``engine`` None (no index): the review page alone, its videos admitted by ``review_folder``."""
     # no /docs or /redoc: they load their scripts from a CDN, which the CSP blocks (the schema is /openapi.json)
     app = FastAPI(title="hvl serve", version="1", docs_url=None, redoc_url=None,
                   description="Search an hvl index by text or by example, grow a query set, review zero-shot predictions.")
 
     app.state.engine, app.state.thumbs, app.state.queries, app.state.review = engine, thumbs, queries, review
     app.state.limits = limits
-    review_files = admit_review_videos(review, engine) if review is not None else {}
+    review_files = admit_review_videos(review, engine, review_folder) if review is not None else {}
     query_types = registry_query_types()
 
     # ------------------------------------------------------------------ security and errors
+    if engine is None:  # the review page alone: what needs an index answers 404, the search page leads to /review
+        @app.middleware("http")
+        async def review_only(request: Request, call_next):
+            path = request.url.path
+            if path == "/":
+                return RedirectResponse("/review", status_code=307)
+            if path.startswith("/api/") and not path.startswith("/api/review"):
+                return JSONResponse({"detail": "no index: this server shows the review page only (start `hvl serve "
+                                               "--index <index>` for search)"}, status_code=404)
+            return await call_next(request)
+
     if token:
         @app.middleware("http")
         async def require_token(request: Request, call_next):

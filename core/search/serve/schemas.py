@@ -136,8 +136,8 @@ class QueriesResponse(BaseModel):
 class ReviewVideo(BaseModel):
     video_id: str
     n_frames: int
-    metrics: PhaseScores
-    smoothed_metrics: PhaseScores
+    metrics: PhaseScores | None = None  # None: no ground truth (`hvl predict` timelines)
+    smoothed_metrics: PhaseScores | None = None
 
 
 class ReviewList(BaseModel):
@@ -147,7 +147,7 @@ class ReviewList(BaseModel):
     level: str
     fps: float
     smoothing: Smoothing
-    metrics: PhaseScores
+    metrics: PhaseScores | None = None
     videos: list[ReviewVideo]
 
 
@@ -157,7 +157,7 @@ class ReviewDetail(ReviewVideo):
     fps: float
     classes: list[str]
     t: list[float]
-    truth: list[int]
+    truth: list[int] | None = None
     pred: list[int]
     smoothed: list[int]
     probs: list[list[float]]

@@ -21,8 +21,8 @@ WILDCARDS = ("0.0.0.0", "::", "")
 class ServeOptions:
     """``hvl serve``'s options (defaults: the command's)."""
 
-    index: str
-    zeroshot: str | None = None  # a `hvl zeroshot --predictions` folder: adds the review page
+    index: str | None = None  # None: the review page alone (then ``zeroshot`` and ``videos`` are needed)
+    zeroshot: str | None = None  # a `hvl zeroshot --predictions` or `hvl predict --out` folder: the review page
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
@@ -49,6 +49,7 @@ def build_app(opts: ServeOptions):
     """The app ``hvl serve`` serves (everything loaded and checked before a socket is opened)."""
     from .app import LOOPBACK_NAMES, Limits, create_app, host_of
     from .engine import SearchEngine
+    from .files import ServedFolder
     from .media import ThumbnailCache
     from .queryset import QuerySetStore
     from .review import load_review
@@ -67,6 +68,18 @@ def build_app(opts: ServeOptions):
     allowed = set(LOOPBACK_NAMES) | {host_of(h) for h in opts.allowed_hosts}
     if opts.host not in WILDCARDS:
         allowed.add(host_of(opts.host) if opts.host.startswith("[") else opts.host.lower())
+    limits = Limits(max_upload_bytes=int(opts.max_upload_mb * (1 << 20)),
+                    max_body_bytes=int(opts.max_upload_mb * (1 << 20)) + (1 << 20), allowed_hosts=frozenset(allowed))
+    if opts.index is None:
+        if not opts.zeroshot:
+            raise HVLInputError("give --index <index> (the search page), --zeroshot <predictions or timelines> (the "
+                                "review page), or both")
+        if not opts.videos:
+            raise HVLInputError("--zeroshot without --index needs --videos <folder>: the one folder whose videos the "
+                                "review page may play (a predictions folder names files; it does not decide what "
+                                "this server exposes)")
+        return create_app(None, None, None, load_review(opts.zeroshot), token=opts.token, limits=limits,
+                          review_folder=ServedFolder(opts.videos, "--videos"))
     index = Path(opts.index)
     review = load_review(opts.zeroshot) if opts.zeroshot else None
     engine = SearchEngine.load(index, src.ckpt, src.model, src.text_model, src.trust_remote_code,
@@ -74,8 +87,6 @@ def build_app(opts: ServeOptions):
     # --cache is the user's choice; the default lies in the index folder, which is shared: no link there
     thumbs = ThumbnailCache(opts.cache or confined_dir(index, "thumbnails", create=True))
     queries = QuerySetStore(opts.queries or index / "queries.yaml")
-    limits = Limits(max_upload_bytes=int(opts.max_upload_mb * (1 << 20)),
-                    max_body_bytes=int(opts.max_upload_mb * (1 << 20)) + (1 << 20), allowed_hosts=frozenset(allowed))
     return create_app(engine, thumbs, queries, review, token=opts.token, limits=limits)
 
 
@@ -85,8 +96,11 @@ def serve(opts: ServeOptions) -> None:
 
     app = build_app(opts)
     engine = app.state.engine
-    playable = sum(not isinstance(f, str) for f in engine.files.values())
-    print(f"hvl serve: serving videos from {engine.folder.root} only ({playable} of {len(engine.files)} playable)")
+    if engine is not None:
+        playable = sum(not isinstance(f, str) for f in engine.files.values())
+        print(f"hvl serve: serving videos from {engine.folder.root} only ({playable} of {len(engine.files)} playable)")
+    else:
+        print(f"hvl serve: the review page only, serving videos from {Path(opts.videos).resolve()} only")
     print(f"hvl serve: http://{opts.host}:{opts.port}/" + (f"  review: http://{opts.host}:{opts.port}/review"
                                                            if opts.zeroshot else ""))
     uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")

@@ -29,7 +29,7 @@ from .plots import (
     plot_prompt_comparison,
     plot_ribbon,
 )
-from .report import jsonable, mlflow_metrics, per_phase_rows, report_blocks, report_tables, summary_rows
+from .report import jsonable, mlflow_metrics, per_phase_rows, protocol_rows, report_blocks, report_tables, summary_rows
 from .review import evaluate_clinical, load_videos, zeroshot_summary
 from .scores import PER_PHASE, accuracy_by_progress, compare_prompts, confusion, per_phase_scores, per_video_table
 
@@ -37,5 +37,5 @@ __all__ = ["NOTEBOOK_SECTIONS", "PER_PHASE", "accuracy_by_progress", "as_frame",
            "confusion", "decode_frames", "eval_frame_indices", "evaluate_clinical", "evaluate_ladder", "figure_png",
            "html_table", "jsonable", "ladder_rows", "ladder_section", "load_videos", "mlflow_metrics",
            "notebook_section", "per_phase_rows", "per_phase_scores", "per_video_table", "plot_confusion",
-           "plot_gallery", "plot_ladder", "plot_progress", "plot_prompt_comparison", "plot_ribbon", "report_blocks",
-           "report_tables", "summary_rows", "write_report", "zeroshot_summary"]
+           "plot_gallery", "plot_ladder", "plot_progress", "plot_prompt_comparison", "plot_ribbon", "protocol_rows",
+           "report_blocks", "report_tables", "summary_rows", "write_report", "zeroshot_summary"]

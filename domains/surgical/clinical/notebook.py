@@ -14,7 +14,7 @@ def as_frame(rows: Sequence[Mapping[str, Any]]):
     return pd.DataFrame(list(rows))
 
 
-NOTEBOOK_SECTIONS = ("overall", "per_phase", "where", "per_video", "comparison", "failures")
+NOTEBOOK_SECTIONS = ("overall", "protocols", "per_phase", "where", "per_video", "comparison", "failures")
 
 
 def notebook_section(result: Mapping[str, Any], name: str) -> list[Any]:
@@ -31,6 +31,10 @@ def notebook_section(result: Mapping[str, Any], name: str) -> list[Any]:
 
     if name == "overall":
         return [as_frame(tables["summary"]), as_frame(tables["pooled"])]
+    if name == "protocols":
+        if "protocols" not in tables:
+            return [Markdown("Only the strict protocol was computed for this result.")]
+        return [as_frame(tables["protocols"]), as_frame(tables["protocols_per_phase"])]
     if name == "per_phase":
         return [as_frame(tables["per_phase"]), img("confusion_a"), *([img("confusion_b")] if "confusion_b" in figs else [])]
     if name == "where":

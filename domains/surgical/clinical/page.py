@@ -17,6 +17,8 @@ __all__ = ["html_table", "write_report"]
 
 
 def _fmt(v: Any) -> str:
+    if v is None:  # undefined (a phase absent from every video), as NaN
+        return "—"
     if isinstance(v, float):
         return "—" if math.isnan(v) else f"{v:.3f}"
     return html.escape(str(v))

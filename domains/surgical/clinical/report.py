@@ -12,7 +12,8 @@ from torch import Tensor
 
 from .scores import PER_PHASE
 
-__all__ = ["jsonable", "mlflow_metrics", "per_phase_rows", "report_blocks", "report_tables", "summary_rows"]
+__all__ = ["jsonable", "mlflow_metrics", "per_phase_rows", "protocol_rows", "report_blocks", "report_tables",
+           "summary_rows"]
 
 
 def jsonable(obj: Any) -> Any:
@@ -63,6 +64,18 @@ def per_phase_rows(ci: Mapping[str, Mapping[str, float]], names: Sequence[str]) 
     return rows
 
 
+def protocol_rows(strict: Mapping[str, Any], relaxed: Mapping[str, Any], first: str = "strict") -> list[dict[str, Any]]:
+    """The same predictions under both metric protocols, one row each (``first`` on top): strict's F1 is the mean
+    over videos of each video's macro-F1, relaxed's is 2PR/(P+R) of the mean precision and recall."""
+    rows = [{"protocol": "strict", "accuracy": strict["accuracy"], "f1": strict["f1_macro"],
+             "jaccard": strict["jaccard"], "precision": None, "recall": None,
+             "averaging": "per video, then the mean over videos"},
+            {"protocol": relaxed["protocol"], "accuracy": relaxed["accuracy"], "f1": relaxed["f1"],
+             "jaccard": relaxed["jaccard"], "precision": relaxed["precision"], "recall": relaxed["recall"],
+             "averaging": "per phase and video, clipped at 1; mean over videos, then over phases"}]
+    return rows if first == "strict" else rows[::-1]
+
+
 def report_tables(result: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Every table the report and the notebook show, from :func:`evaluate_clinical`'s result."""
     a = result["a"]
@@ -78,6 +91,9 @@ def report_tables(result: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
                    for k in PHASE_METRICS],
         "failures": list(result["failures"]),
     }
+    if a.get("relaxed"):
+        tables["protocols"] = protocol_rows(a["zeroshot"], a["relaxed"], result.get("protocol", "strict"))
+        tables["protocols_per_phase"] = list(a["relaxed"]["per_phase"])
     if result.get("b"):
         b = result["b"]
         tables["summary"] += summary_rows(b["ci"], label=f"B: {b['tag']}")
@@ -113,6 +129,14 @@ def report_blocks(result: Mapping[str, Any], tables: Mapping[str, list[dict[str,
         ("table", tables["per_phase"]),
         ("figure", "confusion_a", "Where each phase's frames went (frames pooled over videos, rows sum to 1)."),
         *([("figure", "confusion_b", "The same for prompt file B.")] if b else []),
+        *([("h2", "Metric protocols: the same predictions scored both ways"),
+           ("p", "Strict (the zero-shot papers, and every other number in this report): accuracy, macro-F1 and "
+                 "Jaccard per video, then the mean over videos. Relaxed (the M2CAI / Cholec80 scripts of supervised "
+                 "work): a 10 s tolerance at phase boundaries, per-phase precision, recall and Jaccard averaged over "
+                 "videos then phases. Compare a number only with one of the same protocol: "
+                 f"{a['relaxed']['protocol_description']}."),
+           ("table", tables["protocols"]),
+           ("table", tables["protocols_per_phase"])] if "protocols" in tables else []),
         ("h2", "Where in the procedure it fails"),
         ("figure", "progress", "Accuracy in each tenth of the procedure, mean over videos."),
         *[("figure", name) for name in result["ribbons"]],

@@ -10,7 +10,7 @@ from typing import Any
 from hvl.core.data import records as datasets
 from hvl.core.data.records import Resolved
 from hvl.core.errors import HVLInputError
-from hvl.core.evaluation.metrics import PHASE_METRICS
+from hvl.core.evaluation.metrics import PHASE_METRICS, check_protocol
 from hvl.core.evaluation.stats import bootstrap_ci
 from hvl.core.evaluation.temporal import check_method, check_window, smooth
 from hvl.core.evaluation.zeroshot import summarize as zeroshot_summary
@@ -73,7 +73,8 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
                       ci_level: float = 0.95, seed: int = 0, gallery_size: int = 8,
                       out_dir: str | Path = "clinical_report", mlflow: bool = True, experiment: str = "hvl-clinical",
                       tracking_uri: str | None = None, progress: bool = False,
-                      text_model: str | None = None, window: float | None = None) -> dict[str, Any]:
+                      text_model: str | None = None, window: float | None = None,
+                      protocol: str = "strict") -> dict[str, Any]:
     """Review a checkpoint on a dataset with prompt file A (and optionally B); write the report; return its content.
 
     ``ckpt`` is an hvl checkpoint file, or a pretrained model used directly as ``hvl zeroshot --model`` does: a
@@ -84,12 +85,18 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     metric functions, same defaults (image size from the checkpoint, batch 64). ``split`` and
     ``video_ids`` go to a domain reader such as ``cholec80`` and are ignored for a manifest. ``window`` (seconds):
     each frame is embedded with the centred window of frames around it, as ``hvl zeroshot --window`` does.
+
+    Both metric protocols are computed for prompt file A (``result["a"]["zeroshot"]``: strict, video-wise;
+    ``result["a"]["relaxed"]``: the relaxed M2CAI / Cholec80 one, ``relaxed`` as released unless ``protocol`` is
+    ``relaxed-fixed``); ``protocol`` (``hvl zeroshot --protocol``) names the one the report puts first. The
+    intervals, per-phase tables and comparisons are strict, per video.
     """
     from hvl.core.models.backbones import BACKBONES
     from hvl.core.models.checkpoint import load_for_eval, preprocess_of
 
     check_method(smoothing)
     check_window(smoothing_window)
+    check_protocol(protocol)
     t0 = time.perf_counter()
     options: dict[str, Any] = {}
     if dataset_format != "manifest":
@@ -114,6 +121,9 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
     a = runs["a"]
     names = a["names"]
     ids = [rec.video_id for rec, _ in videos]
+    relaxed = zeroshot_summary(ids, a["_preds"], a["_labels"], names, a["level"], fps,
+                               "relaxed" if protocol == "strict" else protocol)
+    a["relaxed"] = {k: v for k, v in relaxed.items() if k != "strict"}  # the strict numbers are a["zeroshot"]
     label = {k: f"{k.upper()}: {r['tag']}" for k, r in runs.items()}
 
     # figures
@@ -161,7 +171,7 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
         run_id = start_eval_run(experiment, meta.get("mlflow_run_id"), uri=tracking_uri)
     result: dict[str, Any] = {
         "checkpoint": str(ckpt), "dataset": str(dataset), "dataset_format": dataset_format, "fps": fps,
-        "window": window,
+        "window": window, "protocol": protocol,
         "image_size": image_size, "smoothing": {"method": smoothing, "window": smoothing_window},
         "bootstrap": {"n_boot": n_boot, "level": ci_level, "seed": seed, "unit": "video"},
         "n_videos": len(videos), "mlflow_run_id": run_id,
@@ -182,7 +192,11 @@ def evaluate_clinical(ckpt: str | Path, dataset: str | Path, prompts_a: str, pro
         metrics: dict[str, float] = {}
         for r in runs.values():
             metrics.update(mlflow_metrics(r["tag"], r["ci"], r["smoothed_ci"], r["names"]))
-        log_metrics(run_id, metrics, {"clinical_fps": fps, "clinical_smoothing": f"{smoothing}:{smoothing_window}",
+        rel = a["relaxed"]
+        metrics.update({f"clinical/{a['tag']}/{rel['protocol']}/{k}": rel[k]
+                        for k in ("accuracy", "precision", "recall", "jaccard", "f1") if rel[k] is not None})
+        log_metrics(run_id, metrics, {"clinical_fps": fps, "clinical_protocol": protocol,
+                                      "clinical_smoothing": f"{smoothing}:{smoothing_window}",
                                       "clinical_bootstrap": f"{n_boot}@{ci_level}:seed{seed}"}, uri=tracking_uri)
         for f in [written["html"], json_path, *written["figures"].values()]:
             log_files(run_id, {f"clinical/{a['tag']}": f}, uri=tracking_uri)

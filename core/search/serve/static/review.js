@@ -22,6 +22,8 @@ function el(tag, props = {}, children = []) {
 }
 
 function metricsTable(table, rows) {
+  rows = rows.filter(([, m]) => m);  // no metrics without ground truth (`hvl predict` timelines)
+  if (!rows.length) { table.replaceChildren(el("tr", {}, [el("td", { textContent: "no ground truth" })])); return; }
   const head = el("tr", {}, ["", "accuracy", "macro-F1", "Jaccard"].map((h) => el("th", { textContent: h })));
   table.replaceChildren(head, ...rows.map(([name, m]) => el("tr", {}, [
     el("th", { textContent: name }),
@@ -52,7 +54,8 @@ async function show(videoId) {
   try {
     const d = (S.cur = await api(`/api/review/${encodeURIComponent(videoId)}`));
     S.span = d.t.length ? d.t[d.t.length - 1] + 1 / d.fps : 1;  // ribbons cover the scored frames
-    drawRibbon($("ribbon-truth"), d.truth, d);
+    $("ribbon-truth").parentElement.hidden = !d.truth;  // a timeline of `hvl predict`: nothing to compare with
+    if (d.truth) drawRibbon($("ribbon-truth"), d.truth, d);
     drawRibbon($("ribbon-pred"), d.pred, d);
     drawRibbon($("ribbon-smoothed"), d.smoothed, d);
     $("legend").replaceChildren(...d.classes.map((c, i) => {
@@ -83,7 +86,8 @@ function tick() {
     const k = frameAt(t);
     if (k >= 0) {
       const d = S.cur, p = d.probs[k];
-      $("frame-info").textContent = `${t.toFixed(2)} s · truth ${d.classes[d.truth[k]]} · predicted ${d.classes[d.pred[k]]} (p = ${p[d.pred[k]].toFixed(2)}) · smoothed ${d.classes[d.smoothed[k]]}`;
+      const truth = d.truth ? ` · truth ${d.classes[d.truth[k]]}` : "";
+      $("frame-info").textContent = `${t.toFixed(2)} s${truth} · predicted ${d.classes[d.pred[k]]} (p = ${p[d.pred[k]].toFixed(2)}) · smoothed ${d.classes[d.smoothed[k]]}`;
     }
   }
   requestAnimationFrame(tick);
@@ -107,7 +111,7 @@ async function init() {
     const list = (S.list = await api("/api/review"));
     $("summary").textContent = `${list.videos.length} videos · ${list.classes.length} classes · ${list.level} level · ${list.fps} fps`;
     $("smoothed-label").textContent = `smoothed (${list.smoothing.method} ${list.smoothing.window})`;
-    for (const v of list.videos) $("video-select").append(new Option(`${v.video_id} — acc ${pct(v.metrics.accuracy)}`, v.video_id));
+    for (const v of list.videos) $("video-select").append(new Option(v.metrics ? `${v.video_id} — acc ${pct(v.metrics.accuracy)}` : v.video_id, v.video_id));
     metricsTable($("all-metrics"), [["mean over videos", list.metrics]]);
     await show(list.videos[0].video_id);
     document.body.dataset.ready = "1";
