@@ -196,8 +196,8 @@ def main() -> None:
     cost: dict[str, dict[str, list]] = {s: {"train_s": [], "score_ms_per_video": []} for s in RECIPES}
     for seed in seeds:
         sims_by = {}
-        for stream in RECIPES:
-            log(f"seed {seed}: {stream} (hvl fit sign/{RECIPES[stream]}) ...")
+        for stream, recipe in RECIPES.items():
+            log(f"seed {seed}: {stream} (hvl fit sign/{recipe}) ...")
             ckpt, wall = fit(work / "runs" / f"{'quick' if a.quick else 'full'}_{stream}_s{seed}", data, stream, seed,
                              steps, a.quick)
             model, _ = load_model(ckpt, map_location="cpu")

@@ -91,6 +91,18 @@ def test_search_scale_quick_searches_from_disk_in_its_own_process(tmp_path):
         assert r["search"]["bound"]["p50_ms"] > 0 and r["search"]["p50_over_bound"] > 0
 
 
+def test_reference_pool_quick_bounds_the_rank_of_the_10th_videos_best_frame(tmp_path):
+    """The pre-issue-35 reference (videos of a frame pool) against the full scan: for `max` on 10-frame videos
+    the 10th video's best frame is within the first 9 x 10 + 1 frames, so a 1,000-frame pool agrees exactly."""
+    out = run_bench("reference_pool.py", "--quick", "--shapes", "per_video", "--work", str(tmp_path), timeout=300)
+    r = out["shapes"]["per_video"]
+    assert r["max_frames"] == 10 and r["bound_rank_max"] == 91
+    assert 1 <= r["aggs"]["max"]["tenth_best_frame_rank"]["max"] <= 91
+    for agg in ("max", "count"):
+        assert r["aggs"][agg]["pool=1000"] == {"agreement": 1.0, "queries_equal": 1.0, "worst_query": 1.0}
+    assert 0 <= r["aggs"]["topk-mean"]["pool=1000"]["agreement"] <= 1.0
+
+
 def test_decoders_quick_reports_ratios(tmp_path):
     out = run_bench("decoders.py", "--quick", "--repeats", "1", "--work", str(tmp_path), timeout=300)
     b = out["backends"]
@@ -261,3 +273,24 @@ def test_onnx_cpu_quick_times_onnxruntime_and_torch_on_the_same_inputs(tmp_path)
             r = m[call]
             assert 0 < r["torch"]["p50_ms"] <= r["torch"]["p95_ms"] and 0 < r["onnxruntime"]["p50_ms"], (name, call)
             assert r["ratio_torch_over_onnxruntime"] > 0 and r["max_abs_diff"] <= 1e-4, (name, call)
+
+
+def test_long_video_level_quick_reports_ratios_against_the_64_frame_level(tmp_path):
+    out = run_bench("long_video_level.py", "--quick", "--work", str(tmp_path), timeout=500)  # ~2 min at load 20
+    assert out["benchmark"] == "long_video_level" and out["quick"]
+    base, longer = out["settings"]
+    assert (base["frames"], base["temporal"]) == (64, "mean") and longer["frames"] > 64
+    assert base["ratio_steps_per_s"] == 1.0 and longer["steps_per_s"] > 0 and longer["ratio_max_rss"] > 0
+
+
+def test_online_quick_reports_latency_and_the_cost_of_causality(tmp_path):
+    out = run_bench("online.py", "--quick", "--work", str(tmp_path), timeout=600)  # a fit and two predictions
+    assert out["benchmark"] == "online" and out["quick"] and out["config"]["preset"] == "realistic"
+    lat = out["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] and lat["frames"] > 0
+    for mode in ("offline", "online"):
+        for metric in ("accuracy", "f1_macro"):
+            assert 0.0 <= out["accuracy"][mode][metric]["mean"] <= 1.0, (mode, metric)
+    cost = out["accuracy"]["cost"]["accuracy"]["mean"]
+    assert cost == out["accuracy"]["offline"]["accuracy"]["mean"] - out["accuracy"]["online"]["accuracy"]["mean"]
+    assert 0.0 <= out["agreement"]["mean"] <= 1.0 and len(out["per_seed"]) == 1

@@ -45,3 +45,16 @@ def test_two_gloo_ranks_write_the_files_of_one_process(tmp_path):
     two = json.loads((tmp_path / "out2" / "predict.json").read_text())["per_video"]
     by_rank = {r["video_id"]: r["rank"] for r in two}
     assert {by_rank[f"c{i}"] for i in range(5)} == {1 - by_rank["long"]}
+
+
+def test_a_rank_dealt_no_video_does_not_hang_the_others(tmp_path):
+    video = colour_video(tmp_path / "only.mp4", 0, seconds=2.0)
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
+    cmd = [sys.executable, "-m", "hvl.core.cli", "predict", str(video), "--ckpt", str(ckpt), "--prompts",
+           "surgical:demo", "--level", "clip", "--out", str(tmp_path / "out"), "--devices", "2", "--accelerator", "cpu",
+           "--num-workers", "0", "--no-progress"]
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = json.loads((tmp_path / "out" / "predict.json").read_text())["per_video"]
+    assert [(r["video_id"], r["status"]) for r in rows] == [("only", "predicted")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_index_video
 from hvl.core.data.dataset import HierarchicalDataset, collate
 from hvl.core.data.keypoints import KeypointTrack, TrackCache, keypoint_reader
 from hvl.core.data.levels import Item, LevelConfig
@@ -18,8 +19,6 @@ from hvl.core.models.module import HierarchicalVLM
 from hvl.core.models.pose import PoseEncoder, Streams
 from hvl.domains.sign.pose_formats import PoseSequence, write_openpose_folder
 from hvl.domains.sign.pose_layouts import OPENPOSE_137
-
-from helpers import write_index_video
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "sign"
@@ -116,7 +115,7 @@ def test_rgb_pose_and_fused_are_configs_of_one_module():
                                         ({"points": 49}, "points 49 .* 50")])
 def test_bad_pose_settings_are_one_clear_error(bad, match):
     with pytest.raises(HVLInputError, match=match):
-        model(**bad).keypoint_reader
+        _ = model(**bad).keypoint_reader
 
 
 def batch(b: int = 4, t: int = 3, with_keypoints: bool = True) -> dict:
@@ -202,12 +201,12 @@ def test_index_search_and_serve_a_sign_archive_with_poses(sign_archive, tmp_path
     `hvl search` / `hvl serve` search it with the pose-aware model."""
     from fastapi.testclient import TestClient
     from hvl.core.cli import main
+    from hvl.core.cli.serve import add_arguments, build
     from hvl.core.models.checkpoint import load_model
     from hvl.core.search.index import VideoFrames, build_index
     from hvl.core.search.query import load_index
     from hvl.core.search.videos import scan_videos
     from hvl.domains.sign.pose_normalise import video_keypoints
-    from hvl.core.cli.serve import add_arguments, build
     from serve_helpers import LOCAL
 
     root, ckpt = sign_archive

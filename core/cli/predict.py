@@ -43,6 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-backend", choices=("auto", "decord", "pyav"), default="auto")
     add_json_argument(p, "the run's summary")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--online", action="store_true",
+                   help="label one video while a recorder writes it: each frame from the frames up to it only "
+                        "(trailing --window and smoothing; a head from `hvl adapt --causal`), one line per frame "
+                        "appended to <out>/<video>/labels.jsonl, the timeline when it ends (docs/predict.md)")
+    p.add_argument("--quiet-seconds", type=float, default=10.0,
+                   help="--online: the recording has ended when the file has not grown for this long (default 10)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -54,5 +60,11 @@ def run(args: argparse.Namespace) -> None:
                                 smooth_window=args.smooth_window, formats=tuple(args.formats),
                                 batch_size=args.batch_size, num_workers=args.num_workers, devices=args.devices,
                                 accelerator=args.accelerator, video_backend=args.video_backend,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, online=args.online,
+                                quiet_seconds=args.quiet_seconds)
+    if cfg.online:
+        from ..inference.online import run_online
+
+        report_run(run_online(cfg), args.json)
+        return
     report_run(predict_videos(cfg), args.json)

@@ -13,6 +13,7 @@ _EXPORTS = {
     **dict.fromkeys(["TIMELINE_FILE", "finished_timeline", "read_timeline", "write_formats", "write_timeline"],
                     "write"),
     **dict.fromkeys(["VideoInput", "find_videos"], "sources"),
+    **dict.fromkeys(["label_growing_video", "run_online"], "online"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -49,6 +49,8 @@ class PredictConfig(BaseModel):
     devices: int = Field(1, ge=1)
     accelerator: str = "auto"
     progress: bool = True
+    online: bool = Field(False, description="label one recording while it grows, causally (hvl.core.inference.online)")
+    quiet_seconds: float = Field(10.0, gt=0, description="--online: the recording has ended once quiet this long")
 
     @classmethod
     def checked(cls, **fields: Any) -> PredictConfig:

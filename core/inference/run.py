@@ -86,8 +86,9 @@ def predict_one(predictor: Predictor, video: VideoInput, out: Path, formats: tup
     if done is None and known and known.get(key, video.folder) != video.folder:
         other = finished_timeline(confined_dir(out, known[key]), key)
         if other is not None:
-            done = other.model_copy(update={"video_id": video.video_id, "path": str(video.path.resolve())})
-            write_timeline(done, folder, formats)
+            moved = other.model_copy(update={"video_id": video.video_id, "path": str(video.path.resolve())})
+            write_timeline(moved, folder, formats)
+            return row | {"status": "finished"}
     if done is not None:
         write_formats(done, folder, formats)  # a format asked for only now; the same bytes otherwise
         return row | {"status": "finished"}
@@ -119,9 +120,13 @@ class _VideoRunner(pl.LightningModule):
         mine = self._mine()
         self.bar = tqdm(total=len(mine), desc="hvl predict", unit="video",
                         disable=not self.progress or self.trainer.global_rank != 0)
-        return DataLoader(mine, batch_size=None, collate_fn=None)
+        # a rank dealt nothing still takes one (empty) step: Lightning skips the hooks of an empty loop, and the
+        # others would wait for it in on_predict_end's gather
+        return DataLoader(mine or [-1], batch_size=None, collate_fn=None)
 
     def predict_step(self, i: Any, batch_idx: int) -> None:
+        if int(i) < 0:
+            return
         video = self.videos[int(i)]
         self.predictor.model = self.model
         try:

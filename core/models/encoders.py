@@ -190,6 +190,12 @@ class TemporalTransformer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """``mask [B, T]``: True on real frames; padded frames are never attended to."""
+        if x.shape[1] > self.pos.shape[1]:  # its learnt positions end there; a shape error would not say why
+            from ..errors import HVLInputError
+
+            raise HVLInputError(f"model.video_encoder.temporal: transformer has positions for {self.pos.shape[1]} "
+                                f"frames, got {x.shape[1]} (data.schedule frames of a level, or an evaluation's "
+                                "frames): use temporal: windowed for long videos (any length), or fewer frames")
         pad = None if mask is None else ~mask
         return x + self.out(self.encoder(x + self.pos[:, : x.shape[1]], src_key_padding_mask=pad))
 

@@ -26,7 +26,6 @@ from .config import (
 )
 from .encoders import BackboneFrames, BackboneText, Head, ResidualHead, TextEncoder, VideoEncoder
 from .finegrained import FineGrainedConfig, finegrained_infonce, finegrained_similarity, pad_tokens
-from .pose import Streams, build_video_encoder
 from .losses import (
     LogitBias,
     LogitScale,
@@ -39,6 +38,7 @@ from .losses import (
     temporal_nce,
     text_keys,
 )
+from .pose import Streams, build_video_encoder
 
 
 class HierarchicalVLM(pl.LightningModule):

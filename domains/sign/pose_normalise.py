@@ -16,7 +16,6 @@ Output points are float32, ``NaN``-free: masked ones are 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import numpy as np

@@ -31,6 +31,11 @@ what is known of real data, not from any expected outcome of a comparison:
 balance (``white_balance``, grey levels added to every colour), dimmer light (``gain``) and
 instruments of another make (``instrument_tint`` on shafts and metal). It is for testing
 transfer across centres: train on ``realistic``, evaluate on it.
+
+``long`` is for long-form video (issue 38): procedures of 20-30 minutes at 1 fps and 32 px, narrated sparsely,
+with up to three short bleeding episodes (``bleeds``) inside the other phases. The abstract is short (it fits a
+64-token text encoder) and says how many bleeds there were and in which phases; each bleed's phase summary says
+which of how many it is. Only a video level that sees the whole recording can match them.
 """
 from __future__ import annotations
 
@@ -55,6 +60,12 @@ class DemoPreset(BaseModel):
     gain: float = Field(1.0, gt=0.0, description="light level (multiplies the picture)")
     instrument_tint: tuple[float, float, float] = Field((0.0, 0.0, 0.0),
                                                         description="RGB offset of instrument shafts and metal")
+    minutes: tuple[float, float] | None = Field(None, description="procedure length range in minutes (None: the "
+                                                "demo's 60-95 s)")
+    bleeds: int = Field(0, ge=0, le=3, description="up to this many bleeding episodes (irrigation and coagulation, "
+                        "30-60 s each) inside the other phases; the abstract counts them and says where they were")
+    fps: float | None = Field(None, gt=0, description="frame rate this preset is drawn at (None: generate's)")
+    size: int | None = Field(None, ge=32, description="frame size this preset is drawn at (None: generate's)")
 
     @model_validator(mode="after")
     def _check(self) -> DemoPreset:
@@ -90,6 +101,11 @@ PRESETS: dict[str, DemoPreset] = {
 PRESETS["realistic_centre_b"] = PRESETS["realistic"].model_copy(update={
     "name": "realistic_centre_b", "white_balance": (-10.0, 4.0, 16.0), "gain": 0.85,
     "instrument_tint": (-25.0, -10.0, 35.0)})
+# Long procedures at 1 fps whose abstracts need the whole video: how many bleeds and in which phases. A 16-frame
+# sample of a 25-minute video sees one frame every ~90 s and misses most 30-60 s bleeds; 256 frames see each one.
+PRESETS["long"] = PRESETS["realistic"].model_copy(update={
+    "name": "long", "lookalike": {}, "narration_rate": 0.15, "minutes": (20.0, 30.0), "bleeds": 3, "fps": 1.0,
+    "size": 32})
 INSTRUMENT_COLOURS = ("metal", "shaft", "tipmetal", "clip", "port")
 
 

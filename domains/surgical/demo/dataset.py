@@ -85,6 +85,7 @@ def generate(out: str | Path, seed: int = 0, n_train: int = 16, n_val: int = 2, 
         raise HVLInputError(f"demo: fps must be a whole number > 0 (H.264 stream rate) and size >= 32 "
                             f"(got fps={fps}, size={size})")
     preset, proc = get_preset(preset), get_procedure(procedure)
+    fps, size = preset.fps or fps, preset.size or size  # a preset drawn at its own rate and size (long: 1 fps, 32 px)
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     if not preset.is_default:

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord
+from hvl.core.errors import HVLInputError
 from hvl.domains.surgical.presets import INSTRUMENT_COLOURS, DemoPreset, get_preset
 
 from .cholecystectomy import CHOLECYSTECTOMY
 from .drawing import RGB, Pen, palette, smooth_noise, tissue
 from .procedures import get_procedure
 from .spec import PhaseSpec, Procedure
-from .texts import abstract, narrations, phase_summary, plan_narrations, realistic_narrations
+from .texts import abstract, bleed_abstract, narrations, phase_summary, plan_narrations, realistic_narrations
 
 __all__ = ["clip_windows", "render_video"]
 
@@ -20,6 +21,7 @@ CLIP_SECONDS, CLIP_STRIDE = 4.0, 2.0
 MIN_PHASE_SECONDS = 5.0
 DURATION_RANGE = (60.0, 95.0)
 SENSOR_NOISE = 2.0  # grey levels, per frame
+BLEED_PHASE = {"cholecystectomy": "CleaningCoagulation", "hysterectomy": "Washing"}  # what a bleed looks like
 
 
 @dataclass
@@ -29,14 +31,38 @@ class _PhasePlan:
     stop: int  # one past the last frame
 
 
-def _plan_phases(rng: np.random.Generator, fps: float, proc: Procedure = CHOLECYSTECTOMY) -> list[_PhasePlan]:
+def _plan_phases(rng: np.random.Generator, fps: float, proc: Procedure = CHOLECYSTECTOMY,
+                 seconds: tuple[float, float] = DURATION_RANGE) -> list[_PhasePlan]:
     """Durations: at least MIN_PHASE_SECONDS each, the rest shared by the phases' jittered proportions."""
-    total = rng.uniform(*DURATION_RANGE)
+    total = rng.uniform(*seconds)
     names = list(proc.phases)
     w = np.array([proc.phases[p].weight for p in names]) * rng.lognormal(0.0, 0.25, len(names))
     secs = MIN_PHASE_SECONDS + (total - MIN_PHASE_SECONDS * len(names)) * w / w.sum()
     bounds = np.round(np.concatenate([[0.0], np.cumsum(secs)]) * fps).astype(int)
     return [_PhasePlan(p, int(a), int(b)) for p, a, b in zip(names, bounds[:-1], bounds[1:])]
+
+
+def _insert_bleeds(plans: list[_PhasePlan], rng: np.random.Generator, fps: float, most: int,
+                   proc: Procedure) -> list[_PhasePlan]:
+    """0..``most`` bleeding episodes (the procedure's cleaning phase, 30-60 s), each inside another phase of the
+    operation's middle, at most one per phase; the host phase is split around it."""
+    bleed = BLEED_PHASE.get(proc.name)
+    if bleed is None:
+        raise HVLInputError(f"demo: the bleeding episodes of this preset need a cleaning phase; procedure "
+                            f"'{proc.name}' has none (use one of {sorted(BLEED_PHASE)})")
+    count = int(rng.integers(0, most + 1))
+    lengths = rng.uniform(30.0, 60.0, count) * fps
+    hosts = [i for i, p in enumerate(plans[1:-2], start=1) if p.name != bleed and p.stop - p.first > 150 * fps]
+    chosen = sorted(rng.choice(hosts, size=min(count, len(hosts)), replace=False).tolist())
+    out: list[_PhasePlan] = []
+    for i, p in enumerate(plans):
+        if i not in chosen:
+            out.append(p)
+            continue
+        n = int(round(lengths[chosen.index(i)]))
+        at = p.first + int(rng.integers(int(30 * fps), p.stop - p.first - n - int(30 * fps)))
+        out += [_PhasePlan(p.name, p.first, at), _PhasePlan(bleed, at, at + n), _PhasePlan(p.name, at + n, p.stop)]
+    return out
 
 
 def _render_phase(plan: _PhasePlan, rng: np.random.Generator, size: int, fps: float, pal: dict[str, RGB],
@@ -98,7 +124,10 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
     """
     preset, proc = get_preset(preset), get_procedure(procedure)
     look_rng, text_rng = (np.random.default_rng(c) for c in ss.spawn(2))
-    plans = _plan_phases(look_rng, fps, proc)
+    minutes = preset.minutes
+    plans = _plan_phases(look_rng, fps, proc, DURATION_RANGE if minutes is None else (60 * minutes[0], 60 * minutes[1]))
+    if preset.bleeds:
+        plans = _insert_bleeds(plans, look_rng, fps, preset.bleeds, proc)
     n_frames = plans[-1].stop
     pal = palette(look_rng, proc.colours)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
@@ -119,8 +148,10 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
 
     duration = round(n_frames / fps, 6)
     sec = lambda f: round(f / fps, 6)  # noqa: E731
+    bleeds = [p for p in plans[:-2] if preset.bleeds and p.name == BLEED_PHASE[proc.name]]
     phases = [PhaseSegment(start=sec(p.first), end=sec(p.stop) if p is not plans[-1] else duration,
-                           text=phase_summary(p.name, text_rng, proc), label=p.name) for p in plans]
+                           text=(f"Bleed {bleeds.index(p) + 1} of {len(bleeds)}: " if p in bleeds else "")
+                           + phase_summary(p.name, text_rng, proc), label=p.name) for p in plans]
     def phase_at(t: float) -> str:
         f = min(int(t * fps), n_frames - 1)
         return next(p.name for p in plans if p.first <= f < p.stop)
@@ -135,5 +166,7 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
             if n.spoken:
                 clips.append(ClipSegment(start=round(n.start, 6), end=round(n.end, 6),
                                          texts=realistic_narrations(n, preset, text_rng, proc)))
-    return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[abstract(text_rng, proc)],
+    hosts = [plans[plans.index(p) - 1].name for p in bleeds]
+    text = bleed_abstract(duration, hosts, text_rng, proc) if preset.bleeds else abstract(text_rng, proc)
+    return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[text],
                                duration=duration, phases=phases, clips=clips)

@@ -86,6 +86,25 @@ def abstract(rng: np.random.Generator, proc: Procedure = CHOLECYSTECTOMY) -> str
     return " ".join(parts)
 
 
+COUNTS = ["No bleeding", "One bleed", "Two bleeds", "Three bleeds"]
+
+
+def _phase_words(label: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label).lower()
+
+
+def bleed_abstract(seconds: float, hosts: list[str], rng: np.random.Generator,
+                   proc: Procedure = CHOLECYSTECTOMY) -> str:
+    """A short abstract (well under 64 tokens) that only the whole video can match: how long, how many bleeding
+    episodes and, in order, the phases they interrupted."""
+    head = f"Laparoscopic {proc.name} of {round(seconds / 60)} minutes."
+    if not hosts:
+        return f"{head} No bleeding before the final cleaning."
+    where = ", then ".join(f"in {_phase_words(h)}" for h in hosts)
+    verb = pick(rng, ["stopped with the hook", "coagulated", "needing irrigation"])
+    return f"{head} {COUNTS[len(hosts)]} {verb}: {where}."
+
+
 @dataclass(frozen=True)
 class NarrationPlan:
     """What is said over one clip window (realistic preset): whether anything, about what, how late."""
