@@ -33,6 +33,7 @@ def remux_ts(src: Path, dst: Path) -> Path:
 
     if dst.exists():
         return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as box, av.open(str(dst), "w", format="mpegts") as out:
         s = box.streams.video[0]
         o = out.add_stream_from_template(s)
@@ -108,7 +109,7 @@ def main() -> None:
     steps = a.steps or (20 if a.quick else 60)
     image_size = 32 if a.quick else 64
     t0 = time.perf_counter()
-    data, summary = make_data(a.work, "realistic", a.quick, a.data_seed)
+    data, _ = make_data(a.work, "realistic", a.quick, a.data_seed)
     from hvl.core.data.records import manifest_videos
 
     videos = manifest_videos(data / "test.jsonl")

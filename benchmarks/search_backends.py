@@ -11,9 +11,12 @@ Engines:
 
 * ``qdrant``: :mod:`hvl.core.search.backends.qdrant` as hvl uses it: Qdrant Edge in-process (HNSW with the
   backend's ``HNSW_M`` / ``HNSW_EF_CONSTRUCT``, 32 / 128 since issue 35, or ``--hnsw-m`` / ``--ef-construct``,
-  over int8-quantized vectors, pool rescored from float32, pools gathered until they hold ``3 k`` videos, the best
-  ``3 k`` videos rescored exactly), once per ``--pools`` value. ``--frames 600`` / ``mixed``: long videos, as
-  ``search_scale.py`` writes them; every recall against the full scan;
+  over int8-quantized vectors, pool rescored from float32, pools gathered until they hold ``3 k`` videos, the 20
+  with the best gathered frame rescored exactly), once per ``--pools`` value; then `hvl search`'s path on the
+  same index (``search()`` over the frames: the backend's ``propose``, the FAISS pool's rule, exact rescoring).
+  ``--frames 600`` / ``mixed``: long videos, as ``search_scale.py`` writes them; every recall against the full
+  scan. ``--keep`` leaves the index (and ``qdrant_build.json``) in ``--work``; ``--reuse`` searches it again, e.g.
+  with another version of the code, without rebuilding;
 * ``milvus``: Milvus Lite (``pip install 'pymilvus<2.6' milvus-lite==2.5.1``: the last milvus-lite with the
   engine inside, a C++ Milvus 2.4 server started as a local process; 3.x is a Python re-implementation),
   through pymilvus as a Milvus server would be used: ``search(group_by_field="video_id")`` (Milvus Lite ignores

@@ -294,3 +294,15 @@ def test_online_quick_reports_latency_and_the_cost_of_causality(tmp_path):
     cost = out["accuracy"]["cost"]["accuracy"]["mean"]
     assert cost == out["accuracy"]["offline"]["accuracy"]["mean"] - out["accuracy"]["online"]["accuracy"]["mean"]
     assert 0.0 <= out["agreement"]["mean"] <= 1.0 and len(out["per_seed"]) == 1
+
+
+def test_long_form_quick_scores_every_encoder_and_loss_with_paired_cis(tmp_path):
+    out = run_bench("long_form.py", "--quick", "--work", str(tmp_path), timeout=900)  # 6 tiny fits on long videos
+    assert out["benchmark"] == "long_form" and out["quick"] and out["config"]["seeds"] == [0]
+    assert set(out["settings"]) == {f"{e}/{lo}" for e in ("mean", "full", "windowed") for lo in ("off", "on")}
+    for name, s in out["settings"].items():
+        for key in ("p2v_r1", "moment_r1_iou0.5", "phase_acc"):
+            assert 0 <= s["score"][key]["mean"] <= 100 and s["score"][key]["n_videos"] == 3, (name, key)
+            d = s["vs_baseline"][key]
+            assert d["lo"] <= d["mean"] <= d["hi"]
+    assert out["settings"]["mean/off"]["vs_baseline"]["p2v_r1"]["mean"] == 0.0

@@ -240,3 +240,34 @@ def test_without_the_onnx_extra_export_and_loading_name_it(tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(MissingExtraError, match=r"pip install 'hvl\[onnx\]'"):
         OnnxModel(_fake_export(tmp_path / "export"))
+
+
+@pytest.mark.slow
+def test_hvl_predict_on_the_export_labels_a_demo_video_as_torch_does(tiny_export, tmp_path):
+    """`hvl predict --onnx DIR` gives the timeline `hvl predict --ckpt` gives: every frame's class, the smoothed
+    classes and the segments' labels and times."""
+    from hvl.core.inference.write import read_timeline
+    from hvl.domains.surgical.demo import generate
+
+    _, ckpt, export = tiny_export
+    generate(tmp_path / "demo", n_train=0, n_val=0, n_test=1, size=32, progress=False)
+    (video,) = sorted((tmp_path / "demo/videos").glob("*.mp4"))
+    timelines = []
+    for name, model in (("torch", ["--ckpt", str(ckpt)]), ("onnx", ["--onnx", str(export)])):
+        assert main(["predict", str(video), *model, "--prompts", "surgical:demo", "--level", "phase", "--out",
+                     str(tmp_path / name), "--no-progress", "--num-workers", "0"]) == 0
+        (path,) = sorted((tmp_path / name).glob("*/timeline.json"))
+        timelines.append(read_timeline(path))
+    ref, got = timelines
+    assert len(got.pred) > 10 and got.pred == ref.pred and got.smoothed == ref.smoothed
+    assert [(s.label, s.start, s.end) for s in got.segments] == [(s.label, s.start, s.end) for s in ref.segments]
+    assert max(abs(a - b) for pa, pb in zip(got.probs, ref.probs) for a, b in zip(pa, pb)) < 1e-4
+    assert got.settings["model"] == str(export)
+
+
+def test_hvl_predict_takes_one_model(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "v.mp4"), "--ckpt", "a.ckpt", "--onnx", str(tmp_path), "--prompts",
+                 "surgical:demo", "--out", str(tmp_path / "out")]) == 2
+    assert "exactly one of --ckpt, --model or --onnx" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "v.mp4"), "--prompts", "surgical:demo", "--out", str(tmp_path / "o")]) == 2
+    assert "exactly one of --ckpt, --model or --onnx" in capsys.readouterr().err

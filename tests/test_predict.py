@@ -107,9 +107,9 @@ def test_frame_predictions_equal_zeroshot_predictions_exactly(demo, tmp_path, mo
 def test_a_killed_run_resumes_without_recomputing_finished_videos(demo, clips, tmp_path, monkeypatch):
     """A run stopped after its first video (an injected interrupt, as a kill) is resumed: the finished video is not
     predicted again, and every file equals that of an uninterrupted run. Changed settings predict again."""
-    import hvl.core.inference.run as run
+    from hvl.core.inference import run
 
-    work, ckpt = demo
+    _, ckpt = demo
     videos = clips
     assert _predict(str(videos), "--ckpt", str(ckpt), "--out", str(tmp_path / "whole"), "--format", "csv") == 0
 
@@ -146,7 +146,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_videos(demo, clips, t
     computed.clear()  # a renamed file is found by its content: nothing is predicted
     renamed = tmp_path / "renamed"
     renamed.mkdir()
-    first = sorted(videos.glob("*.mp4"))[0]
+    first = min(videos.glob("*.mp4"))
     shutil.copy(first, renamed / "new_name.mp4")
     assert _predict(str(renamed), "--ckpt", str(ckpt), "--out", str(tmp_path / "resumed")) == 0
     assert computed == []
@@ -161,7 +161,7 @@ def test_a_killed_run_resumes_without_recomputing_finished_videos(demo, clips, t
 
 @pytest.mark.slow
 def test_an_unreadable_video_is_reported_and_the_others_are_predicted(demo, tmp_path, capsys):
-    work, ckpt = demo
+    _, ckpt = demo
     folder = tmp_path / "videos"
     colour_video(folder / "good.mp4", 0, seconds=3.0)
     (folder / "broken.mp4").write_bytes(b"\x00\x01 not a video" * 100)
@@ -181,7 +181,7 @@ def test_output_folders_are_sanitised_unique_and_confined(demo, tmp_path):
     video's folder goes is refused for that video, and nothing is written through it."""
     from hvl.core.inference.sources import find_videos
 
-    work, ckpt = demo
+    _, ckpt = demo
     a = colour_video(tmp_path / "a" / "x.mp4", 0, seconds=2.0)
     b = colour_video(tmp_path / "b" / "x.mp4", 1, seconds=2.0)
     manifest = tmp_path / "m.jsonl"
@@ -202,8 +202,8 @@ def test_output_folders_are_sanitised_unique_and_confined(demo, tmp_path):
     assert rows[1]["status"] == "failed" and "symbolic link" in rows[1]["error"]
 
 
-def test_bad_options_are_one_error_naming_the_option(demo, tmp_path, capsys):
-    work, ckpt = demo
+def test_bad_options_are_one_error_naming_the_option(tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.ckpt")
     video = colour_video(tmp_path / "v.mp4", 0)
     assert _predict(str(video), "--ckpt", str(ckpt), "--out", str(tmp_path / "o"), "--fps", "0") == 2
     assert "--fps" in capsys.readouterr().err
@@ -266,7 +266,7 @@ def test_cholec80_round_trip_of_a_predicted_video(demo, tmp_path):
     from hvl.domains.surgical.cholec80 import read_phase_annotation
 
     work, ckpt = demo
-    video = sorted((work / "demo" / "videos").glob("*test*.mp4"))[0]
+    video = min((work / "demo" / "videos").glob("*test*.mp4"))
     assert _predict(str(video), "--ckpt", str(ckpt), "--out", str(tmp_path), "--format", "cholec80") == 0
     tl = read_timeline(tmp_path / video.stem / "timeline.json")
     segs = read_phase_annotation(tmp_path / video.stem / f"{video.stem}-phase.txt", fps=tl.video_fps)
@@ -311,7 +311,7 @@ def test_serve_reviews_timelines_without_ground_truth_and_without_an_index(demo,
     from hvl.core.errors import HVLInputError
     from serve_helpers import LOCAL
 
-    work, ckpt = demo
+    _, ckpt = demo
     out = tmp_path / "timelines"
     assert _predict(str(clips), "--ckpt", str(ckpt), "--out", str(out)) == 0
 

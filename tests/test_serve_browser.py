@@ -59,8 +59,8 @@ def server(tmp_path_factory):
 
 
 @contextmanager
-def serving(work: Path, *args: str):
-    """`hvl serve *args` on a free loopback port in its own process, until the block ends."""
+def serving(work: Path, *args: str, ready: str = "/api/info"):
+    """`hvl serve *args` on a free loopback port in its own process, until the block ends (``ready`` answers)."""
     port = free_port()
     cmd = [sys.executable, "-m", "hvl.core.cli", "serve", *args, "--port", str(port),
            "--queries", str(work / "queries.yaml"), "--cache", str(work / "thumbs")]
@@ -70,7 +70,7 @@ def serving(work: Path, *args: str):
     deadline = time.monotonic() + 120
     while True:
         try:
-            if requests.get(f"{url}/api/info", timeout=2).ok:
+            if requests.get(f"{url}{ready}", timeout=2).ok:
                 break
         except requests.ConnectionError:
             pass
@@ -354,3 +354,64 @@ def test_another_sites_page_cannot_embed_thumbnails_or_videos(server, browser, t
             assert requests.get(src, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200, what
     finally:
         attacker.shutdown()
+
+
+# ------------------------------------------------------------------ timelines of `hvl predict` (issue 37)
+def scenes_video(path: Path, seconds: int = 60, fps: int = 5, size: int = 96) -> Path:
+    """Four scenes in turn (a background colour each, a square moving across): frames the model tells apart, so the
+    timeline has segments of more than one class."""
+    import numpy as np
+    from hvl.core.data.video import write_video
+
+    backgrounds = [(40, 60, 90), (150, 60, 50), (60, 130, 70), (200, 190, 120)]
+    n = seconds * fps
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        frames[i] = backgrounds[4 * i // n]
+        x = int(i * (size - 30) / (n - 1))
+        frames[i, size // 3:size // 3 + 30, x:x + 30] = (230, 230, 230)
+    return write_video(path, frames, fps)
+
+
+@pytest.fixture(scope="module")
+def predict_server(tmp_path_factory):
+    """`hvl predict` on a folder of unlabelled videos, then `hvl serve --zeroshot <its out> --videos <folder>`: no index,
+    no labels."""
+    from hvl.core.cli import main
+    from index_helpers import tiny_checkpoint
+
+    work = tmp_path_factory.mktemp("predict_review")
+    videos = work / "recordings"
+    scenes_video(videos / "recording_01.mp4")
+    ckpt = tiny_checkpoint(work / "tiny.ckpt", seed=3)
+    assert main(["predict", str(videos), "--ckpt", str(ckpt), "--prompts", "surgical:demo", "--level", "clip",
+                 "--out", str(work / "timelines"), "--no-progress", "--num-workers", "0"]) == 0
+    with serving(work, "--zeroshot", str(work / "timelines"), "--videos", str(videos), ready="/api/review") as url:
+        yield url, work
+
+
+def test_review_page_of_unlabelled_timelines(predict_server, browser, tmp_path):
+    """The review page draws an `hvl predict` timeline: prediction and smoothed ribbons (one block per run of a
+    class), no ground-truth ribbon, "no ground truth" where the metrics would be; the screenshot of docs/predict.md."""
+    url, work = predict_server
+    drv = browser
+    drv.get(url + "/review")
+    wait(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1", what="the review page")
+    timeline = json.loads((work / "timelines" / "recording_01" / "timeline.json").read_text())
+
+    def runs(seq):
+        return sum(1 for i, y in enumerate(seq) if i == 0 or y != seq[i - 1])
+
+    assert len(set(timeline["smoothed"])) > 1  # a timeline worth looking at
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#ribbon-pred .seg")) == runs(timeline["pred"])
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#ribbon-smoothed .seg")) == runs(timeline["smoothed"])
+    assert not drv.find_element(By.ID, "ribbon-truth").is_displayed()
+    assert drv.find_element(By.ID, "video-metrics").text == "no ground truth"
+    assert [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#legend .key")] == timeline["classes"]
+    wait(drv, lambda x: js(x, "return document.getElementById('player').readyState") >= 2, what="the video")
+    js(drv, "const v = document.getElementById('player'); v.currentTime = 35.0")
+    wait(drv, lambda x: "predicted" in x.find_element(By.ID, "frame-info").text
+         and "truth" not in x.find_element(By.ID, "frame-info").text, what="the frame readout")
+    wait(drv, lambda x: abs(js(x, "return parseFloat(document.getElementById('playhead').style.left)")
+                            - 100 * 35.0 / (timeline["t"][-1] + 1)) < 1, what="the playhead")
+    screenshot(drv, tmp_path, "predict_review.png")

@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "others are predicted; <out>/predict.json lists each video's status).")
     p.add_argument("inputs", nargs="+", metavar="VIDEO|FOLDER|MANIFEST",
                    help="video files, folders (every video under them) or manifests (.jsonl; labels are ignored)")
-    add_model_arguments(p)
+    add_model_arguments(p, required=False)
+    p.add_argument("--onnx", metavar="DIR", help="instead of --ckpt / --model: a folder `hvl export onnx` wrote, run on "
+                                                 "onnxruntime (docs/deploy.md)")
     p.add_argument("--prompts", required=True, help="prompt file: the classes and their texts (path or <domain>:<name>)")
     p.add_argument("--out", required=True, help="output folder: one subfolder per video")
     p.add_argument("--level", help="embedding space (default: the head's, else the prompt file's, else phase)")
@@ -55,16 +57,36 @@ def run(args: argparse.Namespace) -> None:
     from ..inference.predict import PredictConfig
     from ..inference.run import predict_videos, report_run
 
-    cfg = PredictConfig.checked(inputs=args.inputs, source=model_source(args), prompts=args.prompts, out=args.out,
+    cfg = PredictConfig.checked(inputs=args.inputs, source=_source(args), prompts=args.prompts, out=args.out,
                                 level=args.level, window=args.window, head=args.head, fps=args.fps,
                                 smooth_window=args.smooth_window, formats=tuple(args.formats),
                                 batch_size=args.batch_size, num_workers=args.num_workers, devices=args.devices,
                                 accelerator=args.accelerator, video_backend=args.video_backend,
                                 progress=not args.no_progress, online=args.online,
                                 quiet_seconds=args.quiet_seconds)
+    loaded = None
+    if args.onnx:  # the export is the model; its folder names it in the run's settings
+        from ..inference.onnx import load_onnx
+
+        loaded = load_onnx(args.onnx)
     if cfg.online:
         from ..inference.online import run_online
 
-        report_run(run_online(cfg), args.json)
+        report_run(run_online(cfg, loaded), args.json)
         return
-    report_run(predict_videos(cfg), args.json)
+    report_run(predict_videos(cfg, loaded), args.json)
+
+
+def _source(args: argparse.Namespace):
+    from ..errors import HVLInputError
+    from ..models.spec import ModelSource
+
+    if sum(bool(x) for x in (args.ckpt, args.model, args.onnx)) != 1:
+        raise HVLInputError("hvl predict: give exactly one of --ckpt, --model or --onnx (the model that labels the "
+                            "frames)")
+    if not args.onnx:
+        return model_source(args)
+    if args.devices != 1:
+        raise HVLInputError("hvl predict: --onnx runs in one process (onnxruntime uses every core itself); drop "
+                            "--devices")
+    return ModelSource(model=args.onnx)

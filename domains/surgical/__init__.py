@@ -24,7 +24,8 @@ def _demo(out: str, seed: int = 0, split_sizes: list[int] | None = None, **kw: A
 def add_demo_arguments(p: Any) -> None:
     """The options of ``hvl demo surgical`` (values checked by :func:`.demo.generate`, which names the known ones)."""
     p.add_argument("--preset", help="how hard the demo is: default | realistic (look-alike phases, sparse, off-topic "
-                                    "and lagged narration) | realistic_centre_b (realistic, another hospital's look)")
+                                    "and lagged narration) | realistic_centre_b (realistic, another hospital's look) | long "
+                                    "(20-30 min procedures at 1 fps, 32 px, whose abstracts count bleeding episodes)")
     p.add_argument("--procedure", help="the operation drawn: cholecystectomy (Cholec80's phases, default) | "
                                        "hysterectomy (AutoLaparo's)")
     p.add_argument("--raw-layout", action="store_true",

@@ -63,7 +63,7 @@ class DemoPreset(BaseModel):
     minutes: tuple[float, float] | None = Field(None, description="procedure length range in minutes (None: the "
                                                 "demo's 60-95 s)")
     bleeds: int = Field(0, ge=0, le=3, description="up to this many bleeding episodes (irrigation and coagulation, "
-                        "30-60 s each) inside the other phases; the abstract counts them and says where they were")
+                        "20-40 s each) inside the other phases; the abstract counts them and says where they were")
     fps: float | None = Field(None, gt=0, description="frame rate this preset is drawn at (None: generate's)")
     size: int | None = Field(None, ge=32, description="frame size this preset is drawn at (None: generate's)")
 
@@ -102,7 +102,7 @@ PRESETS["realistic_centre_b"] = PRESETS["realistic"].model_copy(update={
     "name": "realistic_centre_b", "white_balance": (-10.0, 4.0, 16.0), "gain": 0.85,
     "instrument_tint": (-25.0, -10.0, 35.0)})
 # Long procedures at 1 fps whose abstracts need the whole video: how many bleeds and in which phases. A 16-frame
-# sample of a 25-minute video sees one frame every ~90 s and misses most 30-60 s bleeds; 256 frames see each one.
+# sample of a 25-minute video sees one frame every ~90 s and misses most 20-40 s bleeds; 256 frames see each one.
 PRESETS["long"] = PRESETS["realistic"].model_copy(update={
     "name": "long", "lookalike": {}, "narration_rate": 0.15, "minutes": (20.0, 30.0), "bleeds": 3, "fps": 1.0,
     "size": 32})

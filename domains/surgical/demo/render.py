@@ -44,24 +44,27 @@ def _plan_phases(rng: np.random.Generator, fps: float, proc: Procedure = CHOLECY
 
 def _insert_bleeds(plans: list[_PhasePlan], rng: np.random.Generator, fps: float, most: int,
                    proc: Procedure) -> list[_PhasePlan]:
-    """0..``most`` bleeding episodes (the procedure's cleaning phase, 30-60 s), each inside another phase of the
-    operation's middle, at most one per phase; the host phase is split around it."""
+    """0..``most`` bleeding episodes (the procedure's cleaning phase, 20-40 s) inside the operation's middle
+    phases, one per 120 s of a phase at most; the host phase is split around each."""
     bleed = BLEED_PHASE.get(proc.name)
     if bleed is None:
         raise HVLInputError(f"demo: the bleeding episodes of this preset need a cleaning phase; procedure "
                             f"'{proc.name}' has none (use one of {sorted(BLEED_PHASE)})")
     count = int(rng.integers(0, most + 1))
-    lengths = rng.uniform(30.0, 60.0, count) * fps
-    hosts = [i for i, p in enumerate(plans[1:-2], start=1) if p.name != bleed and p.stop - p.first > 150 * fps]
-    chosen = sorted(rng.choice(hosts, size=min(count, len(hosts)), replace=False).tolist())
+    slots = [i for i, p in enumerate(plans[1:-2], start=1) if p.name != bleed
+             for _ in range(min(most, (p.stop - p.first) // int(120 * fps)))]
+    chosen = [slots[k] for k in rng.choice(len(slots), size=min(count, len(slots)), replace=False)]
     out: list[_PhasePlan] = []
     for i, p in enumerate(plans):
-        if i not in chosen:
-            out.append(p)
-            continue
-        n = int(round(lengths[chosen.index(i)]))
-        at = p.first + int(rng.integers(int(30 * fps), p.stop - p.first - n - int(30 * fps)))
-        out += [_PhasePlan(p.name, p.first, at), _PhasePlan(bleed, at, at + n), _PhasePlan(p.name, at + n, p.stop)]
+        m = chosen.count(i)
+        cuts = np.linspace(p.first, p.stop, m + 1).astype(int)
+        start = p.first
+        for a, b in zip(cuts[:-1], cuts[1:]):  # one bleed in each of m equal parts (each >= 120 s)
+            n = int(round(rng.uniform(20.0, 40.0) * fps))
+            at = int(a) + int(rng.integers(int(20 * fps), int(b - a) - n - int(20 * fps)))
+            out += [_PhasePlan(p.name, start, at), _PhasePlan(bleed, at, at + n)]
+            start = at + n
+        out.append(_PhasePlan(p.name, start, p.stop))
     return out
 
 
@@ -167,6 +170,6 @@ def render_video(video_id: str, ss: np.random.SeedSequence, size: int = 128,
                 clips.append(ClipSegment(start=round(n.start, 6), end=round(n.end, 6),
                                          texts=realistic_narrations(n, preset, text_rng, proc)))
     hosts = [plans[plans.index(p) - 1].name for p in bleeds]
-    text = bleed_abstract(duration, hosts, text_rng, proc) if preset.bleeds else abstract(text_rng, proc)
+    text = bleed_abstract(hosts, text_rng, proc) if preset.bleeds else abstract(text_rng, proc)
     return frames, VideoRecord(video_id=video_id, path=f"videos/{video_id}.mp4", texts=[text],
                                duration=duration, phases=phases, clips=clips)

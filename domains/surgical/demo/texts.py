@@ -93,11 +93,11 @@ def _phase_words(label: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", label).lower()
 
 
-def bleed_abstract(seconds: float, hosts: list[str], rng: np.random.Generator,
+def bleed_abstract(hosts: list[str], rng: np.random.Generator,
                    proc: Procedure = CHOLECYSTECTOMY) -> str:
-    """A short abstract (well under 64 tokens) that only the whole video can match: how long, how many bleeding
-    episodes and, in order, the phases they interrupted."""
-    head = f"Laparoscopic {proc.name} of {round(seconds / 60)} minutes."
+    """A short abstract (well under 64 tokens) that only the whole video can match: how many bleeding episodes
+    and, in order, the phases they interrupted (not the length: frames sampled over the whole video do not show it)."""
+    head = f"Laparoscopic {proc.name}."
     if not hosts:
         return f"{head} No bleeding before the final cleaning."
     where = ", then ".join(f"in {_phase_words(h)}" for h in hosts)
