@@ -409,9 +409,18 @@ def test_review_page_of_unlabelled_timelines(predict_server, browser, tmp_path):
     assert drv.find_element(By.ID, "video-metrics").text == "no ground truth"
     assert [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#legend .key")] == timeline["classes"]
     wait(drv, lambda x: js(x, "return document.getElementById('player').readyState") >= 2, what="the video")
-    js(drv, "const v = document.getElementById('player'); v.currentTime = 35.0")
+    js(drv, "const v = document.getElementById('player'); delete v.dataset.seekedAt; v.currentTime = 35.0")
+    assert abs(seeked(drv) - 35.0) < 0.5
+    wait(drv, lambda x: js(x, "const v = document.getElementById('player'); return !v.seeking && v.readyState >= 3"),
+         what="the frame at the playhead")
     wait(drv, lambda x: "predicted" in x.find_element(By.ID, "frame-info").text
          and "truth" not in x.find_element(By.ID, "frame-info").text, what="the frame readout")
     wait(drv, lambda x: abs(js(x, "return parseFloat(document.getElementById('playhead').style.left)")
                             - 100 * 35.0 / (timeline["t"][-1] + 1)) < 1, what="the playhead")
+    # Chromium's controls keep a loading spinner on a paused video until it has played: a moment of play, for the
+    # picture only
+    js(drv, "const v = document.getElementById('player'); v.play().then(() => { v.pause(); v.currentTime = 35.0; })")
+    wait(drv, lambda x: js(x, "const v = document.getElementById('player'); "
+                              "return v.paused && !v.seeking && v.readyState >= 3 && Math.abs(v.currentTime - 35) < 0.01"),
+         what="the video paused at 35 s")
     screenshot(drv, tmp_path, "predict_review.png")
