@@ -43,6 +43,26 @@ def chdir(path: Path):
         os.chdir(old)
 
 
+@contextlib.contextmanager
+def shared_text_cache():
+    """Every model of this run embeds texts with the same frozen packaged text encoder, so one string cache serves
+    them all: in quick mode (CI) each text is encoded once instead of once per fit and per scoring."""
+    from hvl.core.models.encoders import TextEncoder
+
+    pooled, tokens, init = {}, {}, TextEncoder.__init__
+
+    def shared_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if self.frozen:
+            self._cache, self._token_cache = pooled, tokens
+
+    TextEncoder.__init__ = shared_init
+    try:
+        yield
+    finally:
+        TextEncoder.__init__ = init
+
+
 def make_data(work: Path, n_train: int, n_test: int) -> Path:
     from hvl.domains.surgical.demo import generate
 
@@ -153,14 +173,16 @@ def main() -> None:
     data = make_data(work, *((4, 3) if a.quick else (16, 8)))
     load_start = [round(x, 2) for x in os.getloadavg()]
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {}
-    for encoder in ENCODERS:
-        for loss_name, loss in LOSSES.items():
-            name = f"{encoder}/{loss_name}"
-            for seed in seeds:
-                log(f"{name}, seed {seed}: fit ...")
-                ckpt = fit(work / "runs" / f"{encoder}_{loss_name}_{seed}", data, encoder, loss, seed, steps, frames,
-                           a.quick)
-                per_seed.setdefault(name, []).append(score(ckpt, data, frames, a.phase_fps))
+    with shared_text_cache() if a.quick else contextlib.nullcontext():
+        for encoder in ENCODERS:
+            for loss_name, loss in LOSSES.items():
+                name = f"{encoder}/{loss_name}"
+                for seed in seeds:
+                    log(f"{name}, seed {seed}: fit ...")
+                    with contextlib.redirect_stdout(sys.stderr):  # stdout is the one JSON object; training talks
+                        ckpt = fit(work / "runs" / f"{encoder}_{loss_name}_{seed}", data, encoder, loss, seed, steps,
+                                   frames, a.quick)
+                        per_seed.setdefault(name, []).append(score(ckpt, data, frames, a.phase_fps))
     summary = summarize(per_seed, n_boot=200 if a.quick else 2000)
     emit({"benchmark": "long_form", "quick": a.quick,
           "config": {"seeds": seeds, "steps": steps, "frames": frames, "phase_fps": a.phase_fps,

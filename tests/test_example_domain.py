@@ -65,9 +65,37 @@ def readme_lines() -> list[list[str]]:
     return [argv_of(c.text) for c in commands_in(README)]
 
 
+@pytest.fixture(scope="module")
+def example(tmp_path_factory) -> tuple[Venv, Path]:
+    """One installed example for the module: the README chain runs in it first (defined first), then the uninstall
+    test removes the package; installing twice cost a venv and a pip build more."""
+    return installed_example(tmp_path_factory.mktemp("example"))
+
+
+@pytest.mark.slow
+def test_the_readme_chain_trains_and_evaluates_zero_shot(example):
+    venv, work = example
+    lines = readme_lines()
+    assert [argv[0] for argv in lines] == ["domains", "demo", "fit", "zeroshot"]
+    out = {}
+    for argv in lines:
+        r = venv.hvl([*argv, *QUIET.get(argv[0], [])], cwd=work)
+        assert r.returncode == 0, f"hvl {' '.join(argv)}\n{r.stderr[-3000:]}"
+        out[argv[0]] = r.stdout
+    assert "kitchen: cooking steps" in out["domains"]
+    assert json.loads(out["demo"])["videos"] == 6 + 2 + 2
+    assert (work / "checkpoints/kitchen/best.ckpt").is_file()
+    assert "mean over videos" in out["zeroshot"] and "pooled over frames" in out["zeroshot"]
+    m = json.loads((work / "kitchen.json").read_text())
+    assert sorted(r["video_id"] for r in m["per_video"]) == ["test0", "test1"]
+    assert m["n_frames"] == 2 * 18  # 1 fps over two 18 s videos
+    assert all(0.0 <= m[k] <= 1.0 for k in ("accuracy", "f1_macro", "jaccard"))
+    assert m["accuracy"] >= MIN_ACCURACY, m  # the tiny fit learnt the steps: chance is 1/3
+
+
 @pytest.mark.wheel
-def test_installing_the_package_adds_the_domain_and_uninstalling_removes_it(tmp_path):
-    venv, work = installed_example(tmp_path)
+def test_installing_the_package_adds_the_domain_and_uninstalling_removes_it(example):
+    venv, work = example
     listed = venv.hvl(["domains"], cwd=work)
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert "kitchen: cooking steps (chop, stir, plate), recognised zero-shot" in listed.stdout
@@ -87,24 +115,3 @@ def test_installing_the_package_adds_the_domain_and_uninstalling_removes_it(tmp_
     for path in [ROOT / "pyproject.toml", ROOT / "setup.py", *(ROOT / "core").rglob("*.py"),
                  *(ROOT / "domains").rglob("*.py")]:
         assert "hvl_kitchen" not in path.read_text(encoding="utf-8"), path
-
-
-@pytest.mark.slow
-def test_the_readme_chain_trains_and_evaluates_zero_shot(tmp_path):
-    venv, work = installed_example(tmp_path)
-    lines = readme_lines()
-    assert [argv[0] for argv in lines] == ["domains", "demo", "fit", "zeroshot"]
-    out = {}
-    for argv in lines:
-        r = venv.hvl([*argv, *QUIET.get(argv[0], [])], cwd=work)
-        assert r.returncode == 0, f"hvl {' '.join(argv)}\n{r.stderr[-3000:]}"
-        out[argv[0]] = r.stdout
-    assert "kitchen: cooking steps" in out["domains"]
-    assert json.loads(out["demo"])["videos"] == 6 + 2 + 2
-    assert (work / "checkpoints/kitchen/best.ckpt").is_file()
-    assert "mean over videos" in out["zeroshot"] and "pooled over frames" in out["zeroshot"]
-    m = json.loads((work / "kitchen.json").read_text())
-    assert sorted(r["video_id"] for r in m["per_video"]) == ["test0", "test1"]
-    assert m["n_frames"] == 2 * 18  # 1 fps over two 18 s videos
-    assert all(0.0 <= m[k] <= 1.0 for k in ("accuracy", "f1_macro", "jaccard"))
-    assert m["accuracy"] >= MIN_ACCURACY, m  # the tiny fit learnt the steps: chance is 1/3

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hvl.core.cli import LIGHTNING_COMMANDS, MODULE_COMMANDS, build_parser, main
+from pretrained_helpers import make_bert
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -34,6 +35,8 @@ def _tiny_config(work: Path, data: Path, test_manifest: Path | None) -> Path:
                        "init_args": {"dirpath": str(work / "ckpt"), "save_top_k": 0, "save_last": True}}]
     m = cfg["model"]["init_args"]
     m["video_encoder"]["frame_encoder"]["widths"] = [8, 16]
+    # a 2-layer BERT for the packaged MiniLM: each of the five runs loads and runs the text tower
+    m["text_encoder"] = {"path": str(make_bert(work / "bert")), "freeze": True}
     m.update(embed_dim=32, warmup_steps=1)
     d = cfg["data"]["init_args"]
     d.update(train=str(data / "train.jsonl"), val=str(data / "val.jsonl"),

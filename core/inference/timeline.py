@@ -7,6 +7,7 @@ starts, and the last one at the video's duration, so the segments of a timeline 
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,7 +90,7 @@ def merge_runs(t: Sequence[float], labels: Sequence[int], classes: Sequence[str]
     starts = [0] + [i for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
     bounds = starts + [len(labels)]
     out = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         start = 0.0 if a == 0 else float(t[a])
         end = float(t[b]) if b < len(t) else float(duration)
         conf = None if probs is None else float(np.mean(np.asarray(probs)[a:b, labels[a]]))
