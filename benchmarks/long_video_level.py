@@ -104,15 +104,15 @@ def one(manifest: Path, clip: Path, cache: Path, frames: int, temporal: str, ste
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="2 videos of 3 minutes, 64-d features, 64 and 180 frames, "
+    ap.add_argument("--quick", action="store_true", help="2 videos of 90 s, 64-d features, 64 and 90 frames, "
                     "3 steps (CI)")
     ap.add_argument("--videos", type=int, default=None, help="default 4 (quick: 2)")
-    ap.add_argument("--minutes", type=float, default=None, help="default 60 (quick: 3)")
+    ap.add_argument("--minutes", type=float, default=None, help="default 60 (quick: 1.5)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per setting (default 6, quick 3)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--one", nargs=2, metavar=("FRAMES", "TEMPORAL"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    minutes = a.minutes or (3.0 if a.quick else 60.0)
+    minutes = a.minutes or (1.5 if a.quick else 60.0)
     steps = a.steps or (3 if a.quick else 6)
     videos, dim = a.videos or (2 if a.quick else 4), 64 if a.quick else 512
     work = a.work / ("long_video_level_quick" if a.quick else "long_video_level")

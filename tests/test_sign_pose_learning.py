@@ -3,10 +3,10 @@
 
 What holds, and what this test therefore asserts: the pose-only model's text → video R@1 in the sentence space
 (frame × word) is at least 10× chance. The issue's first claim, "fused beats RGB-only by a margin", does not hold
-reliably on this demo: with this test's data (data seed 0; the seed-0 fits of benchmarks/sign_pose.py are these
-fits) RGB only scores T2V R@1 37.5 % (gloss space, its best), fused 40.0 % (sentence space, its best: one query more
-out of 40) and pose only 60.0 %; over 3 seeds fused − RGB is 0.0 points [−12.5, +12.5] (docs/sign.md has the
-table). Chance R@1 is 1 / 40 = 2.5 %.
+reliably on this demo: with this test's data (data seed 0; the recipes' full 6-epoch fits, as the seed-0 fits of
+benchmarks/sign_pose.py) RGB only scores T2V R@1 37.5 % (gloss space, its best), fused 40.0 % (sentence space, its
+best: one query more out of 40) and pose only 60.0 %; over 3 seeds fused − RGB is 0.0 points [−12.5, +12.5]
+(docs/sign.md has the table). Chance R@1 is 1 / 40 = 2.5 %.
 """
 import json
 from pathlib import Path

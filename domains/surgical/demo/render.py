@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from hvl.core.data.schema import ClipSegment, PhaseSegment, VideoRecord
@@ -59,7 +60,7 @@ def _insert_bleeds(plans: list[_PhasePlan], rng: np.random.Generator, fps: float
         m = chosen.count(i)
         cuts = np.linspace(p.first, p.stop, m + 1).astype(int)
         start = p.first
-        for a, b in zip(cuts[:-1], cuts[1:]):  # one bleed in each of m equal parts (each >= 120 s)
+        for a, b in pairwise(cuts):  # one bleed in each of m equal parts (each >= 120 s)
             n = int(round(rng.uniform(20.0, 40.0) * fps))
             at = int(a) + int(rng.integers(int(20 * fps), int(b - a) - n - int(20 * fps)))
             out += [_PhasePlan(p.name, start, at), _PhasePlan(bleed, at, at + n)]
