@@ -9,9 +9,6 @@ TORCH  ?= torch==2.13.0
 DEMO   ?= data/demo_surgical
 
 # every marker by cost (pyproject.toml [tool.pytest.ini_options] markers) is left out of the fast subset
-# two pytest processes, whole files to each (module fixtures and a file's order stay together): the suite spends
-# much of its time in single-threaded Python (imports, subprocesses, servers starting), which the second core overlaps
-PYTEST_JOBS ?= 2
 FAST   := not slow and not wheel and not browser and not distributed and not benchmark and not server
 
 .PHONY: setup demo test test-fast lint docs coverage-fast
@@ -30,10 +27,10 @@ demo: setup
 	$(BIN)/hvl zeroshot --config recipes/surgical/demo_zeroshot.yaml --ckpt checkpoints/surgical_demo/best.ckpt --json metrics.json
 
 test: setup
-	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest
 
 test-fast: setup
-	$(BIN)/python -m pytest -n $(PYTEST_JOBS) --dist loadfile -m "$(FAST)"
+	$(BIN)/python -m pytest -m "$(FAST)"
 
 lint: setup
 	$(BIN)/ruff check .

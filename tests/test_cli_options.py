@@ -75,8 +75,8 @@ def test_common_flags_mean_one_thing():
             assert opts["--seed"].type is int, command
         if "--out" in opts:
             assert opts["--out"].required, command
-    assert {c for c in COMMANDS if "--out" in flags[c]} == {"demo", "index", "prepare", "wise-ft"}
-    assert {c for c in COMMANDS if "--level" in flags[c]} == {"zeroshot", "adapt", "retrieval", "index"}
+    assert {c for c in COMMANDS if "--out" in flags[c]} == {"demo", "index", "predict", "prepare", "wise-ft"}
+    assert {c for c in COMMANDS if "--level" in flags[c]} == {"zeroshot", "adapt", "retrieval", "index", "predict"}
     # --model is a pretrained model directory wherever it appears (wise-ft's old --zeroshot clashed with serve's)
     assert "--model" in flags["wise-ft"] and "predictions" in flags["serve"]["--zeroshot"].help
 
