@@ -7,6 +7,8 @@ negatives require), so recipes set ``trainer.use_distributed_sampler: false``.
 """
 from __future__ import annotations
 
+import heapq
+
 from typing import Iterator
 
 import numpy as np
@@ -15,7 +17,7 @@ from torch.utils.data import Sampler
 from ..errors import HVLInputError
 from .levels import Item, LevelConfig
 
-__all__ = ["LevelScheduleSampler"]
+__all__ = ["LevelScheduleSampler", "deal_by_duration"]
 
 
 class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
@@ -100,3 +102,16 @@ class LevelScheduleSampler(Sampler[list[tuple[Item, int]]]):
             by_video.setdefault(self.items[lv][i].video, []).append(int(i))
         groups = [ix[j:j + g] for ix in by_video.values() for j in range(0, len(ix), g)]
         return np.array([i for k in rng.permutation(len(groups)) for i in groups[k]], dtype=np.int64)
+
+
+def deal_by_duration(durations: list[float], world: int) -> list[list[int]]:
+    """Video indices (``hvl index``, ``hvl predict``) for each of ``world`` ranks: longest first, each to the rank with the least total so far
+    (LPT scheduling: the busiest rank ends within the longest video of the mean). Deterministic, so every
+    rank computes the same deal on its own."""
+    ranks: list[list[int]] = [[] for _ in range(world)]
+    heap = [(0.0, r) for r in range(world)]
+    for i in sorted(range(len(durations)), key=lambda i: (-durations[i], i)):
+        load, r = heapq.heappop(heap)
+        ranks[r].append(i)
+        heapq.heappush(heap, (load + durations[i], r))
+    return [sorted(r) for r in ranks]

@@ -9,7 +9,6 @@ settings is not predicted again (a format asked for only now is written from tha
 """
 from __future__ import annotations
 
-import heapq
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.sampler import deal_by_duration
 from ..errors import HVLInputError
 from ..io import confined_dir, file_sha256, write_json
 from .predict import PredictConfig, Predictor, load_predictor, video_key, video_timeline
@@ -32,18 +32,6 @@ __all__ = ["RUN_FILE", "deal_by_duration", "finished_keys", "format_run", "predi
 RUN_FILE = "predict.json"  # the last run's summary, beside the videos' folders
 # what reading or decoding one video can raise; anything else is a bug and stops the run
 VIDEO_ERRORS = (HVLInputError, OSError, RuntimeError, ValueError)
-
-
-def deal_by_duration(durations: list[float], world: int) -> list[list[int]]:
-    """Video indices per rank, longest first to the least loaded (the deal of ``hvl index``; inference may not
-    import search, so it is repeated here)."""
-    ranks: list[list[int]] = [[] for _ in range(world)]
-    heap = [(0.0, r) for r in range(world)]
-    for i in sorted(range(len(durations)), key=lambda i: (-durations[i], i)):
-        load, r = heapq.heappop(heap)
-        ranks[r].append(i)
-        heapq.heappush(heap, (load + durations[i], r))
-    return [sorted(r) for r in ranks]
 
 
 def _duration(path: Path) -> float:

@@ -12,7 +12,6 @@ The on-disk format and its crash safety are described in :mod:`hvl.core.search.s
 """
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 
 from ..data.keypoints import KeypointReader
+from ..data.sampler import deal_by_duration
 from ..data.transforms import FrameTransform, Preprocess
 from ..data.video import Video, open_source
 from ..errors import HVLInputError
@@ -66,19 +66,6 @@ def container_duration(path: str) -> float:
     except (av.error.FFmpegError, OSError, ValueError):
         pass  # an unreadable file is reported by the decoder later, with the --on-bad-video policy
     return Path(path).stat().st_size / 1e6 if Path(path).exists() else 0.0
-
-
-def deal_by_duration(durations: list[float], world: int) -> list[list[int]]:
-    """Video indices for each of ``world`` ranks: longest first, each to the rank with the least total so far
-    (LPT scheduling: the busiest rank ends within the longest video of the mean). Deterministic, so every
-    rank computes the same deal on its own."""
-    ranks: list[list[int]] = [[] for _ in range(world)]
-    heap = [(0.0, r) for r in range(world)]
-    for i in sorted(range(len(durations)), key=lambda i: (-durations[i], i)):
-        load, r = heapq.heappop(heap)
-        ranks[r].append(i)
-        heapq.heappush(heap, (load + durations[i], r))
-    return [sorted(r) for r in ranks]
 
 
 class RankShare:
