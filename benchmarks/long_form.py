@@ -186,7 +186,10 @@ def main() -> None:
                     with contextlib.redirect_stdout(sys.stderr):  # stdout is the one JSON object; training talks
                         ckpt = fit(work / "runs" / f"{encoder}_{loss_name}_{seed}", data, encoder, loss, seed, steps,
                                    frames, a.quick)
-                        per_seed.setdefault(name, []).append(score(ckpt, data, frames, a.phase_fps))
+                        rows = score(ckpt, data, frames, a.phase_fps)
+                    per_seed.setdefault(name, []).append(rows)
+                    log(f"{name}, seed {seed}: " + ", ".join(
+                        f"{k} {sum(r[k] for r in rows.values()) / len(rows):.1f}" for k in KEYS))
     summary = summarize(per_seed, n_boot=200 if a.quick else 2000)
     emit({"benchmark": "long_form", "quick": a.quick,
           "config": {"seeds": seeds, "steps": steps, "frames": frames, "phase_fps": a.phase_fps,
