@@ -161,7 +161,14 @@ def add_shard(root, tmp_path, emb, prefix, ckpt):
         f.rename(root / "shards" / f"{prefix}_{f.name}")
 
 
-def test_adds_videos_like_the_old_ones_and_rebuilds_when_recall_on_new_ones_drops(tmp_path, fake_ckpt):
+def test_adds_videos_like_the_old_ones_and_rebuilds_when_recall_on_new_ones_drops(tmp_path, fake_ckpt, monkeypatch):
+    from hvl.core.search import ann
+
+    # one candidate: which of the IVF family wins is a timing, and SQ8's recall on the added sample sits at the
+    # target itself (0.95), so a loaded machine that picked it, or IVF256, made this test flaky
+    real = ann.candidate_factories
+    monkeypatch.setattr(ann, "candidate_factories", lambda *a, **k: (
+        [s for s in real(*a, **k)[0] if s.endswith(",SQfp16") and not s.startswith("HNSW")][-1:], {}))
     root = write_index(tmp_path / "idx", videos_of(clustered(1500)), fake_ckpt, DIM, shard_videos=750)
     first = refresh_ann(root, kind="ivf")
     assert "updates" not in first
@@ -245,6 +252,28 @@ def test_frames_stay_on_disk(tmp_path, fake_ckpt):
     np.testing.assert_array_equal(idx.emb[10:20], ref[10:20])
     np.testing.assert_allclose(idx.emb @ emb[3], ref @ emb[3], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(idx.video_rows(np.array([2, 0])), np.r_[np.arange(20, 30), np.arange(0, 10)])
+
+
+def test_scoring_rows_in_place_equals_gathering_them(tmp_path, fake_ckpt, monkeypatch):
+    """FrameRows.score (runs of rows decoded in place, a block at a time) gives what gathering the rows and
+    multiplying gives, to float32's last bit (BLAS sums the last rows of a call in another order, so a row at the
+    end of a block may differ by one ulp): whole videos across shard borders, a run longer than a block, scattered
+    rows, one query or several."""
+    from hvl.core.search.store import FrameRows, read_index, score_rows
+
+    emb = clustered(300, seed=4)
+    idx = read_index(write_index(tmp_path / "idx", videos_of(emb), fake_ckpt, DIM, shard_videos=70))
+    assert isinstance(idx.emb, FrameRows) and len(idx.emb.parts) == 5
+    monkeypatch.setattr(FrameRows, "SCORE_BLOCK", 64)  # runs longer than a block, blocks that end inside a run
+    q = emb[[3, 1500, 2900]].T.copy()
+    whole = idx.video_rows(np.array([1, 68, 69, 70, 71, 140, 299]))  # 69 | 70 and 139 | 140: shard borders
+    long_run = np.arange(650, 1020)  # one run of 370 rows over a border
+    scattered = np.sort(np.random.default_rng(0).choice(len(emb), 700, replace=False))
+    for rows in (whole, long_run, scattered, np.r_[long_run, scattered[scattered > 1020]], np.array([5]), np.array([], int)):
+        for qq in (q[:, 0], q):
+            got = score_rows(idx.emb, rows, qq)
+            assert got.dtype == np.float32 and got.shape == (len(rows),) + qq.shape[1:]
+            np.testing.assert_allclose(got, idx.emb[rows] @ qq, rtol=2.4e-7, atol=6e-8)
 
 
 def test_fp16_rows_are_read_exactly():

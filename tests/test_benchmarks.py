@@ -91,6 +91,16 @@ def test_search_scale_quick_searches_from_disk_in_its_own_process(tmp_path):
         assert r["search"]["bound"]["p50_ms"] > 0 and r["search"]["p50_over_bound"] > 0
 
 
+def test_rescore_quick_times_both_ways_on_the_same_rows(tmp_path):
+    out = run_bench("rescore.py", "--quick", "--work", str(tmp_path), timeout=300)  # ~6 s
+    assert out["benchmark"] == "rescore" and out["config"]["baseline"] == "gather"
+    assert [(r["frames_per_video"], r["videos"]) for r in out["shapes"]] == [(600, 20), (3600, 20), (10, 20)]
+    for r in out["shapes"]:
+        assert r["gather_ms"] > 0 and r["in_place_ms"] > 0 and r["speedup"] > 0
+        assert r["max_abs_diff"] <= 1e-6  # the same scores, to float32's last bit
+    assert not any(tmp_path.rglob("*.npy"))  # its shards are removed
+
+
 def test_reference_pool_quick_bounds_the_rank_of_the_10th_videos_best_frame(tmp_path):
     """The pre-issue-35 reference (videos of a frame pool) against the full scan: for `max` on 10-frame videos
     the 10th video's best frame is within the first 9 x 10 + 1 frames, so a 1,000-frame pool agrees exactly."""

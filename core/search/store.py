@@ -222,7 +222,7 @@ def one_blas_thread() -> Any:
 def score_rows(emb: Any, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Inner products of the frames ``rows`` of ``emb`` (frames on disk or an array) with ``q``, exactly."""
     with one_blas_thread():
-        return emb[rows] @ q
+        return emb.score(rows, q) if isinstance(emb, FrameRows) else emb[rows] @ q
 
 
 def as_float32(block: np.ndarray) -> np.ndarray:
@@ -247,6 +247,9 @@ class FrameRows:
     array would; :meth:`materialize` reads everything (building an approximate index does)."""
 
     SCAN_CHUNK = 1 << 16  # rows converted to float32 at a time by a full scan: bounded temporary memory
+    # rows decoded and scored at a time by :meth:`score`: 8 MiB of float32 stays in cache between the decode and the
+    # product (20 candidates of 3,600 frames: 30 ms against 40-51 ms for one gather of all 72,000 rows)
+    SCORE_BLOCK = 4096
 
     def __init__(self, parts: list[np.ndarray]):
         self.parts = parts
@@ -290,6 +293,30 @@ class FrameRows:
         if isinstance(key, slice):
             return self._rows(np.arange(*key.indices(len(self))))
         return self._rows(np.asarray(key))
+
+    def score(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """``self[rows] @ q`` without first gathering every row into one float32 array: a run of consecutive rows
+        (a video's frames, as rescoring whole candidates asks for) is decoded from the memory map in place, and
+        everything is decoded and scored :attr:`SCORE_BLOCK` rows at a time. The values are those of one product
+        to float32's last bit (BLAS sums the last few rows of each call in another order; so does a full scan's
+        chunking)."""
+        rows = np.asarray(rows, np.int64)
+        q = np.asarray(q, np.float32)
+        out = np.empty((len(rows),) + q.shape[1:], np.float32)
+        if not len(rows):
+            return out
+        part = np.searchsorted(self.offsets, rows, side="right") - 1
+        cut = np.r_[0, np.flatnonzero((np.diff(rows) != 1) | (np.diff(part) != 0)) + 1, len(rows)]
+        if len(cut) - 1 > len(rows) // 64:  # scattered rows (a frame pool): a Python loop per run would cost more
+            for i in range(0, len(rows), self.SCORE_BLOCK):
+                out[i:i + self.SCORE_BLOCK] = self._rows(rows[i:i + self.SCORE_BLOCK]) @ q
+            return out
+        for lo, hi in zip(cut[:-1].tolist(), cut[1:].tolist()):
+            shard, first = self.parts[part[lo]], int(rows[lo] - self.offsets[part[lo]])
+            for i in range(lo, hi, self.SCORE_BLOCK):
+                j = min(i + self.SCORE_BLOCK, hi)
+                out[i:j] = as_float32(shard[first + i - lo:first + j - lo]) @ q
+        return out
 
     def __matmul__(self, q: np.ndarray) -> np.ndarray:
         """Every row's score against ``q`` (``[D]`` or ``[D, Q]``), a chunk at a time."""
