@@ -6,6 +6,7 @@ missing extra is one error naming it."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -160,7 +161,8 @@ def _fake_export(folder: Path, **manifest) -> Path:
     base = {"format": "hvl-onnx", "version": 1, "levels": ["phase"], "embed_dim": 4,
             "files": {n: {"sha256": "0" * 64} for n in ("frame_tower.onnx", "video_heads.onnx", "text_tower.onnx",
                                                          "text_heads.onnx")},
-            "tokenizer": {"padding": "longest", "max_length": 8, "files": ["tokenizer.json"]}}
+            "tokenizer": {"padding": "longest", "max_length": 8, "files": ["tokenizer.json"],
+                          "sha256": {"tokenizer.json": "0" * 64}}}
     (folder / "hvl_onnx.json").write_text(json.dumps(base | manifest))
     return folder
 
@@ -199,6 +201,7 @@ def test_an_earlier_export_may_be_replaced(tmp_path):
     ({"format": "other"}, "format"),
     ({"version": 99}, "version"),
     ({"levels": []}, "levels"),
+    ({"tokenizer": {"padding": "longest", "max_length": 8, "files": ["vocab.txt"]}}, "tokenizer.sha256"),
 ])
 def test_a_manifest_naming_other_files_or_settings_is_refused(tmp_path, change, field):
     from hvl.core.inference.onnx import read_manifest
@@ -222,6 +225,32 @@ def test_a_graph_changed_after_the_export_is_refused(tiny_export, tmp_path):
     (copy / "video_heads.onnx").symlink_to(tiny_export[2] / "video_heads.onnx")
     with pytest.raises(HVLInputError, match="not a regular file"):
         OnnxModel(copy)
+
+
+@pytest.mark.slow
+def test_a_tokenizer_file_changed_added_or_linked_after_the_export_is_refused(tiny_export, tmp_path):
+    """The tokenizer decides what the text tower sees: its files are held to the export's sha256 as the graphs are,
+    and a file planted beside them (a vocab.txt, a config: files a tokenizer reads) is refused by name."""
+    from hvl.core.inference.onnx import OnnxModel
+
+    files = json.loads((tiny_export[2] / "hvl_onnx.json").read_text())["tokenizer"]["files"]
+    name = "tokenizer.json" if "tokenizer.json" in files else files[0]
+    plant = next(n for n in ("vocab.txt", "special_tokens_map.json", "tokenizer.json") if n not in files)
+    edited = shutil.copytree(tiny_export[2], tmp_path / "edited")
+    with open(edited / "tokenizer" / name, "a") as f:
+        f.write("\n")
+    with pytest.raises(HVLInputError, match=rf"tokenizer\.sha256\.{re.escape(name)}.*changed after the export"):
+        OnnxModel(edited)
+    planted = shutil.copytree(tiny_export[2], tmp_path / "planted")
+    (planted / "tokenizer" / plant).write_text("[PAD]\n")
+    with pytest.raises(HVLInputError, match=rf"'{re.escape(plant)}', which the export did not write"):
+        OnnxModel(planted)
+    linked = shutil.copytree(tiny_export[2], tmp_path / "linked")
+    (linked / "tokenizer" / name).unlink()
+    (linked / "tokenizer" / name).symlink_to(tiny_export[2] / "tokenizer" / name)
+    with pytest.raises(HVLInputError, match="not a regular file"):
+        OnnxModel(linked)
+    OnnxModel(shutil.copytree(tiny_export[2], tmp_path / "untouched"))  # a copy as written loads
 
 
 def test_a_windowed_temporal_model_is_refused_with_the_reason(tmp_path, capsys):

@@ -4,7 +4,8 @@ the methods zero-shot scoring calls on a torch model (``embed_frames``, ``embed_
 :func:`hvl.core.evaluation.zeroshot.classify.predict` run on it unchanged.
 
 Everything in the folder is data: the manifest names only the graphs an export writes and the tokenizer's own file
-names, each graph is checked against the sha256 the export recorded, and the tokenizer is read without running code.
+names, each graph and each tokenizer file is checked against the sha256 the export recorded (a file added to the
+tokenizer folder is refused too), and the tokenizer is read without running code.
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise HVLInputError(f"{path}: field 'tokenizer' must give padding (longest / max_length), max_length and files; "
                             f"{FIX}")
     check_tokenizer_files({str(n): "" for n in tok["files"]}, path)
+    sums = tok.get("sha256")
+    if not isinstance(sums, dict) or set(sums) != set(tok["files"]) or not all(isinstance(v, str) for v in sums.values()):
+        raise HVLInputError(f"{path}: field 'tokenizer.sha256' must give the sha256 of each of tokenizer.files; {FIX}")
     if type(m.get("embed_dim")) is not int:
         raise HVLInputError(f"{path}: field 'embed_dim' must be a whole number; {FIX}")
     return m
@@ -71,6 +75,29 @@ def _verified(folder: Path, manifest: dict[str, Any], name: str) -> Path:
     return folder / name
 
 
+def _verified_tokenizer(folder: Path, manifest: dict[str, Any]) -> Path:
+    """The export's tokenizer folder, holding exactly the files the export wrote, each unchanged: a file added
+    there (a ``tokenizer.json`` or a config) would change how texts are tokenised as surely as an edit."""
+    from ..io import confined_dir, file_sha256
+
+    tok = manifest["tokenizer"]
+    tok_dir = confined_dir(folder, TOKENIZER_DIR)
+    if not tok_dir.is_dir():
+        raise HVLInputError(f"{tok_dir}: missing; the export is incomplete ({FIX})")
+    extra = sorted(p.name for p in tok_dir.iterdir() if p.name not in tok["files"])
+    if extra:
+        raise HVLInputError(f"{tok_dir}: holds {', '.join(repr(n[:80]) for n in extra[:3])}, which the export did not "
+                            f"write (field 'tokenizer.files' of {folder / MANIFEST}); remove it, or {FIX}")
+    for name in tok["files"]:
+        p = tok_dir / name
+        if p.is_symlink() or not p.is_file():
+            raise HVLInputError(f"{p}: missing or not a regular file; the export is incomplete ({FIX})")
+        if file_sha256(p) != tok["sha256"][name]:
+            raise HVLInputError(f"{folder / MANIFEST}: field 'tokenizer.sha256.{name}' does not match {p}: the file "
+                                f"changed after the export; {FIX}")
+    return tok_dir
+
+
 class _Frames:
     """``model.video.frames(pixels)``: the frame tower, as windowed zero-shot calls it."""
 
@@ -91,7 +118,6 @@ class OnnxModel:
         from transformers import AutoTokenizer
 
         from ..data.transforms import Preprocess
-        from ..io import confined_dir
 
         self.folder = Path(folder)
         self.manifest = m = read_manifest(self.folder)
@@ -101,10 +127,7 @@ class OnnxModel:
         self.sessions = {name: ort.InferenceSession(str(_verified(self.folder, m, name)), sess_options=opts,
                                                     providers=providers or ["CPUExecutionProvider"])
                          for name in FILES}
-        tok_dir = confined_dir(self.folder, TOKENIZER_DIR)
-        if not tok_dir.is_dir():
-            raise HVLInputError(f"{tok_dir}: missing; the export is incomplete ({FIX})")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(_verified_tokenizer(self.folder, m)), local_files_only=True)
         self.text_settings = {k: m["tokenizer"][k] for k in ("padding", "max_length")}
         self.levels: list[str] = list(m["levels"])
         self.video_heads = tuple(self.levels)  # `level in model.video_heads`, `list(model.video_heads)`

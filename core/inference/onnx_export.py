@@ -331,7 +331,8 @@ def export_onnx(opts: ExportOptions) -> dict[str, Any]:
             "frame_dim": int(model.video.dim), "text_dim": int(model.text.dim), "max_frames": max_frames,
             "preprocess": pre.model_dump(mode="json"),
             "image_size": meta.get("image_size"), "schedule": meta.get("schedule"),
-            "tokenizer": {"folder": TOKENIZER_DIR, "files": sorted(tok_files), **text_settings},
+            "tokenizer": {"folder": TOKENIZER_DIR, "files": sorted(tok_files),
+                          "sha256": {f: file_sha256(tok_dir / f) for f in sorted(tok_files)}, **text_settings},
             "files": files,
             "export_seconds": round(time.perf_counter() - started, 1),
         }
