@@ -155,7 +155,7 @@ def backend_videos(idx: Any, q: np.ndarray, k: int = 10, agg: str = "max", topk:
     counted = pool if agg == "count" else 0
     # more videos gathered than rescored, as the backend's own search() does: the engine's nearest frames are
     # approximate (int8, HNSW), and on 3,600-frame recordings at 1M frames gathering only the 20 rescored held
-    # video recall@10 0.928 where gathering 30 held 0.978 (benchmarks/README.md, Qdrant at 1M)
+    # video recall@10 0.928 where the backend's search, gathering 30, held 0.978 (benchmarks/README.md)
     for video_id, t in idx.ann.propose(q, max(3 * k, wanted_videos(k)), PER_VIDEO, group, frames=counted):
         v = pos.get(video_id)
         if v is None:  # in the database, no longer in the shards (mirrored at the next `hvl index`)
