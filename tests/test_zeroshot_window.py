@@ -54,20 +54,20 @@ def _reference_single_frames(model, videos, prompts, level="phase"):
     return [torch.cat(p) for p in probs], labels
 
 
-def test_without_window_the_numbers_are_the_single_frame_protocols_exactly(demo, monkeypatch):
+def test_without_window_the_numbers_are_the_single_frame_protocols_exactly(demo):
     from hvl.core.evaluation.zeroshot import predict, summarize
 
-    work, ckpt, metrics, model, videos, prompts = demo
+    _, _, metrics, model, videos, prompts = demo
     ref_probs, ref_labels = _reference_single_frames(model, videos, prompts)
     preds, labels, probs = predict(model, videos, prompts, "phase", image_size=64, num_workers=0, progress=False)
     for p, pr, rp, y, ry in zip(preds, probs, ref_probs, labels, ref_labels):
         assert torch.equal(pr, rp) and torch.equal(p, rp.argmax(-1)) and torch.equal(y, ry)
     ref = summarize([r.video_id for r, _ in videos], [p.argmax(-1) for p in ref_probs], ref_labels, prompts.names,
                     "phase", 1.0)
-    cli = _zeroshot(work, ckpt, monkeypatch)
-    assert "window" not in cli and set(cli) == set(metrics)  # the --json file keeps today's keys
+    cli = metrics  # `hvl zeroshot --json` of the demo recipe without --window (the trained_demo fixture ran it)
+    assert "window" not in cli and {"accuracy", "per_video", "pooled", "n_frames"} <= set(cli)  # today's keys
     for k in KEYS:
-        assert cli[k] == ref[k] == metrics[k], k
+        assert cli[k] == ref[k], k
     assert cli["per_video"] == ref["per_video"] and cli["pooled"] == ref["pooled"]
 
 
